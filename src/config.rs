@@ -1,0 +1,518 @@
+//! `collectors.toml`: the admin's interface.
+//!
+//! The file is read in two steps: serde turns the TOML into raw sections (unknown keys are
+//! rejected there), then [`Config::from_toml`] checks what serde cannot (queues that exist,
+//! cron expressions, charsets, unique names) and resolves paths against the file's folder.
+//! Every error names the file, the line and the key, so a typo never passes silently.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use encoding_rs::Encoding;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::decode::DecodeRules;
+
+/// Where the config is looked for when neither `--config` nor `MAILINTAKE_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "collectors.toml";
+
+/// The only payload format built in so far (the seed's v0.1 order file).
+pub const ORDER_JSON_FORMAT: &str = "order-json";
+
+/// Messages a collector reads and commits in one transaction when nothing else is configured.
+pub const DEFAULT_BATCH_SIZE: usize = 200;
+
+/// A config file that could not be used, with the place that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        /// The key (dotted, e.g. `collector.schedule`) the error is about.
+        key: String,
+        message: String,
+    },
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub storage: StorageUrl,
+    pub queues: Vec<Queue>,
+    pub collectors: Vec<Collector>,
+}
+
+/// Where records are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// A SQLite database file (created and migrated on first use).
+    Sqlite(PathBuf),
+}
+
+impl fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+impl StorageUrl {
+    /// Parses `sqlite://PATH` (relative paths resolve against `base`).
+    pub fn parse(url: &str, base: &Path) -> Result<StorageUrl, String> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            if rest.is_empty() {
+                return Err("the SQLite URL has no file path (e.g. sqlite://mailintake.db)".into());
+            }
+            return Ok(StorageUrl::Sqlite(base.join(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(
+                "PostgreSQL storage is not available in this version; use sqlite://FILE".into(),
+            );
+        }
+        Err(format!(
+            "unsupported storage URL `{url}`; expected sqlite://FILE"
+        ))
+    }
+}
+
+/// A queue (the seed's "calendar") that records are routed into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub name: String,
+    pub title: String,
+}
+
+/// One collector: a mailbox bound to a queue.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    pub name: String,
+    pub queue: String,
+    pub format: String,
+    /// Cron schedule (6 or 7 fields, seconds first); used by the daemon.
+    pub schedule: Option<cron::Schedule>,
+    pub rules: DecodeRules,
+    pub batch_size: usize,
+    pub source: SourceConfig,
+}
+
+/// Where a collector reads mail from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// A local Maildir (what an MTA delivers into).
+    Maildir { path: PathBuf },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    storage: Option<RawStorage>,
+    #[serde(default)]
+    queue: Vec<RawQueue>,
+    #[serde(default)]
+    collector: Vec<RawCollector>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStorage {
+    url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawQueue {
+    name: Spanned<String>,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCollector {
+    name: Spanned<String>,
+    queue: Spanned<String>,
+    format: Option<Spanned<String>>,
+    schedule: Option<Spanned<String>>,
+    subject_keyword: Option<Spanned<String>>,
+    default_charset: Option<Spanned<String>>,
+    batch_size: Option<Spanned<i64>>,
+    maildir: Option<RawMaildir>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMaildir {
+    path: Spanned<String>,
+}
+
+/// Turns byte spans into `file:line:column` errors.
+struct ErrorSite<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl ErrorSite<'_> {
+    fn at(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        let (line, column) = line_column(self.text, span.start);
+        ConfigError::Invalid {
+            path: self.path.display().to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A serde/TOML error: the key is named in the message for unknown keys, and is otherwise
+    /// read off the offending line (`key = value`), since type errors point at the value.
+    fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().to_string();
+        let key = unknown_field_name(&message)
+            .or_else(|| key_on_line(self.text, span.start))
+            .unwrap_or_else(|| "(document)".to_string());
+        self.at(span, &key, message)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let site = ErrorSite { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| site.from_toml(&e))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+
+        let storage = match &raw.storage {
+            Some(storage) => StorageUrl::parse(storage.url.get_ref(), base)
+                .map_err(|m| site.at(storage.url.span(), "storage.url", m))?,
+            None => StorageUrl::Sqlite(base.join("mailintake.db")),
+        };
+
+        let mut queues = Vec::new();
+        let mut queue_names = HashSet::new();
+        for q in &raw.queue {
+            let name = q.name.get_ref().trim();
+            if name.is_empty() {
+                return Err(site.at(q.name.span(), "queue.name", "a queue needs a name"));
+            }
+            if !queue_names.insert(name.to_string()) {
+                return Err(site.at(
+                    q.name.span(),
+                    "queue.name",
+                    format!("queue `{name}` is declared twice"),
+                ));
+            }
+            queues.push(Queue {
+                name: name.to_string(),
+                title: q.title.clone().unwrap_or_else(|| name.to_string()),
+            });
+        }
+
+        let mut collectors = Vec::new();
+        let mut collector_names = HashSet::new();
+        for c in &raw.collector {
+            collectors.push(validate_collector(
+                &site,
+                base,
+                c,
+                &queue_names,
+                &mut collector_names,
+            )?);
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            storage,
+            queues,
+            collectors,
+        })
+    }
+
+    /// The collector called `name`.
+    pub fn collector(&self, name: &str) -> Option<&Collector> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
+}
+
+fn validate_collector(
+    site: &ErrorSite<'_>,
+    base: &Path,
+    c: &RawCollector,
+    queue_names: &HashSet<String>,
+    collector_names: &mut HashSet<String>,
+) -> Result<Collector, ConfigError> {
+    let name = c.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        return Err(site.at(c.name.span(), "collector.name", "a collector needs a name"));
+    }
+    if !collector_names.insert(name.clone()) {
+        return Err(site.at(
+            c.name.span(),
+            "collector.name",
+            format!("collector `{name}` is declared twice"),
+        ));
+    }
+    let queue = c.queue.get_ref().trim().to_string();
+    if !queue_names.contains(&queue) {
+        return Err(site.at(
+            c.queue.span(),
+            "collector.queue",
+            format!("queue `{queue}` is not declared; add a [[queue]] with name = \"{queue}\""),
+        ));
+    }
+    let format = match &c.format {
+        Some(f) if f.get_ref() != ORDER_JSON_FORMAT => {
+            return Err(site.at(
+                f.span(),
+                "collector.format",
+                format!(
+                    "unknown format `{}`; known formats: {ORDER_JSON_FORMAT}",
+                    f.get_ref()
+                ),
+            ));
+        }
+        _ => ORDER_JSON_FORMAT.to_string(),
+    };
+    let schedule = c
+        .schedule
+        .as_ref()
+        .map(|s| {
+            cron::Schedule::from_str(s.get_ref()).map_err(|e| {
+                site.at(
+                    s.span(),
+                    "collector.schedule",
+                    format!(
+                        "`{}` is not a cron expression ({e}); use 6 or 7 fields, seconds first, e.g. \"0 */5 * * * *\"",
+                        s.get_ref()
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let mut rules = DecodeRules::default();
+    if let Some(keyword) = &c.subject_keyword {
+        let word = keyword.get_ref().trim();
+        if word.is_empty() || word.chars().any(char::is_whitespace) {
+            return Err(site.at(
+                keyword.span(),
+                "collector.subject-keyword",
+                "the keyword must be one non-empty word",
+            ));
+        }
+        rules.subject_keyword = word.to_string();
+    }
+    if let Some(label) = &c.default_charset {
+        rules.default_charset =
+            Encoding::for_label(label.get_ref().trim().as_bytes()).ok_or_else(|| {
+                site.at(
+                    label.span(),
+                    "collector.default-charset",
+                    format!(
+                        "unknown charset `{}` (e.g. windows-1251, koi8-r, utf-8)",
+                        label.get_ref()
+                    ),
+                )
+            })?;
+    }
+    let batch_size = match &c.batch_size {
+        Some(size) => usize::try_from(*size.get_ref())
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                site.at(
+                    size.span(),
+                    "collector.batch-size",
+                    "must be between 1 and 10000",
+                )
+            })?,
+        None => DEFAULT_BATCH_SIZE,
+    };
+    let source = match &c.maildir {
+        Some(m) if m.path.get_ref().trim().is_empty() => {
+            return Err(site.at(
+                m.path.span(),
+                "collector.maildir.path",
+                "the Maildir path is empty",
+            ));
+        }
+        Some(m) => SourceConfig::Maildir {
+            path: base.join(m.path.get_ref()),
+        },
+        None => {
+            return Err(site.at(
+                c.name.span(),
+                "collector",
+                format!(
+                    "collector `{name}` has no source; add a [collector.maildir] table with a path"
+                ),
+            ));
+        }
+    };
+    Ok(Collector {
+        name,
+        queue,
+        format,
+        schedule,
+        rules,
+        batch_size,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[storage]
+url = "sqlite://data/mi.db"
+
+[[queue]]
+name = "site-orders"
+title = "Заказы с сайта"
+
+[[collector]]
+name = "site-orders"
+queue = "site-orders"
+format = "order-json"
+schedule = "0 */5 * * * *"
+subject-keyword = "ORDER"
+default-charset = "cp1251"
+[collector.maildir]
+path = "samples/maildir"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("/etc/mi/collectors.toml"), text)
+    }
+
+    fn error_text(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_resolves_paths_against_its_folder() {
+        let config = load(GOOD).unwrap();
+        assert_eq!(
+            config.storage,
+            StorageUrl::Sqlite(PathBuf::from("/etc/mi/data/mi.db"))
+        );
+        let c = &config.collectors[0];
+        assert_eq!(
+            c.source,
+            SourceConfig::Maildir {
+                path: PathBuf::from("/etc/mi/samples/maildir")
+            }
+        );
+        assert_eq!(c.rules.default_charset, encoding_rs::WINDOWS_1251);
+        assert_eq!(c.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(config.queues[0].title, "Заказы с сайта");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("path = \"samples/maildir\"", "pth = \"samples/maildir\"");
+        let err = error_text(&text);
+        assert!(
+            err.starts_with("/etc/mi/collectors.toml:17:1: pth: unknown field `pth`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_from_its_line() {
+        let text = GOOD.replace("queue = \"site-orders\"\nformat", "queue = 5\nformat");
+        let err = error_text(&text);
+        assert!(
+            err.starts_with("/etc/mi/collectors.toml:11:9: queue: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn undeclared_queue_is_rejected() {
+        let err = error_text(&GOOD.replace("queue = \"site-orders\"", "queue = \"shop\""));
+        assert!(
+            err.contains(":11:") && err.contains("collector.queue") && err.contains("`shop`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_cron_and_charset_are_rejected_at_load() {
+        let err = error_text(&GOOD.replace("0 */5 * * * *", "*/5 * * * *"));
+        assert!(
+            err.contains(":13:") && err.contains("collector.schedule"),
+            "{err}"
+        );
+        let err = error_text(&GOOD.replace("cp1251", "cp9999"));
+        assert!(
+            err.contains(":15:") && err.contains("collector.default-charset"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn collector_without_source_is_rejected() {
+        let text = GOOD.replace("[collector.maildir]\npath = \"samples/maildir\"\n", "");
+        assert!(error_text(&text).contains("has no source"));
+    }
+
+    #[test]
+    fn duplicate_collector_names_are_rejected() {
+        let block = &GOOD[GOOD.find("[[collector]]").unwrap()..];
+        let err = error_text(&format!("{GOOD}\n{block}"));
+        assert!(
+            err.contains("declared twice") && err.contains(":20:"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Finding the JSON payload among a message's parts.
+//!
+//! A payload is any part that carries a file name (Content-Disposition `filename`, or only a
+//! Content-Type `name`) whose text is a JSON object; the first one wins. Body text is ignored,
+//! media types are passed over, and attached messages (forward-as-attachment) are searched too.
+
+use std::borrow::Cow;
+
+use encoding_rs::Encoding;
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+use serde_json::{Map, Value};
+
+use super::charset::decode_text;
+
+/// The decoded JSON payload of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub object: Map<String, Value>,
+    /// The attachment's text, as decoded (kept verbatim with the record).
+    pub text: String,
+    /// Decoded file name of the attachment.
+    pub attachment_name: String,
+    /// Charset the text was decoded with (see [`super::charset`]).
+    pub charset: String,
+}
+
+/// Media types that never hold a text payload.
+const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "font", "model"];
+
+/// Searches `message` for the payload; on failure returns the reason, naming every
+/// attachment looked at and why it was not taken.
+pub fn find_payload(
+    message: &Message<'_>,
+    default_charset: &'static Encoding,
+) -> Result<Payload, String> {
+    let mut notes = Vec::new();
+    if let Some(payload) = search(message, default_charset, &mut notes) {
+        return Ok(payload);
+    }
+    if notes.is_empty() {
+        Err("no attachment: the message has no attached file (the JSON payload must come as an attached file; body text is ignored)".into())
+    } else {
+        Err(format!(
+            "no attachment holds a JSON object: {}",
+            notes.join("; ")
+        ))
+    }
+}
+
+fn search(
+    message: &Message<'_>,
+    default_charset: &'static Encoding,
+    notes: &mut Vec<String>,
+) -> Option<Payload> {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Multipart(_) => {}
+            PartType::Message(nested) => {
+                if let Some(payload) = search(nested, default_charset, notes) {
+                    return Some(payload);
+                }
+            }
+            _ => {
+                let Some(name) = part.attachment_name() else {
+                    continue;
+                };
+                match examine(message, part, default_charset) {
+                    Ok((object, text, charset)) => {
+                        return Some(Payload {
+                            object,
+                            text,
+                            attachment_name: name.to_string(),
+                            charset,
+                        });
+                    }
+                    Err(why) => notes.push(format!("`{name}`: {why}")),
+                }
+            }
+        }
+    }
+    None
+}
+
+type Examined = (Map<String, Value>, String, String);
+
+fn examine(
+    message: &Message<'_>,
+    part: &MessagePart<'_>,
+    default_charset: &'static Encoding,
+) -> Result<Examined, String> {
+    let content_type = part.content_type();
+    let media = content_type.map(|ct| ct.ctype().to_ascii_lowercase());
+    if let Some(media) = media.as_deref().filter(|m| MEDIA_TYPES.contains(m)) {
+        let subtype = content_type.and_then(|ct| ct.subtype()).unwrap_or("*");
+        return Err(format!("{media}/{subtype}, passed over"));
+    }
+    let bytes = transfer_decoded(message, part).ok_or("the transfer encoding is broken")?;
+    let declared = content_type.and_then(|ct| ct.attribute("charset"));
+    let utf16 = declared.is_some_and(|c| c.to_ascii_lowercase().starts_with("utf-16"));
+    if !utf16 && Encoding::for_bom(&bytes).is_none() && bytes.contains(&0) {
+        return Err("binary content, passed over".into());
+    }
+    let decoded = decode_text(&bytes, declared, default_charset);
+    match serde_json::from_str::<Value>(decoded.text.trim()) {
+        Ok(Value::Object(object)) => Ok((object, decoded.text.into_owned(), decoded.charset)),
+        Ok(other) => Err(format!("the JSON is {}, not an object", json_kind(&other))),
+        Err(e) => Err(format!("invalid JSON ({e})")),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "an array",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "null",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The part's bytes with the transfer encoding undone but no charset conversion.
+///
+/// NOTE: mail-parser converts text/* parts to UTF-8 by their declared charset while parsing
+/// (lossily when none is declared), which destroys undeclared cp1251. So text parts are
+/// re-read from the raw buffer. Offsets of a nested message's parts refer to that nested
+/// message's own `raw_message` (the decoded bytes when it was base64-encoded).
+fn transfer_decoded<'m>(
+    message: &'m Message<'_>,
+    part: &'m MessagePart<'_>,
+) -> Option<Cow<'m, [u8]>> {
+    match &part.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => {
+            Some(Cow::Borrowed(bytes.as_ref()))
+        }
+        _ => {
+            let raw = message
+                .raw_message
+                .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)?;
+            match part.encoding {
+                mail_parser::Encoding::None => Some(Cow::Borrowed(raw)),
+                mail_parser::Encoding::Base64 => base64_decode(raw).map(Cow::Owned),
+                mail_parser::Encoding::QuotedPrintable => {
+                    quoted_printable_decode(raw).map(Cow::Owned)
+                }
+            }
+        }
+    }
+}

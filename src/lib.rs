@@ -1,0 +1,8 @@
+//! mailintake: website form e-mails become leads and orders, exactly once.
+//!
+//! The pipeline has one module per stage: [`source`] reads mailboxes, [`decode`] finds the
+//! payload, [`map`] turns it into a typed [`map::Record`], [`store`] commits it with its ledger
+//! row, and [`ingest`] ties them together for one collector pass. [`cli`] sits on top.
+
+pub mod config;
+pub mod decode;
