@@ -4,5 +4,11 @@
 //! payload, [`map`] turns it into a typed [`map::Record`], [`store`] commits it with its ledger
 //! row, and [`ingest`] ties them together for one collector pass. [`cli`] sits on top.
 
+pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod ingest;
+pub mod map;
+pub mod source;
+pub mod store;

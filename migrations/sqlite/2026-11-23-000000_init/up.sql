@@ -1,0 +1,131 @@
+-- Core schema: records with goods lines, tech cards, counterparties, contacts, history,
+-- the exactly-once message ledger and the quarantine. Kept to portable SQL so the
+-- PostgreSQL migrations can mirror it column for column.
+
+CREATE TABLE counterparties (
+    id INTEGER PRIMARY KEY NOT NULL,
+    inn TEXT NOT NULL UNIQUE,
+    name TEXT,
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY NOT NULL,
+    phone_digits TEXT NOT NULL UNIQUE,
+    name TEXT,
+    email TEXT,
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY NOT NULL,
+    queue TEXT NOT NULL,
+    collector TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    title TEXT,
+    record_date TIMESTAMP,
+    description TEXT,
+    inn TEXT,
+    inn_valid BOOLEAN NOT NULL,
+    phone TEXT,
+    phone_digits TEXT,
+    email TEXT,
+    contact_name TEXT,
+    counterparty_id BIGINT REFERENCES counterparties (id),
+    contact_id BIGINT REFERENCES contacts (id),
+    layout_files TEXT NOT NULL,
+    message_id TEXT,
+    subject TEXT,
+    order_ref TEXT,
+    attachment_name TEXT,
+    charset TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX records_queue_status ON records (queue, status);
+CREATE INDEX records_phone_digits ON records (phone_digits);
+CREATE INDEX records_created_at ON records (created_at);
+
+CREATE TABLE record_lines (
+    id INTEGER PRIMARY KEY NOT NULL,
+    record_id BIGINT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    item TEXT,
+    machine_code TEXT,
+    resolution TEXT,
+    material TEXT,
+    material_code TEXT,
+    width DOUBLE PRECISION,
+    height DOUBLE PRECISION,
+    quantity DOUBLE PRECISION,
+    price DOUBLE PRECISION,
+    amount DOUBLE PRECISION,
+    is_service BOOLEAN NOT NULL,
+    UNIQUE (record_id, position)
+);
+
+CREATE TABLE extra_works (
+    id INTEGER PRIMARY KEY NOT NULL,
+    record_id BIGINT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    line_position INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    kind TEXT,
+    quantity DOUBLE PRECISION,
+    description TEXT
+);
+CREATE INDEX extra_works_record ON extra_works (record_id);
+
+-- "одна строка — одна техкарта": one tech card per non-service goods line.
+CREATE TABLE tech_cards (
+    id INTEGER PRIMARY KEY NOT NULL,
+    record_id BIGINT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    line_position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    UNIQUE (record_id, line_position)
+);
+
+CREATE TABLE record_events (
+    id INTEGER PRIMARY KEY NOT NULL,
+    record_id BIGINT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    at TIMESTAMP NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX record_events_record ON record_events (record_id);
+
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY NOT NULL,
+    collector TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    message_id TEXT,
+    subject TEXT,
+    fingerprint TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    status TEXT NOT NULL,
+    record_id BIGINT REFERENCES records (id),
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+
+-- One row per message position seen; a second copy of the same content points at the
+-- first one's record or quarantine entry.
+CREATE TABLE ledger (
+    id INTEGER PRIMARY KEY NOT NULL,
+    collector TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    message_id TEXT,
+    fingerprint TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    record_id BIGINT REFERENCES records (id),
+    quarantine_id BIGINT REFERENCES quarantine (id),
+    created_at TIMESTAMP NOT NULL,
+    UNIQUE (collector, source_key)
+);
+CREATE INDEX ledger_fingerprint ON ledger (fingerprint);
+CREATE INDEX ledger_quarantine ON ledger (quarantine_id);

@@ -1,0 +1,422 @@
+//! The `mailintake` command line: the contract other tools call (see README).
+
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::decode::DecodeRules;
+use crate::ingest::{CollectReport, Decision, collect, prepare};
+use crate::map::{RecordKind, phone_digits};
+use crate::store::{RecordFilter, Store};
+
+/// Website form e-mails become leads and orders, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "mailintake", version, about)]
+pub struct Cli {
+    /// Config file [default: ./collectors.toml]
+    #[arg(long, global = true, env = "MAILINTAKE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode one message file without touching the database (a dry run)
+    Parse {
+        /// Print one JSON object: {"status", "reason", "record"}
+        #[arg(long)]
+        json: bool,
+        /// Use this collector's settings (keyword, default charset) from the config
+        #[arg(long, value_name = "NAME")]
+        collector: Option<String>,
+        /// The message (.eml) file
+        file: PathBuf,
+    },
+    /// Run collectors once and exit
+    Collect {
+        /// Only these collectors (repeatable) [default: all]
+        #[arg(long, value_name = "NAME")]
+        collector: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review stored records
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+    /// Messages that could not be decoded, kept whole with their reason
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Validate the config file
+    Check,
+    /// Measure decode and decode+store throughput on a generated corpus
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// List records, oldest first
+    List(ListArgs),
+    /// Show one record with its lines, tech cards and history
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    queue: Option<String>,
+    /// lead or order
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+    /// Phone digits; matches numbers ending with them
+    #[arg(long, value_name = "DIGITS")]
+    phone: Option<String>,
+    /// Stored at or after this local date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS])
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// At most this many records
+    #[arg(long)]
+    limit: Option<i64>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List open quarantine entries
+    List {
+        /// Include released entries
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// Write the message's raw bytes to stdout, exactly as received
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+    /// Decode the entry again with the current config; store the record if it now passes
+    Retry {
+        id: i64,
+        /// Actor recorded in the record's history [default: the OS user]
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cli {
+    fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+
+    fn load_config(&self) -> Result<Config> {
+        Ok(Config::load(&self.config_path())?)
+    }
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.storage).with_context(|| format!("config {}", config.path.display()))
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Parse {
+            json,
+            collector,
+            file,
+        } => parse(&cli, *json, collector.as_deref(), file),
+        Command::Collect { collector, json } => collect_once(&cli.load_config()?, collector, *json),
+        Command::Records { command } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            match command {
+                RecordsCommand::List(args) => list_records(&mut store, args),
+                RecordsCommand::Show { id, json } => show_record(&mut store, *id, *json),
+            }
+        }
+        Command::Quarantine { command } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            quarantine(&config, &mut store, command)
+        }
+        Command::Check => {
+            let config = cli.load_config()?;
+            println!(
+                "{}: OK ({} queues, {} collectors, storage {})",
+                config.path.display(),
+                config.queues.len(),
+                config.collectors.len(),
+                config.storage
+            );
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+fn parse(cli: &Cli, json: bool, collector: Option<&str>, file: &Path) -> Result<()> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // NOTE: without --config (or MAILINTAKE_CONFIG) and --collector, parse needs no config
+    // file at all: it applies the built-in order format and default rules.
+    let rules = if cli.config.is_some() || collector.is_some() {
+        let config = cli.load_config()?;
+        match collector {
+            Some(name) => config
+                .collector(name)
+                .ok_or_else(|| anyhow!("no collector `{name}` in {}", config.path.display()))?
+                .rules
+                .clone(),
+            None => DecodeRules::default(),
+        }
+    } else {
+        DecodeRules::default()
+    };
+    let prepared = prepare(&raw, &rules);
+    let (status, reason, record) = match &prepared.decision {
+        Decision::Accept(record) => ("accepted", None, Some(record)),
+        Decision::Skip(reason) => ("skipped", Some(reason), None),
+        Decision::Quarantine(reason) => ("quarantined", Some(reason), None),
+    };
+    if json {
+        let mut out = json!({ "status": status });
+        if let Some(reason) = reason {
+            out["reason"] = json!(reason);
+            out["message_id"] = json!(prepared.envelope.message_id);
+            out["subject"] = json!(prepared.envelope.subject);
+        }
+        if let Some(record) = record {
+            out["record"] = serde_json::to_value(record)?;
+        }
+        return print_json(&out);
+    }
+    match record {
+        Some(record) => output::print_record_details(record),
+        None => println!("{status}: {}", reason.map_or("", |r| r.as_str())),
+    }
+    Ok(())
+}
+
+fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
+    for name in names {
+        if config.collector(name).is_none() {
+            bail!("no collector `{name}` in {}", config.path.display());
+        }
+    }
+    let mut store = open_store(config)?;
+    let mut reports: Vec<CollectReport> = Vec::new();
+    let mut failures = Vec::new();
+    for collector in config
+        .collectors
+        .iter()
+        .filter(|c| names.is_empty() || names.contains(&c.name))
+    {
+        // One broken collector does not stop the others; the exit status reports it.
+        match collect(collector, &mut store) {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                tracing::error!(collector = %collector.name, error = %e, "collector pass failed");
+                failures.push(format!("{}: {e}", collector.name));
+            }
+        }
+    }
+    if json {
+        print_json(&reports)?;
+    } else {
+        for r in &reports {
+            println!(
+                "{}: fetched {}, accepted {}, skipped {}, quarantined {}, duplicates {}",
+                r.collector, r.fetched, r.accepted, r.skipped, r.quarantined, r.duplicates
+            );
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} collector(s) failed: {}",
+            failures.len(),
+            failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Reads `--since` as local time and converts it to the stored UTC.
+fn parse_since(text: &str) -> Result<NaiveDateTime> {
+    let text = text.trim();
+    let local = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| anyhow!("--since `{text}`: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]"))?;
+    let utc = Local
+        .from_local_datetime(&local)
+        .earliest()
+        .ok_or_else(|| anyhow!("--since `{text}` does not exist in the local time zone"))?;
+    Ok(utc.naive_utc())
+}
+
+fn list_records(store: &mut Store, args: &ListArgs) -> Result<()> {
+    let filter = RecordFilter {
+        queue: args.queue.clone(),
+        kind: args
+            .kind
+            .as_deref()
+            .map(|k| {
+                RecordKind::parse(k).ok_or_else(|| anyhow!("--kind `{k}`: expected lead or order"))
+            })
+            .transpose()?,
+        status: args.status.clone(),
+        phone_digits: args
+            .phone
+            .as_deref()
+            .map(|p| {
+                phone_digits(p).ok_or_else(|| anyhow!("--phone `{p}`: give at least 5 digits"))
+            })
+            .transpose()?,
+        since: args.since.as_deref().map(parse_since).transpose()?,
+        limit: args.limit,
+    };
+    let records = store.list_records(&filter)?;
+    if args.json {
+        print_json(&records)
+    } else {
+        output::print_record_table(&records);
+        Ok(())
+    }
+}
+
+fn show_record(store: &mut Store, id: i64, json: bool) -> Result<()> {
+    let record = store.record(id)?.ok_or_else(|| anyhow!("no record {id}"))?;
+    let history = store.record_events(id)?;
+    if json {
+        let mut value = serde_json::to_value(&record)?;
+        value["history"] = serde_json::to_value(&history)?;
+        return print_json(&value);
+    }
+    output::print_stored_record(&record, &history);
+    Ok(())
+}
+
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -> Result<()> {
+    match command {
+        QuarantineCommand::List { all, json } => {
+            let entries = store.quarantine_entries(*all)?;
+            if *json {
+                print_json(&entries)
+            } else {
+                output::print_quarantine_table(&entries);
+                Ok(())
+            }
+        }
+        QuarantineCommand::Show { id, json, raw } => {
+            let entry = store
+                .quarantine_entry(*id)?
+                .ok_or_else(|| anyhow!("no quarantine entry {id}"))?;
+            if *raw {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&entry.raw)?;
+                out.flush()?;
+                Ok(())
+            } else if *json {
+                print_json(&entry)
+            } else {
+                output::print_quarantine_entry(&entry);
+                Ok(())
+            }
+        }
+        QuarantineCommand::Retry { id, actor, json } => {
+            let entry = store
+                .quarantine_entry(*id)?
+                .ok_or_else(|| anyhow!("no quarantine entry {id}"))?;
+            if entry.record_id.is_some() {
+                bail!(
+                    "quarantine entry {id} was already released as record {}",
+                    entry.record_id.unwrap_or_default()
+                );
+            }
+            let collector = config.collector(&entry.collector).ok_or_else(|| {
+                anyhow!(
+                    "quarantine entry {id} came from collector `{}`, which is no longer in {}",
+                    entry.collector,
+                    config.path.display()
+                )
+            })?;
+            let prepared = prepare(&entry.raw, &collector.rules);
+            let (status, reason, record_id) = match prepared.decision {
+                Decision::Accept(record) => {
+                    let actor = actor.clone().unwrap_or_else(os_user);
+                    let record_id =
+                        store.release_quarantine(*id, &collector.queue, &record, &actor)?;
+                    ("accepted", None, Some(record_id))
+                }
+                Decision::Quarantine(reason) => {
+                    store.update_quarantine_reason(*id, &reason)?;
+                    ("quarantined", Some(reason), None)
+                }
+                Decision::Skip(reason) => ("skipped", Some(reason), None),
+            };
+            if *json {
+                print_json(&json!({ "status": status, "reason": reason, "record_id": record_id }))
+            } else {
+                match record_id {
+                    Some(record_id) => {
+                        println!("quarantine entry {id}: accepted as record {record_id}")
+                    }
+                    None => println!(
+                        "quarantine entry {id}: still {status}: {}",
+                        reason.unwrap_or_default()
+                    ),
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! A local Maildir, as an MTA (Postfix, Exim, Dovecot LDA) delivers into.
+//!
+//! Unseen messages are those in `new/` and those in `cur/` without the `S` flag. A message's
+//! identity is its unique name (the file name before `:2,`), which survives the move from
+//! `new/` to `cur/`. Acknowledging marks it seen the Maildir way: moved to `cur/` with `S`
+//! added to its flags. Dotfiles are ignored, as the Maildir convention says.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::SourceError;
+
+/// A Maildir folder.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    root: PathBuf,
+}
+
+/// One message file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaildirEntry {
+    /// Unique name: stable across new/ -> cur/ and flag changes.
+    pub key: String,
+    pub path: PathBuf,
+    flags: String,
+}
+
+/// Splits `unique:2,FLAGS` into the unique name and the flags.
+fn split_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(":2,") {
+        Some((unique, flags)) => (unique, flags),
+        None => (name, ""),
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Maildir {
+    /// Opens the Maildir at `root`; it must have `new/` and `cur/`.
+    pub fn open(root: &Path) -> Result<Maildir, SourceError> {
+        if !root.join("new").is_dir() || !root.join("cur").is_dir() {
+            return Err(SourceError::NotAMaildir {
+                path: root.display().to_string(),
+            });
+        }
+        Ok(Maildir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Unseen messages, ordered by unique name (delivery time, for standard names).
+    pub fn unseen(&self) -> Result<Vec<MaildirEntry>, SourceError> {
+        let mut entries = Vec::new();
+        for folder in ["new", "cur"] {
+            let dir = self.root.join(folder);
+            for item in fs::read_dir(&dir).map_err(io_error(&dir))? {
+                let item = item.map_err(io_error(&dir))?;
+                let name = item.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || !item.file_type().map_err(io_error(&dir))?.is_file() {
+                    continue;
+                }
+                let (unique, flags) = split_name(&name);
+                if folder == "cur" && flags.contains('S') {
+                    continue;
+                }
+                entries.push(MaildirEntry {
+                    key: unique.to_string(),
+                    path: item.path(),
+                    flags: flags.to_string(),
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    /// The message's bytes; `None` when another program moved it away meanwhile.
+    pub fn read(&self, entry: &MaildirEntry) -> Result<Option<Vec<u8>>, SourceError> {
+        match fs::read(&entry.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&entry.path)(e)),
+        }
+    }
+
+    /// Marks the message seen: moved to `cur/` with the `S` flag (flags kept sorted).
+    pub fn mark_seen(&self, entry: &MaildirEntry) -> Result<(), SourceError> {
+        let mut flags: Vec<char> = entry.flags.chars().chain(['S']).collect();
+        flags.sort_unstable();
+        flags.dedup();
+        let flags: String = flags.into_iter().collect();
+        let target = self
+            .root
+            .join("cur")
+            .join(format!("{}:2,{flags}", entry.key));
+        fs::rename(&entry.path, &target).map_err(io_error(&entry.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir() -> (tempfile::TempDir, Maildir) {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let md = Maildir::open(dir.path()).unwrap();
+        (dir, md)
+    }
+
+    #[test]
+    fn unseen_lists_new_and_unflagged_cur_but_not_seen_or_dotfiles() {
+        let (dir, md) = maildir();
+        for name in [
+            "new/2.M1",
+            "new/.keep",
+            "cur/1.M1:2,",
+            "cur/3.M1:2,S",
+            "cur/4.M1:2,FS",
+            "cur/5.M1:2,F",
+            "tmp/6.M1",
+        ] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let keys: Vec<String> = md.unseen().unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["1.M1", "2.M1", "5.M1"]);
+    }
+
+    #[test]
+    fn mark_seen_moves_to_cur_keeping_flags() {
+        let (dir, md) = maildir();
+        fs::write(dir.path().join("new/2.M1"), b"x").unwrap();
+        fs::write(dir.path().join("cur/5.M1:2,F"), b"y").unwrap();
+        for entry in md.unseen().unwrap() {
+            md.mark_seen(&entry).unwrap();
+        }
+        assert!(dir.path().join("cur/2.M1:2,S").is_file());
+        assert!(dir.path().join("cur/5.M1:2,FS").is_file());
+        assert!(md.unseen().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_folder_without_new_and_cur_is_not_a_maildir() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Maildir::open(dir.path()),
+            Err(SourceError::NotAMaildir { .. })
+        ));
+    }
+}

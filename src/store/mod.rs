@@ -1,0 +1,92 @@
+//! Store stage: records, the exactly-once ledger and the quarantine, in SQL via diesel.
+//!
+//! SQLite is the default backend (a file, created and migrated on first use). Queries use
+//! the diesel DSL only, so a second backend adds migrations, not rewrites.
+
+mod read;
+pub mod schema;
+mod write;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::StorageUrl;
+
+pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
+pub use write::{Committed, Incoming, IncomingOutcome};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Status of a freshly stored record.
+pub const STATUS_NEW: &str = "new";
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: diesel::ConnectionError,
+    },
+    #[error("cannot migrate the database {url}: {message}")]
+    Migrate { url: String, message: String },
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// An open database.
+pub struct Store {
+    conn: SqliteConnection,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `url`.
+    pub fn open(url: &StorageUrl) -> Result<Store, StoreError> {
+        match url {
+            StorageUrl::Sqlite(path) => Store::open_sqlite(path, url),
+        }
+    }
+
+    fn open_sqlite(path: &Path, url: &StorageUrl) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|source| {
+            StoreError::Connect {
+                url: url.to_string(),
+                source,
+            }
+        })?;
+        // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
+        // second writer wait instead of failing with "database is locked"; SQLite leaves
+        // foreign keys off unless asked, per connection.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            BUSY_TIMEOUT.as_millis()
+        ))?;
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| StoreError::Migrate {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Store { conn })
+    }
+}

@@ -1,0 +1,151 @@
+//! Diesel table definitions; mirrors `migrations/*/..._init/up.sql`.
+
+diesel::table! {
+    counterparties (id) {
+        id -> BigInt,
+        inn -> Text,
+        name -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> BigInt,
+        phone_digits -> Text,
+        name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    records (id) {
+        id -> BigInt,
+        queue -> Text,
+        collector -> Text,
+        kind -> Text,
+        status -> Text,
+        title -> Nullable<Text>,
+        record_date -> Nullable<Timestamp>,
+        description -> Nullable<Text>,
+        inn -> Nullable<Text>,
+        inn_valid -> Bool,
+        phone -> Nullable<Text>,
+        phone_digits -> Nullable<Text>,
+        email -> Nullable<Text>,
+        contact_name -> Nullable<Text>,
+        counterparty_id -> Nullable<BigInt>,
+        contact_id -> Nullable<BigInt>,
+        layout_files -> Text,
+        message_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        order_ref -> Nullable<Text>,
+        attachment_name -> Nullable<Text>,
+        charset -> Text,
+        warnings -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    record_lines (id) {
+        id -> BigInt,
+        record_id -> BigInt,
+        position -> Integer,
+        item -> Nullable<Text>,
+        machine_code -> Nullable<Text>,
+        resolution -> Nullable<Text>,
+        material -> Nullable<Text>,
+        material_code -> Nullable<Text>,
+        width -> Nullable<Double>,
+        height -> Nullable<Double>,
+        quantity -> Nullable<Double>,
+        price -> Nullable<Double>,
+        amount -> Nullable<Double>,
+        is_service -> Bool,
+    }
+}
+
+diesel::table! {
+    extra_works (id) {
+        id -> BigInt,
+        record_id -> BigInt,
+        line_position -> Integer,
+        position -> Integer,
+        kind -> Nullable<Text>,
+        quantity -> Nullable<Double>,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tech_cards (id) {
+        id -> BigInt,
+        record_id -> BigInt,
+        line_position -> Integer,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    record_events (id) {
+        id -> BigInt,
+        record_id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        event -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    quarantine (id) {
+        id -> BigInt,
+        collector -> Text,
+        source_key -> Text,
+        message_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        fingerprint -> Text,
+        reason -> Text,
+        raw -> Binary,
+        status -> Text,
+        record_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger (id) {
+        id -> BigInt,
+        collector -> Text,
+        source_key -> Text,
+        message_id -> Nullable<Text>,
+        fingerprint -> Text,
+        outcome -> Text,
+        record_id -> Nullable<BigInt>,
+        quarantine_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(record_lines -> records (record_id));
+diesel::joinable!(extra_works -> records (record_id));
+diesel::joinable!(tech_cards -> records (record_id));
+diesel::joinable!(record_events -> records (record_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    counterparties,
+    contacts,
+    records,
+    record_lines,
+    extra_works,
+    tech_cards,
+    record_events,
+    quarantine,
+    ledger,
+);

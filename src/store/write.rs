@@ -1,0 +1,422 @@
+//! Writing: a batch of decoded messages committed in one transaction, one savepoint each.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+
+use super::schema::{
+    contacts, counterparties, extra_works, ledger, quarantine, record_events, record_lines,
+    records, tech_cards,
+};
+use super::{STATUS_NEW, Store, StoreError};
+use crate::decode::Envelope;
+use crate::map::{Record, phone_digits};
+
+/// Ledger outcomes, as stored.
+pub(super) const OUTCOME_ACCEPTED: &str = "accepted";
+pub(super) const OUTCOME_QUARANTINED: &str = "quarantined";
+pub(super) const OUTCOME_DUPLICATE: &str = "duplicate";
+
+/// Quarantine entry states.
+pub(super) const QUARANTINE_OPEN: &str = "open";
+pub(super) const QUARANTINE_RELEASED: &str = "released";
+
+/// Tech card state when created.
+const TECH_CARD_NEW: &str = "new";
+
+/// A message for us, ready to commit.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The message's position in its mailbox (Maildir unique name; later UIDVALIDITY+UID).
+    pub source_key: String,
+    pub envelope: Envelope,
+    pub outcome: IncomingOutcome,
+}
+
+/// What to store for an incoming message.
+#[derive(Debug, Clone)]
+pub enum IncomingOutcome {
+    Record(Box<Record>),
+    /// Unusable: keep the raw bytes and the reason.
+    Quarantine {
+        reason: String,
+        raw: Vec<u8>,
+    },
+}
+
+/// What the commit did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Created(i64),
+    Quarantined(i64),
+    /// Seen before (same position, or same content); nothing new was stored. `record_id`
+    /// is the record the first copy produced, if it produced one.
+    Duplicate {
+        record_id: Option<i64>,
+    },
+}
+
+pub(super) fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = ledger)]
+struct NewLedgerRow<'a> {
+    collector: &'a str,
+    source_key: &'a str,
+    message_id: Option<&'a str>,
+    fingerprint: &'a str,
+    outcome: &'a str,
+    record_id: Option<i64>,
+    quarantine_id: Option<i64>,
+    created_at: NaiveDateTime,
+}
+
+impl Store {
+    /// Commits `items` (all from one collector, routed to `queue`) in one transaction.
+    ///
+    /// Each message gets a savepoint, so one that collides with a concurrent writer is
+    /// counted as a duplicate without undoing the others. Nothing is visible (and the caller
+    /// must acknowledge nothing) until this returns `Ok`.
+    pub fn commit_batch(
+        &mut self,
+        collector: &str,
+        queue: &str,
+        items: &[Incoming],
+    ) -> Result<Vec<Committed>, StoreError> {
+        let results = self.conn.immediate_transaction(|conn| {
+            items
+                .iter()
+                .map(|item| {
+                    match conn.transaction(|conn| commit_one(conn, collector, queue, item)) {
+                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                            let record_id = ledger::table
+                                .filter(ledger::collector.eq(collector))
+                                .filter(ledger::source_key.eq(&item.source_key))
+                                .select(ledger::record_id)
+                                .first::<Option<i64>>(conn)
+                                .optional()?
+                                .flatten();
+                            Ok(Committed::Duplicate { record_id })
+                        }
+                        other => other,
+                    }
+                })
+                .collect::<QueryResult<Vec<_>>>()
+        })?;
+        Ok(results)
+    }
+}
+
+fn commit_one(
+    conn: &mut SqliteConnection,
+    collector: &str,
+    queue: &str,
+    item: &Incoming,
+) -> QueryResult<Committed> {
+    let fingerprint = item.envelope.fingerprint.to_string();
+    let mut row = NewLedgerRow {
+        collector,
+        source_key: &item.source_key,
+        message_id: item.envelope.message_id.as_deref(),
+        fingerprint: &fingerprint,
+        outcome: OUTCOME_DUPLICATE,
+        record_id: None,
+        quarantine_id: None,
+        created_at: now(),
+    };
+    let first_copy = ledger::table
+        .filter(ledger::fingerprint.eq(&fingerprint))
+        .select((ledger::message_id, ledger::record_id, ledger::quarantine_id))
+        .load::<(Option<String>, Option<i64>, Option<i64>)>(conn)?
+        .into_iter()
+        .find(|(message_id, _, _)| message_id.as_deref() == item.envelope.message_id.as_deref());
+    let committed = if let Some((_, record_id, quarantine_id)) = first_copy {
+        row.record_id = record_id;
+        row.quarantine_id = quarantine_id;
+        Committed::Duplicate { record_id }
+    } else {
+        match &item.outcome {
+            IncomingOutcome::Record(record) => {
+                let id = insert_record(
+                    conn,
+                    collector,
+                    queue,
+                    record,
+                    &format!("collector:{collector}"),
+                )?;
+                row.outcome = OUTCOME_ACCEPTED;
+                row.record_id = Some(id);
+                Committed::Created(id)
+            }
+            IncomingOutcome::Quarantine { reason, raw } => {
+                let at = now();
+                let id = diesel::insert_into(quarantine::table)
+                    .values((
+                        quarantine::collector.eq(collector),
+                        quarantine::source_key.eq(&item.source_key),
+                        quarantine::message_id.eq(item.envelope.message_id.as_deref()),
+                        quarantine::subject.eq(item.envelope.subject.as_deref()),
+                        quarantine::fingerprint.eq(&fingerprint),
+                        quarantine::reason.eq(reason),
+                        quarantine::raw.eq(raw.as_slice()),
+                        quarantine::status.eq(QUARANTINE_OPEN),
+                        quarantine::created_at.eq(at),
+                        quarantine::updated_at.eq(at),
+                    ))
+                    .returning(quarantine::id)
+                    .get_result(conn)?;
+                row.outcome = OUTCOME_QUARANTINED;
+                row.quarantine_id = Some(id);
+                Committed::Quarantined(id)
+            }
+        }
+    };
+    diesel::insert_into(ledger::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(committed)
+}
+
+fn find_or_create_counterparty(conn: &mut SqliteConnection, inn: &str) -> QueryResult<i64> {
+    if let Some(id) = counterparties::table
+        .filter(counterparties::inn.eq(inn))
+        .select(counterparties::id)
+        .first(conn)
+        .optional()?
+    {
+        return Ok(id);
+    }
+    diesel::insert_into(counterparties::table)
+        .values((
+            counterparties::inn.eq(inn),
+            counterparties::created_at.eq(now()),
+        ))
+        .returning(counterparties::id)
+        .get_result(conn)
+}
+
+fn find_or_create_contact(
+    conn: &mut SqliteConnection,
+    digits: &str,
+    record: &Record,
+) -> QueryResult<i64> {
+    if let Some(id) = contacts::table
+        .filter(contacts::phone_digits.eq(digits))
+        .select(contacts::id)
+        .first(conn)
+        .optional()?
+    {
+        return Ok(id);
+    }
+    diesel::insert_into(contacts::table)
+        .values((
+            contacts::phone_digits.eq(digits),
+            contacts::name.eq(record.contact_name.as_deref()),
+            contacts::email.eq(record.email.as_deref()),
+            contacts::created_at.eq(now()),
+        ))
+        .returning(contacts::id)
+        .get_result(conn)
+}
+
+/// Inserts a record with its lines, extra works, tech cards and `created` event.
+pub(super) fn insert_record(
+    conn: &mut SqliteConnection,
+    collector: &str,
+    queue: &str,
+    record: &Record,
+    actor: &str,
+) -> QueryResult<i64> {
+    let at = now();
+    let counterparty_id = record
+        .valid_inn()
+        .map(|inn| find_or_create_counterparty(conn, inn.as_str()))
+        .transpose()?;
+    let digits = record.phone.as_deref().and_then(phone_digits);
+    let contact_id = digits
+        .as_deref()
+        .map(|d| find_or_create_contact(conn, d, record))
+        .transpose()?;
+    let to_json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let record_id: i64 = diesel::insert_into(records::table)
+        .values((
+            (
+                records::queue.eq(queue),
+                records::collector.eq(collector),
+                records::kind.eq(record.kind.as_str()),
+                records::status.eq(STATUS_NEW),
+                records::title.eq(record.title.as_deref()),
+                records::record_date.eq(record.date),
+                records::description.eq(record.description.as_deref()),
+                records::inn.eq(record.inn.as_deref()),
+                records::inn_valid.eq(record.inn_valid),
+                records::phone.eq(record.phone.as_deref()),
+                records::phone_digits.eq(digits.as_deref()),
+                records::email.eq(record.email.as_deref()),
+            ),
+            (
+                records::contact_name.eq(record.contact_name.as_deref()),
+                records::counterparty_id.eq(counterparty_id),
+                records::contact_id.eq(contact_id),
+                records::layout_files.eq(to_json(&record.layout_files)),
+                records::message_id.eq(record.source.message_id.as_deref()),
+                records::subject.eq(record.source.subject.as_deref()),
+                records::order_ref.eq(record.source.order_ref.as_deref()),
+                records::attachment_name.eq(record.source.attachment_name.as_deref()),
+                records::charset.eq(&record.source.charset),
+                records::warnings.eq(to_json(&record.warnings)),
+                records::payload.eq(&record.payload),
+                records::created_at.eq(at),
+                records::updated_at.eq(at),
+            ),
+        ))
+        .returning(records::id)
+        .get_result(conn)?;
+
+    let mut lines = Vec::with_capacity(record.lines.len());
+    let mut works = Vec::new();
+    let mut cards = Vec::new();
+    for (position, line) in (1..).zip(&record.lines) {
+        lines.push((
+            record_lines::record_id.eq(record_id),
+            record_lines::position.eq(position),
+            record_lines::item.eq(line.item.as_deref()),
+            record_lines::machine_code.eq(line.machine_code.as_deref()),
+            record_lines::resolution.eq(line.resolution.as_deref()),
+            record_lines::material.eq(line.material.as_deref()),
+            record_lines::material_code.eq(line.material_code.as_deref()),
+            record_lines::width.eq(line.width),
+            record_lines::height.eq(line.height),
+            record_lines::quantity.eq(line.quantity),
+            record_lines::price.eq(line.price),
+            record_lines::amount.eq(line.amount),
+            record_lines::is_service.eq(line.is_service),
+        ));
+        for (work_position, work) in (1..).zip(&line.extra_work) {
+            works.push((
+                extra_works::record_id.eq(record_id),
+                extra_works::line_position.eq(position),
+                extra_works::position.eq(work_position),
+                extra_works::kind.eq(work.kind.as_deref()),
+                extra_works::quantity.eq(work.quantity),
+                extra_works::description.eq(work.description.as_deref()),
+            ));
+        }
+        if !line.is_service {
+            cards.push((
+                tech_cards::record_id.eq(record_id),
+                tech_cards::line_position.eq(position),
+                tech_cards::status.eq(TECH_CARD_NEW),
+                tech_cards::created_at.eq(at),
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        diesel::insert_into(record_lines::table)
+            .values(&lines)
+            .execute(conn)?;
+    }
+    if !works.is_empty() {
+        diesel::insert_into(extra_works::table)
+            .values(&works)
+            .execute(conn)?;
+    }
+    if !cards.is_empty() {
+        diesel::insert_into(tech_cards::table)
+            .values(&cards)
+            .execute(conn)?;
+    }
+    let detail = format!(
+        "{} from {} ({} lines, {} tech cards)",
+        record.kind.as_str(),
+        record
+            .source
+            .message_id
+            .as_deref()
+            .unwrap_or("a message without Message-ID"),
+        lines.len(),
+        cards.len()
+    );
+    add_event(conn, record_id, actor, "created", Some(&detail))?;
+    Ok(record_id)
+}
+
+pub(super) fn add_event(
+    conn: &mut SqliteConnection,
+    record_id: i64,
+    actor: &str,
+    event: &str,
+    detail: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(record_events::table)
+        .values((
+            record_events::record_id.eq(record_id),
+            record_events::at.eq(now()),
+            record_events::actor.eq(actor),
+            record_events::event.eq(event),
+            record_events::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+impl Store {
+    /// Turns an open quarantine entry into a record (after a config fix made it decodable):
+    /// the entry is marked released and every ledger row that pointed at it now points at
+    /// the record, so the message is acknowledged on the next pass.
+    pub fn release_quarantine(
+        &mut self,
+        quarantine_id: i64,
+        queue: &str,
+        record: &Record,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        let id = self.conn.immediate_transaction(|conn| {
+            let collector: String = quarantine::table
+                .find(quarantine_id)
+                .select(quarantine::collector)
+                .first(conn)?;
+            let record_id = insert_record(conn, &collector, queue, record, actor)?;
+            add_event(
+                conn,
+                record_id,
+                actor,
+                "released",
+                Some(&format!("from quarantine entry {quarantine_id}")),
+            )?;
+            diesel::update(quarantine::table.find(quarantine_id))
+                .set((
+                    quarantine::status.eq(QUARANTINE_RELEASED),
+                    quarantine::record_id.eq(record_id),
+                    quarantine::updated_at.eq(now()),
+                ))
+                .execute(conn)?;
+            diesel::update(ledger::table.filter(ledger::quarantine_id.eq(quarantine_id)))
+                .set((
+                    ledger::record_id.eq(record_id),
+                    ledger::outcome.eq(OUTCOME_ACCEPTED),
+                ))
+                .execute(conn)?;
+            QueryResult::Ok(record_id)
+        })?;
+        Ok(id)
+    }
+
+    /// Records a new reason for a quarantine entry that still does not decode.
+    pub fn update_quarantine_reason(
+        &mut self,
+        quarantine_id: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        diesel::update(quarantine::table.find(quarantine_id))
+            .set((
+                quarantine::reason.eq(reason),
+                quarantine::updated_at.eq(now()),
+            ))
+            .execute(&mut self.conn)?;
+        Ok(())
+    }
+}
