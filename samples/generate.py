@@ -762,6 +762,11 @@ def delivered(case: Case, arrived: int) -> bytes:
     return (nl.join(trace) + nl).encode() + case.raw
 
 
+def is_seen(name: str) -> bool:
+    """A Maildir file whose flags (after ``:2,``) include S has been seen already."""
+    return "S" in name.partition(":2,")[2]
+
+
 def write_maildir(cases: dict[int, Case]) -> dict:
     root = HERE / "maildir"
     shutil.rmtree(root, ignore_errors=True)
@@ -773,6 +778,8 @@ def write_maildir(cases: dict[int, Case]) -> dict:
     for sub, name, nn in MAILDIR:
         case = cases[nn]
         (root / sub / name).write_bytes(delivered(case, int(name.split(".")[0])))
+        if is_seen(name):
+            continue  # already seen (S flag): the collector leaves it alone
         summary["fetched"] += 1
         if case.status == "accepted" and case.expect["source"]["message_id"] in seen:
             summary["duplicates"] += 1

@@ -134,7 +134,7 @@ def check_maildir() -> list[str]:
     seen = set()
     for sub in ("new", "cur"):
         for path in sorted((HERE / "maildir" / sub).iterdir()):
-            if path.name.startswith("."):
+            if path.name.startswith(".") or "S" in path.name.partition(":2,")[2]:
                 continue
             got["fetched"] += 1
             status, record = decode(path.read_bytes())

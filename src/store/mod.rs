@@ -49,6 +49,15 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
 }
 
+/// Why migrating failed: the migration itself, or the transaction around it.
+#[derive(Debug, thiserror::Error)]
+enum MigrationFailure {
+    #[error("{0}")]
+    Migration(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
 /// An open database.
 pub struct Store {
     conn: SqliteConnection,
@@ -82,11 +91,17 @@ impl Store {
             "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             BUSY_TIMEOUT.as_millis()
         ))?;
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(|e| StoreError::Migrate {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?;
+        // NOTE: two processes opening a fresh file at once would both see the migrations as
+        // pending; taking the write lock first makes the second wait and then find none.
+        conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(drop)
+                .map_err(MigrationFailure::Migration)
+        })
+        .map_err(|e| StoreError::Migrate {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
         Ok(Store { conn })
     }
 }

@@ -160,3 +160,43 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
 pub fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repo().join("samples/eml").join(name)).unwrap()
 }
+
+/// A generated order e-mail (mail-builder), cp1251 JSON attachment, `lines` goods lines.
+pub fn order_message(n: usize, inn: &str, lines: usize) -> Vec<u8> {
+    use mail_builder::MessageBuilder;
+    use mail_builder::headers::content_type::ContentType;
+    use mail_builder::mime::MimePart;
+    let goods: Vec<Value> = (0..lines)
+        .map(|l| {
+            serde_json::json!({
+                "Номенклатура": format!("Баннер {n}-{l}"), "Количество": l + 1, "Цена": "100,50",
+                "Сумма": 100.5 * (l + 1) as f64, "Услуга": l == 1
+            })
+        })
+        .collect();
+    let payload = serde_json::json!({
+        "Тема": format!("Заказ №{n}"), "Дата": "01.06.2019 10:00:00", "ИНН": inn,
+        "Телефон": format!("+7 (900) 123-{:02}-{:02}", (n % 1000) / 100, n % 100),
+        "КонтактноеЛицо": "Иванов Иван", "Товары": goods
+    });
+    let json = serde_json::to_string_pretty(&payload).unwrap();
+    let attachment = MimePart::new(
+        ContentType::new("text/plain").attribute("charset", "windows-1251"),
+        encoding_rs::WINDOWS_1251.encode(&json).0.into_owned(),
+    )
+    .attachment(format!("order_{n}.txt"));
+    MessageBuilder::new()
+        .from("site@shop.example")
+        .to("orders@shop.example")
+        .subject(format!("ORDER: {n}"))
+        .message_id(format!("gen-{n}@shop.example"))
+        .body(MimePart::new(
+            "multipart/mixed",
+            vec![
+                MimePart::new("text/plain", format!("Заказ {n}")),
+                attachment,
+            ],
+        ))
+        .write_to_vec()
+        .unwrap()
+}
