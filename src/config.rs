@@ -109,13 +109,117 @@ pub struct Collector {
     pub rules: DecodeRules,
     pub batch_size: usize,
     pub source: SourceConfig,
+    /// What happens to a processed message in the mailbox.
+    pub after: AfterPolicy,
+    pub mode: CollectMode,
 }
 
 /// Where a collector reads mail from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
     /// A local Maildir (what an MTA delivers into).
-    Maildir { path: PathBuf },
+    Maildir {
+        path: PathBuf,
+    },
+    Imap(ImapConfig),
+}
+
+/// An IMAP mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    pub password: Secret,
+    pub mailbox: String,
+    /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one IMAP command; a server slower than this is reconnected.
+    pub timeout: std::time::Duration,
+}
+
+/// How the IMAP connection is protected. Certificates are always verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    Starttls,
+    /// No TLS: only to a loopback host, or with `allow-insecure = true`.
+    None,
+}
+
+/// A secret given by reference, never inline.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The value of an environment variable.
+    Env(String),
+    /// The contents of a file (trailing newline removed), e.g. a systemd credential.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Env(name) => write!(f, "Secret::Env({name})"),
+            Secret::File(path) => write!(f, "Secret::File({})", path.display()),
+        }
+    }
+}
+
+impl Secret {
+    /// Reads the secret now (at connect time, so a rotated credential is picked up).
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            }
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| format!("cannot read password file {}: {e}", path.display())),
+        }
+    }
+}
+
+/// What happens to a message once it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterAction {
+    /// Set `\Seen` (the Maildir `S` flag).
+    Seen,
+    /// Move to this folder (created if missing).
+    Move(String),
+    /// Delete (expunge) it.
+    Delete,
+}
+
+/// After-processing policy of a collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterPolicy {
+    pub action: AfterAction,
+    /// Expunge processed messages older than this many days.
+    pub delete_after_days: Option<u32>,
+    /// Move quarantined messages here instead of flagging them in place.
+    pub quarantine_move_to: Option<String>,
+}
+
+impl Default for AfterPolicy {
+    fn default() -> Self {
+        AfterPolicy {
+            action: AfterAction::Seen,
+            delete_after_days: None,
+            quarantine_move_to: None,
+        }
+    }
+}
+
+/// How the daemon notices new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectMode {
+    /// On the cron schedule only.
+    Poll,
+    /// IMAP IDLE push, with the schedule as a reconciliation pass.
+    Idle,
 }
 
 #[derive(Deserialize)]
@@ -151,7 +255,37 @@ struct RawCollector {
     subject_keyword: Option<Spanned<String>>,
     default_charset: Option<Spanned<String>>,
     batch_size: Option<Spanned<i64>>,
+    mode: Option<Spanned<String>>,
     maildir: Option<RawMaildir>,
+    imap: Option<RawImap>,
+    after: Option<RawAfter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawImap {
+    host: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    tls: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_insecure: bool,
+    username: Spanned<String>,
+    /// Only here to say why it is refused.
+    password: Option<Spanned<toml::Value>>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    mailbox: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    timeout_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAfter {
+    action: Option<Spanned<String>>,
+    move_to: Option<Spanned<String>>,
+    delete_after_days: Option<Spanned<i64>>,
+    quarantine_move_to: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -180,7 +314,7 @@ impl ErrorSite<'_> {
 
     /// A serde/TOML error: the key is named in the message for unknown keys, and is otherwise
     /// read off the offending line (`key = value`), since type errors point at the value.
-    fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+    fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim().to_string();
         let key = unknown_field_name(&message)
@@ -224,7 +358,7 @@ impl Config {
     /// Validates config text; `path` names the file in errors and anchors relative paths.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let site = ErrorSite { path, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| site.from_toml(&e))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| site.toml_error(&e))?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -375,26 +509,60 @@ fn validate_collector(
             })?,
         None => DEFAULT_BATCH_SIZE,
     };
-    let source = match &c.maildir {
-        Some(m) if m.path.get_ref().trim().is_empty() => {
+    let source = match (&c.maildir, &c.imap) {
+        (Some(_), Some(imap)) => {
+            return Err(site.at(
+                imap.host.span(),
+                "collector.imap",
+                format!(
+                    "collector `{name}` has both [collector.maildir] and [collector.imap]; keep one"
+                ),
+            ));
+        }
+        (Some(m), None) if m.path.get_ref().trim().is_empty() => {
             return Err(site.at(
                 m.path.span(),
                 "collector.maildir.path",
                 "the Maildir path is empty",
             ));
         }
-        Some(m) => SourceConfig::Maildir {
+        (Some(m), None) => SourceConfig::Maildir {
             path: base.join(m.path.get_ref()),
         },
-        None => {
+        (None, Some(imap)) => SourceConfig::Imap(validate_imap(site, base, imap)?),
+        (None, None) => {
             return Err(site.at(
                 c.name.span(),
                 "collector",
-                format!(
-                    "collector `{name}` has no source; add a [collector.maildir] table with a path"
-                ),
+                format!("collector `{name}` has no source; add a [collector.imap] or [collector.maildir] table"),
             ));
         }
+    };
+    let is_imap = matches!(source, SourceConfig::Imap(_));
+    let after = match &c.after {
+        Some(after) => validate_after(site, after, is_imap)?,
+        None => AfterPolicy::default(),
+    };
+    let mode = match &c.mode {
+        None => CollectMode::Poll,
+        Some(m) => match m.get_ref().as_str() {
+            "poll" => CollectMode::Poll,
+            "idle" if is_imap => CollectMode::Idle,
+            "idle" => {
+                return Err(site.at(
+                    m.span(),
+                    "collector.mode",
+                    "mode = \"idle\" needs an IMAP collector",
+                ));
+            }
+            other => {
+                return Err(site.at(
+                    m.span(),
+                    "collector.mode",
+                    format!("unknown mode `{other}`; expected poll or idle"),
+                ));
+            }
+        },
     };
     Ok(Collector {
         name,
@@ -404,7 +572,186 @@ fn validate_collector(
         rules,
         batch_size,
         source,
+        after,
+        mode,
     })
+}
+
+/// Folder names go into IMAP commands: refuse what could break out of a quoted string.
+fn check_folder(
+    site: &ErrorSite<'_>,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
+    let name = value.get_ref().trim();
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(site.at(
+            value.span(),
+            key,
+            "a folder name must be non-empty, without quotes, backslashes or control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_imap(
+    site: &ErrorSite<'_>,
+    base: &Path,
+    imap: &RawImap,
+) -> Result<ImapConfig, ConfigError> {
+    if let Some(password) = &imap.password {
+        return Err(site.at(
+            password.span(),
+            "collector.imap.password",
+            "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
+        ));
+    }
+    let host = imap.host.get_ref().trim().to_string();
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(site.at(imap.host.span(), "collector.imap.host", "not a host name"));
+    }
+    let tls = match imap.tls.as_ref().map(|t| (t, t.get_ref().as_str())) {
+        None | Some((_, "implicit")) => TlsMode::Implicit,
+        Some((_, "starttls")) => TlsMode::Starttls,
+        Some((t, "none")) => {
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !imap.allow_insecure {
+                return Err(site.at(
+                    t.span(),
+                    "collector.imap.tls",
+                    format!("tls = \"none\" sends the password in clear to `{host}`; allowed only for a loopback host or with allow-insecure = true"),
+                ));
+            }
+            TlsMode::None
+        }
+        Some((t, other)) => {
+            return Err(site.at(
+                t.span(),
+                "collector.imap.tls",
+                format!("unknown TLS mode `{other}`; expected implicit, starttls or none"),
+            ));
+        }
+    };
+    let port = match &imap.port {
+        Some(p) => u16::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| site.at(p.span(), "collector.imap.port", "not a TCP port"))?,
+        None if tls == TlsMode::Implicit => 993,
+        None => 143,
+    };
+    let password = match (&imap.password_env, &imap.password_file) {
+        (Some(var), None) => Secret::Env(var.get_ref().clone()),
+        (None, Some(file)) => Secret::File(base.join(file.get_ref())),
+        (Some(var), Some(_)) => {
+            return Err(site.at(
+                var.span(),
+                "collector.imap.password-env",
+                "give password-env or password-file, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(site.at(
+                imap.username.span(),
+                "collector.imap",
+                "the IMAP login needs password-env or password-file",
+            ));
+        }
+    };
+    let timeout_secs = match &imap.timeout_secs {
+        Some(t) => u64::try_from(*t.get_ref())
+            .ok()
+            .filter(|t| (1..=3600).contains(t))
+            .ok_or_else(|| {
+                site.at(
+                    t.span(),
+                    "collector.imap.timeout-secs",
+                    "must be between 1 and 3600",
+                )
+            })?,
+        None => 60,
+    };
+    Ok(ImapConfig {
+        host,
+        port,
+        tls,
+        username: imap.username.get_ref().clone(),
+        password,
+        mailbox: match &imap.mailbox {
+            Some(m) => check_folder(site, m, "collector.imap.mailbox")?,
+            None => "INBOX".to_string(),
+        },
+        ca_file: imap.ca_file.as_ref().map(|f| base.join(f.get_ref())),
+        timeout: std::time::Duration::from_secs(timeout_secs),
+    })
+}
+
+fn validate_after(
+    site: &ErrorSite<'_>,
+    after: &RawAfter,
+    is_imap: bool,
+) -> Result<AfterPolicy, ConfigError> {
+    let action = match after.action.as_ref().map(|a| (a, a.get_ref().as_str())) {
+        None | Some((_, "seen")) => AfterAction::Seen,
+        Some((a, "move")) => match &after.move_to {
+            Some(folder) => {
+                AfterAction::Move(check_folder(site, folder, "collector.after.move-to")?)
+            }
+            None => {
+                return Err(site.at(
+                    a.span(),
+                    "collector.after.action",
+                    "action = \"move\" needs move-to = \"FOLDER\"",
+                ));
+            }
+        },
+        Some((_, "delete")) => AfterAction::Delete,
+        Some((a, other)) => {
+            return Err(site.at(
+                a.span(),
+                "collector.after.action",
+                format!("unknown action `{other}`; expected seen, move or delete"),
+            ));
+        }
+    };
+    let delete_after_days = after
+        .delete_after_days
+        .as_ref()
+        .map(|d| {
+            u32::try_from(*d.get_ref())
+                .ok()
+                .filter(|d| *d >= 1)
+                .ok_or_else(|| {
+                    site.at(
+                        d.span(),
+                        "collector.after.delete-after-days",
+                        "must be a whole number of days, at least 1",
+                    )
+                })
+        })
+        .transpose()?;
+    let quarantine_move_to = after
+        .quarantine_move_to
+        .as_ref()
+        .map(|f| check_folder(site, f, "collector.after.quarantine-move-to"))
+        .transpose()?;
+    let policy = AfterPolicy {
+        action,
+        delete_after_days,
+        quarantine_move_to,
+    };
+    if !is_imap && policy != AfterPolicy::default() {
+        let span = after.action.as_ref().map_or(0..0, Spanned::span);
+        return Err(site.at(span, "collector.after", "Maildir collectors only mark messages seen; [collector.after] options need an IMAP collector"));
+    }
+    Ok(policy)
 }
 
 #[cfg(test)]

@@ -71,27 +71,21 @@ fn parse_with_a_collector_uses_its_keyword() {
         "[[queue]]\nname = \"q\"\n[[collector]]\nname = \"shop\"\nqueue = \"q\"\nsubject-keyword = \"Fwd\"\n[collector.maildir]\npath = \"md\"\n",
     )
     .unwrap();
-    let file = repo().join("samples/eml/04-fwd-inline.eml");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "parse",
-        "--json",
-        "--collector",
-        "shop",
-        file.to_str().unwrap(),
-    ];
-    let out = success_json(run_bare(&args));
-    assert_eq!(out["record"]["source"]["order_ref"], "ORDER");
-    let file = repo().join("samples/eml/01-seed-order.eml");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "parse",
-        "--json",
-        "--collector",
-        "shop",
-        file.to_str().unwrap(),
-    ];
-    assert_eq!(success_json(run_bare(&args))["status"], "skipped");
+    let parse_as_shop = |sample: &str| {
+        let file = repo().join("samples/eml").join(sample);
+        success_json(run_bare(&[
+            "--config",
+            config.to_str().unwrap(),
+            "parse",
+            "--json",
+            "--collector",
+            "shop",
+            file.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(
+        parse_as_shop("04-fwd-inline.eml")["record"]["source"]["order_ref"],
+        "ORDER"
+    );
+    assert_eq!(parse_as_shop("01-seed-order.eml")["status"], "skipped");
 }

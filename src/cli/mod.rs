@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::decode::DecodeRules;
-use crate::ingest::{CollectReport, Decision, collect, prepare};
+use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
 use crate::map::{RecordKind, phone_digits};
 use crate::store::{RecordFilter, Store};
 
@@ -237,6 +237,8 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         }
     }
     let mut store = open_store(config)?;
+    let runtime = runtime()?;
+    let shutdown = Shutdown::new();
     let mut reports: Vec<CollectReport> = Vec::new();
     let mut failures = Vec::new();
     for collector in config
@@ -245,7 +247,7 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         .filter(|c| names.is_empty() || names.contains(&c.name))
     {
         // One broken collector does not stop the others; the exit status reports it.
-        match collect(collector, &mut store) {
+        match runtime.block_on(collect(collector, &mut store, &shutdown)) {
             Ok(report) => reports.push(report),
             Err(e) => {
                 tracing::error!(collector = %collector.name, error = %e, "collector pass failed");

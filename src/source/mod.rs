@@ -1,5 +1,6 @@
 //! Source stage: where messages come from and how they are acknowledged.
 
+pub mod imap;
 pub mod maildir;
 
 /// Errors reading a mailbox.

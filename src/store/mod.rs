@@ -5,6 +5,7 @@
 
 mod read;
 pub mod schema;
+mod state;
 mod write;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::StorageUrl;
 
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
+pub use state::{CollectorState, RunOutcome};
 pub use write::{Committed, Incoming, IncomingOutcome};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

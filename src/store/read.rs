@@ -355,7 +355,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Number of rows in the counterparties table whose INN is `inn` (0 or 1).
+    /// The counterparty with this INN, if one exists.
     pub fn counterparty_id(&mut self, inn: &str) -> Result<Option<i64>, StoreError> {
         use super::schema::counterparties;
         Ok(counterparties::table

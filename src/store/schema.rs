@@ -138,6 +138,20 @@ diesel::joinable!(extra_works -> records (record_id));
 diesel::joinable!(tech_cards -> records (record_id));
 diesel::joinable!(record_events -> records (record_id));
 
+diesel::table! {
+    collector_state (collector) {
+        collector -> Text,
+        uidvalidity -> Nullable<BigInt>,
+        last_uid -> Nullable<BigInt>,
+        last_run_at -> Nullable<Timestamp>,
+        last_success_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_report -> Nullable<Text>,
+        next_run_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counterparties,
     contacts,
@@ -148,4 +162,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_events,
     quarantine,
     ledger,
+    collector_state,
 );

@@ -1,0 +1,355 @@
+//! An IMAP mailbox over async-imap, with TLS by rustls (certificates always verified).
+//!
+//! Every command runs under a timeout (async-imap has none), and only the fetch items the
+//! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::{Client, Session};
+use futures::TryStreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{ImapConfig, TlsMode};
+
+/// The keyword that marks a quarantined message so it is not fetched again.
+pub const QUARANTINE_KEYWORD: &str = "$MailintakeQuarantined";
+
+/// What an IMAP session runs over: TCP, or TLS over TCP.
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
+
+type ImapSession = Session<Box<dyn ImapIo>>;
+
+/// Errors talking to an IMAP server. None of them carries the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS with {host}: {message}")]
+    Tls { host: String, message: String },
+    #[error("login as {username} refused: {message}")]
+    Login { username: String, message: String },
+    #[error("password: {0}")]
+    Secret(String),
+    #[error("IMAP {command}: {source}")]
+    Command {
+        command: &'static str,
+        #[source]
+        source: async_imap::error::Error,
+    },
+    #[error("IMAP {0}: no answer within the timeout")]
+    Timeout(&'static str),
+    #[error("the server did not send a greeting")]
+    NoGreeting,
+    #[error("mailbox {0} has no UIDVALIDITY; the server does not support UIDs")]
+    NoUidValidity(String),
+}
+
+/// Runs `fut` with the command timeout; `command` names it in errors.
+async fn timed<T>(
+    timeout: Duration,
+    command: &'static str,
+    fut: impl Future<Output = Result<T, async_imap::error::Error>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result.map_err(|source| ImapError::Command { command, source }),
+        Err(_) => Err(ImapError::Timeout(command)),
+    }
+}
+
+/// TLS settings: the system's roots plus the configured CA file; the ring provider explicitly,
+/// so a second provider elsewhere in the tree cannot make rustls panic.
+fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
+    let tls_error = |message: String| ImapError::Tls {
+        host: config.host.clone(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca_file) = &config.ca_file {
+        let certs = CertificateDer::pem_file_iter(ca_file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| tls_error(format!("cannot read ca-file {}: {e}", ca_file.display())))?;
+        if certs.is_empty() {
+            return Err(tls_error(format!(
+                "ca-file {} holds no certificate",
+                ca_file.display()
+            )));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| tls_error(format!("ca-file {}: {e}", ca_file.display())))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls_error(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(tls)))
+}
+
+async fn start_tls(config: &ImapConfig, tcp: TcpStream) -> Result<Box<dyn ImapIo>, ImapError> {
+    let name = ServerName::try_from(config.host.clone()).map_err(|e| ImapError::Tls {
+        host: config.host.clone(),
+        message: e.to_string(),
+    })?;
+    let stream = tokio::time::timeout(config.timeout, tls_connector(config)?.connect(name, tcp))
+        .await
+        .map_err(|_| ImapError::Timeout("TLS handshake"))?
+        .map_err(|e| ImapError::Tls {
+            host: config.host.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Box::new(stream))
+}
+
+async fn read_greeting<T: ImapIo>(
+    client: &mut Client<T>,
+    timeout: Duration,
+) -> Result<(), ImapError> {
+    // NOTE: async-imap does not read the greeting itself; after STARTTLS there is none.
+    match tokio::time::timeout(timeout, client.read_response()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(None)) => Err(ImapError::NoGreeting),
+        Ok(Err(source)) => Err(ImapError::Command {
+            command: "greeting",
+            source: source.into(),
+        }),
+        Err(_) => Err(ImapError::Timeout("greeting")),
+    }
+}
+
+/// Connects and logs in.
+async fn login(config: &ImapConfig) -> Result<ImapSession, ImapError> {
+    let password = config.password.read().map_err(ImapError::Secret)?;
+    let tcp = tokio::time::timeout(
+        config.timeout,
+        TcpStream::connect((config.host.as_str(), config.port)),
+    )
+    .await
+    .map_err(|_| ImapError::Timeout("connect"))?
+    .map_err(|source| ImapError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source,
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let client = match config.tls {
+        TlsMode::Implicit => {
+            let mut client = Client::new(start_tls(config, tcp).await?);
+            read_greeting(&mut client, config.timeout).await?;
+            client
+        }
+        TlsMode::None => {
+            let mut client = Client::new(Box::new(tcp) as Box<dyn ImapIo>);
+            read_greeting(&mut client, config.timeout).await?;
+            client
+        }
+        TlsMode::Starttls => {
+            let mut plain = Client::new(tcp);
+            read_greeting(&mut plain, config.timeout).await?;
+            timed(
+                config.timeout,
+                "STARTTLS",
+                plain.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await?;
+            Client::new(start_tls(config, plain.into_inner()).await?)
+        }
+    };
+    match tokio::time::timeout(config.timeout, client.login(&config.username, &password)).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _))) => Err(ImapError::Login {
+            username: config.username.clone(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ImapError::Timeout("LOGIN")),
+    }
+}
+
+/// A selected mailbox.
+pub struct ImapMailbox {
+    session: ImapSession,
+    timeout: Duration,
+    pub uidvalidity: u32,
+    has_move: bool,
+    has_uidplus: bool,
+    /// Whether the server offers IDLE.
+    pub has_idle: bool,
+}
+
+/// Compresses sorted UIDs into an IMAP set (`1:3,7,9:10`).
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+impl ImapMailbox {
+    /// Connects, logs in and selects the configured mailbox.
+    pub async fn open(config: &ImapConfig) -> Result<ImapMailbox, ImapError> {
+        let mut session = login(config).await?;
+        let capabilities = timed(config.timeout, "CAPABILITY", session.capabilities()).await?;
+        let mailbox = timed(config.timeout, "SELECT", session.select(&config.mailbox)).await?;
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or_else(|| ImapError::NoUidValidity(config.mailbox.clone()))?;
+        Ok(ImapMailbox {
+            session,
+            timeout: config.timeout,
+            uidvalidity,
+            has_move: capabilities.has_str("MOVE"),
+            has_uidplus: capabilities.has_str("UIDPLUS"),
+            has_idle: capabilities.has_str("IDLE"),
+        })
+    }
+
+    /// UIDs matching `query` (trusted text only: it is sent as is), ascending.
+    pub async fn search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
+        let found = timed(self.timeout, "UID SEARCH", self.session.uid_search(query)).await?;
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        // NOTE: async-imap returns the UIDs as an unordered set.
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// The raw bytes of these messages, without setting `\Seen`.
+    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let timeout = self.timeout;
+        let fetches = async {
+            let stream = self
+                .session
+                .uid_fetch(&set, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+                .await?;
+            // NOTE: the stream borrows the session; drain it before the next command.
+            let fetches: Vec<_> = stream.try_collect().await?;
+            Ok(fetches)
+        };
+        let fetches = timed(timeout, "UID FETCH", fetches).await?;
+        let mut messages: Vec<(u32, Vec<u8>)> = fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .collect();
+        messages.sort_unstable_by_key(|(uid, _)| *uid);
+        messages.dedup_by_key(|(uid, _)| *uid);
+        Ok(messages)
+    }
+
+    /// Adds flags (e.g. `\Seen`) to these messages.
+    pub async fn add_flags(&mut self, uids: &[u32], flags: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let query = format!("+FLAGS.SILENT ({flags})");
+        let store = async {
+            let stream = self.session.uid_store(&set, &query).await?;
+            let _: Vec<_> = stream.try_collect().await?;
+            Ok(())
+        };
+        timed(self.timeout, "UID STORE", store).await
+    }
+
+    /// Deletes these messages (and only these: UID EXPUNGE when the server has UIDPLUS).
+    pub async fn delete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        self.add_flags(uids, "\\Deleted").await?;
+        let set = uid_set(uids);
+        let has_uidplus = self.has_uidplus;
+        let expunge = async {
+            if has_uidplus {
+                let stream = self.session.uid_expunge(&set).await?;
+                let _: Vec<_> = stream.try_collect().await?;
+            } else {
+                let stream = self.session.expunge().await?;
+                let _: Vec<_> = stream.try_collect().await?;
+            }
+            Ok(())
+        };
+        timed(self.timeout, "EXPUNGE", expunge).await
+    }
+
+    /// Moves these messages to `folder`, creating it if missing.
+    pub async fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        // NOTE: CREATE of an existing folder answers NO [ALREADYEXISTS]; that is fine.
+        let _ = timed(self.timeout, "CREATE", self.session.create(folder)).await;
+        let set = uid_set(uids);
+        if self.has_move {
+            timed(self.timeout, "UID MOVE", self.session.uid_mv(&set, folder)).await
+        } else {
+            timed(
+                self.timeout,
+                "UID COPY",
+                self.session.uid_copy(&set, folder),
+            )
+            .await?;
+            self.delete(uids).await
+        }
+    }
+
+    /// Logs out politely (errors ignored: the work is done).
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(self.timeout, self.session.logout()).await;
+    }
+
+    /// Hands the session over for IDLE.
+    pub fn into_session(self) -> (ImapSession, Duration) {
+        (self.session, self.timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_are_compressed_into_ranges() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+}

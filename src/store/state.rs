@@ -1,0 +1,135 @@
+//! Collector state: IMAP position and run history, shared between the daemon and the CLI.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use serde::Serialize;
+
+use super::schema::collector_state;
+use super::write::now;
+use super::{Store, StoreError};
+
+/// What the database knows about a collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = collector_state)]
+pub struct CollectorState {
+    pub collector: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: Option<i64>,
+    #[serde(serialize_with = "opt_utc")]
+    pub last_run_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "opt_utc")]
+    pub last_success_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    /// JSON of the last successful run's counts.
+    #[serde(skip)]
+    pub last_report: Option<String>,
+    #[serde(serialize_with = "opt_utc")]
+    pub next_run_at: Option<NaiveDateTime>,
+    #[serde(skip)]
+    pub updated_at: NaiveDateTime,
+}
+
+fn opt_utc<S: serde::Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    at.map(|t| t.and_utc()).serialize(s)
+}
+
+/// The outcome of one run, for [`Store::record_run`].
+pub enum RunOutcome<'a> {
+    /// Counts as JSON.
+    Success(&'a serde_json::Value),
+    Failure(&'a str),
+}
+
+impl Store {
+    fn ensure_state_row(&mut self, collector: &str) -> QueryResult<()> {
+        diesel::insert_into(collector_state::table)
+            .values((
+                collector_state::collector.eq(collector),
+                collector_state::updated_at.eq(now()),
+            ))
+            .on_conflict(collector_state::collector)
+            .do_nothing()
+            .execute(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// The state of `collector`, if it ever ran.
+    pub fn collector_state(
+        &mut self,
+        collector: &str,
+    ) -> Result<Option<CollectorState>, StoreError> {
+        Ok(collector_state::table
+            .find(collector)
+            .select(CollectorState::as_select())
+            .first(&mut self.conn)
+            .optional()?)
+    }
+
+    /// Every collector's state.
+    pub fn collector_states(&mut self) -> Result<Vec<CollectorState>, StoreError> {
+        Ok(collector_state::table
+            .order(collector_state::collector)
+            .select(CollectorState::as_select())
+            .load(&mut self.conn)?)
+    }
+
+    /// Remembers the IMAP position after a committed batch.
+    pub fn save_position(
+        &mut self,
+        collector: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+    ) -> Result<(), StoreError> {
+        diesel::insert_into(collector_state::table)
+            .values((
+                collector_state::collector.eq(collector),
+                collector_state::uidvalidity.eq(i64::from(uidvalidity)),
+                collector_state::last_uid.eq(i64::from(last_uid)),
+                collector_state::updated_at.eq(now()),
+            ))
+            .on_conflict(collector_state::collector)
+            .do_update()
+            .set((
+                collector_state::uidvalidity.eq(excluded(collector_state::uidvalidity)),
+                collector_state::last_uid.eq(excluded(collector_state::last_uid)),
+                collector_state::updated_at.eq(excluded(collector_state::updated_at)),
+            ))
+            .execute(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// Records how a run ended and when the next one is due.
+    pub fn record_run(
+        &mut self,
+        collector: &str,
+        outcome: RunOutcome<'_>,
+        next_run: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.ensure_state_row(collector)?;
+        let at = now();
+        let target = collector_state::table.find(collector);
+        let next = collector_state::next_run_at.eq(next_run.map(|t| t.naive_utc()));
+        match outcome {
+            RunOutcome::Success(report) => diesel::update(target)
+                .set((
+                    collector_state::last_run_at.eq(at),
+                    collector_state::last_success_at.eq(at),
+                    collector_state::last_error.eq(None::<String>),
+                    collector_state::last_report.eq(report.to_string()),
+                    next,
+                    collector_state::updated_at.eq(at),
+                ))
+                .execute(&mut self.conn)?,
+            RunOutcome::Failure(error) => diesel::update(target)
+                .set((
+                    collector_state::last_run_at.eq(at),
+                    collector_state::last_error.eq(error),
+                    next,
+                    collector_state::updated_at.eq(at),
+                ))
+                .execute(&mut self.conn)?,
+        };
+        Ok(())
+    }
+}
