@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod ingest;
 pub mod map;

@@ -14,7 +14,7 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::decode::DecodeRules;
 use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
 use crate::map::{RecordKind, phone_digits};
-use crate::store::{RecordFilter, Store};
+use crate::store::{RecordFilter, RunOutcome, Store};
 
 /// Website form e-mails become leads and orders, exactly once.
 #[derive(Debug, Parser)]
@@ -58,10 +58,26 @@ pub enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Run every collector on its schedule until stopped (the daemon)
+    Run,
+    /// Collector state: last run, last success, last error, counts, next run
+    Collectors {
+        #[command(subcommand)]
+        command: CollectorsCommand,
+    },
     /// Validate the config file
     Check,
     /// Measure decode and decode+store throughput on a generated corpus
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectorsCommand {
+    /// The state of every configured collector
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +189,17 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut store = open_store(&config)?;
             quarantine(&config, &mut store, command)
         }
+        Command::Run => {
+            let config = cli.load_config()?;
+            runtime()?.block_on(crate::daemon::run(cli.config_path(), config))
+        }
+        Command::Collectors {
+            command: CollectorsCommand::Status { json },
+        } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            collectors_status(&config, &mut store, *json)
+        }
         Command::Check => {
             let config = cli.load_config()?;
             println!(
@@ -247,7 +274,20 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         .filter(|c| names.is_empty() || names.contains(&c.name))
     {
         // One broken collector does not stop the others; the exit status reports it.
-        match runtime.block_on(collect(collector, &mut store, &shutdown)) {
+        let result = runtime.block_on(collect(collector, &mut store, &shutdown));
+        // Recorded so `collectors status` also works for the systemd-timer style.
+        let recorded = match &result {
+            Ok(report) => store.record_run(
+                &collector.name,
+                RunOutcome::Success(&serde_json::to_value(report)?),
+                None,
+            ),
+            Err(e) => store.record_run(&collector.name, RunOutcome::Failure(&e.to_string()), None),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(collector = %collector.name, error = %e, "could not record the run");
+        }
+        match result {
             Ok(report) => reports.push(report),
             Err(e) => {
                 tracing::error!(collector = %collector.name, error = %e, "collector pass failed");
@@ -421,4 +461,41 @@ fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -
             }
         }
     }
+}
+
+fn collectors_status(config: &Config, store: &mut Store, json: bool) -> Result<()> {
+    let states = store.collector_states()?;
+    let rows: Vec<serde_json::Value> = config
+        .collectors
+        .iter()
+        .map(|c| {
+            let state = states.iter().find(|s| s.collector == c.name);
+            let mut row = json!({
+                "collector": c.name,
+                "queue": c.queue,
+                "last_run": null, "last_success": null, "last_error": null, "next_run": null,
+                "counts": null, "uidvalidity": null, "last_uid": null,
+            });
+            if let Some(state) = state {
+                let value = serde_json::to_value(state).unwrap_or_default();
+                row["last_run"] = value["last_run_at"].clone();
+                row["last_success"] = value["last_success_at"].clone();
+                row["last_error"] = value["last_error"].clone();
+                row["next_run"] = value["next_run_at"].clone();
+                row["uidvalidity"] = value["uidvalidity"].clone();
+                row["last_uid"] = value["last_uid"].clone();
+                row["counts"] = state
+                    .last_report
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or(serde_json::Value::Null);
+            }
+            row
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    output::print_collector_table(&rows);
+    Ok(())
 }

@@ -233,3 +233,48 @@ pub fn print_quarantine_entry(entry: &QuarantineEntry) {
         println!("    released: as record {record_id}");
     }
 }
+
+pub fn print_collector_table(rows: &[serde_json::Value]) {
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| "-".to_string(), str::to_string);
+    let counts = |v: &serde_json::Value| {
+        if v.is_null() {
+            return "-".to_string();
+        }
+        [
+            "fetched",
+            "accepted",
+            "skipped",
+            "quarantined",
+            "duplicates",
+        ]
+        .iter()
+        .map(|k| format!("{k} {}", v[*k]))
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    let table = rows
+        .iter()
+        .map(|r| {
+            vec![
+                text(&r["collector"]),
+                text(&r["last_run"]),
+                text(&r["last_success"]),
+                text(&r["next_run"]),
+                counts(&r["counts"]),
+                text(&r["last_error"]),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "COLLECTOR",
+            "LAST RUN",
+            "LAST SUCCESS",
+            "NEXT RUN",
+            "LAST COUNTS",
+            "LAST ERROR",
+        ],
+        table,
+        80,
+    );
+}

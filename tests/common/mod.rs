@@ -200,3 +200,13 @@ pub fn order_message(n: usize, inn: &str, lines: usize) -> Vec<u8> {
         .write_to_vec()
         .unwrap()
 }
+
+impl Sandbox {
+    /// Runs `collect --json` for all collectors, expecting success.
+    pub fn collect_all(&self) -> Vec<Value> {
+        self.json(&["collect", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
