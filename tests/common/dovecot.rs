@@ -1,0 +1,1040 @@
+//! A real Dovecot IMAP server for integration tests: one per [`Dovecot::start`], in its own
+//! temp folder, on its own loopback ports, stopped on drop.
+//!
+//! Needs root and the Debian package `dovecot-imapd` (plus `openssl` for TLS); `tests/run`
+//! installs both. Blocking std code only.
+//!
+//! NOTE: facts about Dovecot 2.3 (Debian 12) that this harness relies on:
+//! - The package starts no daemon here (no systemd); we run `dovecot -F -c CONF` as our own
+//!   child, so we see it die during start-up and can wait for it on stop.
+//! - imap-login refuses to run as root, and mail must be accessed as a non-root uid:
+//!   `default_login_user = dovenull`, `default_internal_user = dovecot`,
+//!   `mail_uid/mail_gid = dovecot`, `first_valid_uid/gid = 100`; the mail folder is chowned to
+//!   dovecot and the temp folder must be world-traversable (0755).
+//! - `chroot =` (empty) is needed for imap-login and anvil when base_dir is a temp folder.
+//! - The passwd-file is re-read when it changes, but checked at most once per second, so
+//!   `add_user` waits until the auth server knows the new user.
+//! - Failed logins are slow by default: auth_failure_delay (2s), then a per-IP "auth penalty"
+//!   (4s, growing) on every later login from 127.0.0.1. Both are switched off in the config.
+//! - With `ssl = yes` the plain port also offers STARTTLS; `disable_plaintext_auth = no` keeps
+//!   plain LOGIN working there, which `append` uses.
+//! - rustls rejects CN-only certificates and a CA used directly as the server certificate, so
+//!   we make a small CA plus a leaf for `localhost` / `127.0.0.1` (subjectAltName) signed by it.
+//! - The namespace has an empty prefix and the Maildir++ separator `.`: `INBOX`, `Orders` and
+//!   `INBOX.Sub` are what LIST shows.
+//! - `doveadm fetch` reports `\Recent` among the flags (dropped here) and, for a mailbox that
+//!   does not exist, prints `[]` and exits 0.
+//! - Stopping takes ~1s (the master waits for its log process). An imap process with a
+//!   connected client would outlive the master, so it gets SIGTERM too.
+//! - `pgrep dovecot` only shows masters: the services are named `imap`, `auth`, `log`, ...
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long start-up (and stop) may take before we give up.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times start-up is retried when a picked port was taken meanwhile.
+const START_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DovecotOptions {
+    /// false: plain IMAP only (`ssl = no`). true: `ssl = yes`, so the plain port offers
+    /// STARTTLS, plus an implicit-TLS (imaps) port; the certificate is for `localhost` and
+    /// `127.0.0.1`, signed by the CA in [`Dovecot::ca_file`].
+    pub tls: bool,
+}
+
+/// One message as Dovecot reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxMessage {
+    pub uid: u32,
+    /// System flags and keywords as Dovecot prints them, e.g. `\Seen`, `$MailintakeQuarantined`
+    /// (the session-bound `\Recent` is left out).
+    pub flags: Vec<String>,
+}
+
+impl MailboxMessage {
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+}
+
+/// A running Dovecot. Stopped (and its temp folder removed) on drop.
+pub struct Dovecot {
+    child: Option<Child>,
+    port: u16,
+    tls_port: Option<u16>,
+    ca_file: Option<PathBuf>,
+    conf: PathBuf,
+    users: PathBuf,
+    log_file: PathBuf,
+    // Last field: removed after `drop` has stopped the server.
+    dir: tempfile::TempDir,
+}
+
+impl Dovecot {
+    /// Starts a fresh server and waits until its port(s) greet. Panics with the log on failure.
+    pub fn start(options: DovecotOptions) -> Dovecot {
+        preflight();
+        let dir = tempfile::Builder::new()
+            .prefix("dovecot-harness-")
+            .tempdir()
+            .expect("create temp dir for dovecot");
+        let base = dir.path().to_path_buf();
+        // NOTE: dovecot's unprivileged processes must traverse the base folder (0755).
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        check_traversable(&base);
+
+        for sub in ["log", "mail", "tls"] {
+            fs::create_dir_all(base.join(sub)).unwrap();
+        }
+        // NOTE: mail is accessed as the dovecot user (mail_uid), so it must own the mail folder.
+        run_ok(
+            Command::new("chown")
+                .args(["dovecot:dovecot"])
+                .arg(base.join("mail")),
+        );
+        let users = base.join("users");
+        fs::write(&users, "").unwrap();
+        fs::set_permissions(&users, fs::Permissions::from_mode(0o644)).unwrap();
+
+        let ca_file = options.tls.then(|| make_certificates(&base.join("tls")));
+
+        let conf = base.join("dovecot.conf");
+        let log_file = base.join("log").join("dovecot.log");
+        let mut failures = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let (port, tls_port) = pick_ports(options.tls);
+            fs::write(&conf, config(&base, port, tls_port)).unwrap();
+            let _ = fs::remove_file(&log_file);
+            match launch(&base, &conf, port, tls_port) {
+                Ok(child) => {
+                    return Dovecot {
+                        child: Some(child),
+                        port,
+                        tls_port,
+                        ca_file,
+                        conf,
+                        users,
+                        log_file,
+                        dir,
+                    };
+                }
+                Err(why) => {
+                    let log = fs::read_to_string(&log_file).unwrap_or_default();
+                    let _ = writeln!(failures, "attempt {attempt}: {why}\n--- log ---\n{log}");
+                    // NOTE: a picked port can be taken by someone else between our probe and
+                    // dovecot's bind; then the master exits (status 89) with "listen(127.0.0.1,
+                    // PORT) failed: Address already in use" on stderr and in the log.
+                    if !log.contains("Address already in use")
+                        && !why.contains("Address already in use")
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!(
+            "dovecot did not start (config {}):\n{failures}",
+            conf.display()
+        );
+    }
+
+    /// The plain IMAP port (offers STARTTLS when started with `tls: true`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The implicit-TLS (imaps) port, when started with `tls: true`.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// PEM file of the CA that signed the server certificate, when started with `tls: true`.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca_file.clone()
+    }
+
+    /// The temp folder holding config, log, mail and certificates.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file, for running `doveadm -c` by hand.
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+
+    /// Adds a login (any name, e.g. `user@example.test`); returns once Dovecot accepts it.
+    pub fn add_user(&self, user: &str, password: &str) {
+        assert!(
+            !user.contains([':', '\n', '\r', '\t']) && !password.contains([':', '\n', '\r']),
+            "user/password not representable in a passwd-file (no ':' or line breaks): {user:?}"
+        );
+        let existing = fs::read_to_string(&self.users).unwrap();
+        assert!(
+            !existing.lines().any(|l| l.split(':').next() == Some(user)),
+            "user {user:?} already added (passwords can't be changed: Dovecot might not notice)"
+        );
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.users)
+            .unwrap();
+        // NOTE: passwd-file line: `user:{PLAIN}password` (more fields would follow after ':').
+        writeln!(file, "{user}:{{PLAIN}}{password}").unwrap();
+        drop(file);
+        // NOTE: Dovecot re-reads a changed passwd-file, but looks at it at most once per
+        // second: a user added in the same second as the previous login is not seen yet. Wait
+        // until the auth server knows the user (`doveadm auth lookup` does no IMAP login).
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let out = self.doveadm_output(&["auth", "lookup", user]);
+            if out.status.success() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "user {user:?} still cannot log in 10s after add_user: {}{}\n--- log ---\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// APPENDs `message` to `mailbox` (created if missing) over plain IMAP; returns its UID.
+    pub fn append(&self, user: &str, password: &str, mailbox: &str, message: &[u8]) -> u32 {
+        self.append_with(user, password, mailbox, &[], None, message)
+    }
+
+    /// Like [`Dovecot::append`], with flags (e.g. `\Seen`, `$Custom`) and an optional internal
+    /// date such as `"01-Jan-2020 10:00:00 +0000"`.
+    pub fn append_with(
+        &self,
+        user: &str,
+        password: &str,
+        mailbox: &str,
+        flags: &[&str],
+        internal_date: Option<&str>,
+        message: &[u8],
+    ) -> u32 {
+        let mut imap = Imap::connect(self.port);
+        imap.login(user, password);
+        imap.create_if_missing(mailbox);
+        let uid = imap.append(mailbox, flags, internal_date, message).1;
+        imap.logout();
+        uid
+    }
+
+    /// UIDs and flags of the messages in `mailbox`, sorted by UID; empty if it does not exist.
+    pub fn messages(&self, user: &str, mailbox: &str) -> Vec<MailboxMessage> {
+        let out = self.doveadm_output(&[
+            "-f",
+            "json",
+            "fetch",
+            "-u",
+            user,
+            "uid flags",
+            "mailbox",
+            mailbox,
+        ]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // NOTE: doveadm fetch on a missing mailbox fails with "Mailbox doesn't exist".
+            if stderr.contains("doesn't exist") {
+                return Vec::new();
+            }
+            panic!(
+                "doveadm fetch failed ({}): {stderr}\n--- log ---\n{}",
+                out.status,
+                self.log()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            return Vec::new();
+        }
+        let rows: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("doveadm fetch printed no JSON ({e}): {text}"));
+        let mut messages: Vec<MailboxMessage> = rows
+            .as_array()
+            .unwrap_or_else(|| panic!("doveadm fetch: not a JSON array: {text}"))
+            .iter()
+            .map(|row| {
+                // NOTE: doveadm's JSON prints every field as a string ("uid":"1"), and flags
+                // space-separated.
+                let uid = match &row["uid"] {
+                    serde_json::Value::String(s) => s.parse().unwrap(),
+                    serde_json::Value::Number(n) => n.as_u64().unwrap() as u32,
+                    other => panic!("doveadm fetch: bad uid {other}"),
+                };
+                let flags = row["flags"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .map(str::to_owned)
+                    .collect();
+                MailboxMessage { uid, flags }
+            })
+            .collect();
+        messages.sort_by_key(|m| m.uid);
+        messages
+    }
+
+    /// The mailbox's UIDVALIDITY as doveadm reports it.
+    pub fn uidvalidity(&self, user: &str, mailbox: &str) -> u32 {
+        let out = self.doveadm(&[
+            "-f",
+            "flow",
+            "mailbox",
+            "status",
+            "-u",
+            user,
+            "uidvalidity",
+            mailbox,
+        ]);
+        // NOTE: flow output is `MAILBOX uidvalidity=N`.
+        out.split_whitespace()
+            .find_map(|f| f.strip_prefix("uidvalidity="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("doveadm mailbox status: unexpected output {out:?}"))
+    }
+
+    /// Changes the mailbox's UIDVALIDITY (as if the server had rebuilt it); the next SELECT
+    /// reports the new value.
+    pub fn set_uidvalidity(&self, user: &str, mailbox: &str, uidvalidity: u32) {
+        self.doveadm(&[
+            "mailbox",
+            "update",
+            "-u",
+            user,
+            "--uid-validity",
+            &uidvalidity.to_string(),
+            mailbox,
+        ]);
+    }
+
+    /// Runs `doveadm -c CONF ARGS`, panics (with the log) unless it succeeds; returns stdout.
+    pub fn doveadm(&self, args: &[&str]) -> String {
+        let out = self.doveadm_output(args);
+        if !out.status.success() {
+            panic!(
+                "doveadm {args:?} failed ({}): {}{}\n--- log ---\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn doveadm_output(&self, args: &[&str]) -> Output {
+        Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run doveadm")
+    }
+
+    /// A raw IMAP connection to the plain port, greeting already read.
+    pub fn connect(&self) -> Imap {
+        Imap::connect(self.port)
+    }
+
+    /// A raw IMAP connection to the plain port, logged in.
+    pub fn connect_as(&self, user: &str, password: &str) -> Imap {
+        let mut imap = Imap::connect(self.port);
+        imap.login(user, password);
+        imap
+    }
+
+    /// The Dovecot log so far, for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// Stops the server and waits until the master and all its processes are gone.
+    /// Idempotent; also done on drop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            shutdown(&mut child);
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn preflight() {
+    let euid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    assert_eq!(
+        euid, 0,
+        "the Dovecot harness needs root (dovecot switches to the dovecot/dovenull users)"
+    );
+    let found = Command::new("dovecot")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "`dovecot` not found: install the Debian package dovecot-imapd (tests/run does)"
+    );
+}
+
+fn check_traversable(dir: &Path) {
+    for ancestor in dir.ancestors() {
+        let mode = fs::metadata(ancestor).unwrap().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} is not world-traversable; dovecot's users cannot reach the temp folder (set TMPDIR)",
+            ancestor.display()
+        );
+    }
+}
+
+/// Free loopback ports: all bound at once (so they differ), then released for dovecot.
+fn pick_ports(tls: bool) -> (u16, Option<u16>) {
+    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    let plain = bind();
+    let secure = tls.then(bind);
+    let port = plain.local_addr().unwrap().port();
+    let tls_port = secure.as_ref().map(|l| l.local_addr().unwrap().port());
+    (port, tls_port)
+}
+
+fn config(base: &Path, port: u16, tls_port: Option<u16>) -> String {
+    let b = base.display();
+    let ssl = match tls_port {
+        // NOTE: `ssl = yes` (not `required`): STARTTLS offered, plain LOGIN still allowed.
+        Some(_) => {
+            format!("ssl = yes\nssl_cert = <{b}/tls/server.pem\nssl_key = <{b}/tls/server.key\n")
+        }
+        None => "ssl = no\n".to_owned(),
+    };
+    let tls_port = tls_port.unwrap_or(0); // port 0 disables the imaps listener
+    format!(
+        r#"# Written by tests/common/dovecot.rs
+base_dir = {b}/run
+state_dir = {b}/run/state
+log_path = {b}/log/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+{ssl}disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_verbose = yes
+# NOTE: failed logins are answered after auth_failure_delay (default 2s); 0 makes it <= 0.5s.
+auth_failure_delay = 0
+mail_location = maildir:{b}/mail/%u
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+mail_uid = dovecot
+mail_gid = dovecot
+first_valid_uid = 100
+first_valid_gid = 100
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {b}/users
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={b}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = {tls_port}
+  }}
+  chroot =
+}}
+service anvil {{
+  chroot =
+  # NOTE: no auth penalty: by default every failed login from an IP makes every later login
+  # from it wait 4s and more (anvil "auth penalty"); auth can't reach a mode-0 listener, so
+  # the penalty is off.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"#
+    )
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts `dovecot -F -c CONF` and waits until it is ready, or returns why not (the master is
+/// gone by then).
+fn launch(base: &Path, conf: &Path, port: u16, tls_port: Option<u16>) -> Result<Child, String> {
+    let stderr = fs::File::create(base.join("log").join("master.stderr")).unwrap();
+    let mut child = Command::new("dovecot")
+        .arg("-F")
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone().unwrap())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot run dovecot: {e}"))?;
+    let pid_file = base.join("run").join("master.pid");
+    let deadline = Instant::now() + TIMEOUT;
+    let fail = |child: &mut Child, why: String| {
+        shutdown(child);
+        let stderr = fs::read_to_string(base.join("log").join("master.stderr")).unwrap_or_default();
+        Err(format!("{why}\n--- dovecot stderr ---\n{stderr}"))
+    };
+    // NOTE: the master binds all listeners before it writes master.pid, so once the pid file
+    // names our child the ports are ours; probing earlier could greet us from another server
+    // that holds the port we picked.
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return fail(
+                &mut child,
+                format!("dovecot exited during start-up: {status}"),
+            );
+        }
+        let ours = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            == Some(child.id());
+        if ours {
+            break;
+        }
+        if Instant::now() > deadline {
+            return fail(&mut child, "no master.pid within 10s".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in std::iter::once(port).chain(tls_port) {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return fail(
+                    &mut child,
+                    format!("dovecot exited during start-up: {status}"),
+                );
+            }
+            // The plain port must greet; the imaps port only has to accept (TLS comes first).
+            let ready = if p == port {
+                try_greeting(p)
+            } else {
+                TcpStream::connect_timeout(&addr(p), Duration::from_millis(500)).is_ok()
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return fail(&mut child, format!("port {p} not ready within 10s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(child)
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn try_greeting(port: u16) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&addr(port), Duration::from_millis(500)) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut line = String::new();
+    let ok = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("* OK");
+    let _ = (&stream).write_all(b"x LOGOUT\r\n");
+    ok
+}
+
+/// Stops a master and every process it had started, and waits until they are gone.
+fn shutdown(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        // Already exited (and reaped: its pid may belong to someone else by now). Its services
+        // notice the dead master and exit by themselves.
+        return;
+    }
+    let descendants = descendants_of(child.id());
+    // NOTE: an imap process serving a connected client outlives the master (until the client
+    // disconnects), although shutdown_clients defaults to yes. So SIGTERM the imap processes
+    // along with the master (the client reads `* BYE Server shutting down`); the master reaps
+    // them. Don't SIGTERM the other services (log, anvil, auth, ...): the master restarts them
+    // and then waits up to 6s. With SIGTERM, the master itself takes ~1s to exit.
+    let imaps: Vec<u32> = descendants
+        .iter()
+        .filter(|p| p.name().as_deref() == Some("imap"))
+        .map(|p| p.pid)
+        .collect();
+    signal("TERM", imaps.into_iter().chain([child.id()]));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Whatever is still left (should be nothing): SIGTERM, and SIGKILL after 2s.
+    signal(
+        "TERM",
+        descendants.iter().filter(|p| p.alive()).map(|p| p.pid),
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for p in &descendants {
+        while p.alive() {
+            if Instant::now() > deadline {
+                signal("KILL", [p.pid]);
+                std::thread::sleep(Duration::from_millis(50));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn signal(name: &str, pids: impl IntoIterator<Item = u32>) {
+    let pids: Vec<String> = pids.into_iter().map(|p| p.to_string()).collect();
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(&pids)
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A process, identified by pid and start time (so a reused pid is not mistaken for it).
+struct Proc {
+    pid: u32,
+    start: u64,
+}
+
+/// (state, ppid, start time) from /proc/PID/stat.
+fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ..." — comm may contain spaces, so split after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?; // field 22 of stat
+    Some((state, ppid, start))
+}
+
+impl Proc {
+    /// Running (not a zombie) and still the same process.
+    fn alive(&self) -> bool {
+        matches!(proc_stat(self.pid), Some((state, _, start))
+            if start == self.start && state != 'Z' && state != 'X')
+    }
+
+    fn name(&self) -> Option<String> {
+        fs::read_to_string(format!("/proc/{}/comm", self.pid))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    }
+}
+
+fn descendants_of(root: u32) -> Vec<Proc> {
+    let mut all = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+                && let Some((_, ppid, start)) = proc_stat(pid)
+            {
+                all.push((Proc { pid, start }, ppid));
+            }
+        }
+    }
+    let mut parents = vec![root];
+    let mut found = Vec::new();
+    while let Some(parent) = parents.pop() {
+        let (children, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, pp)| *pp == parent);
+        all = rest;
+        for (child, _) in children {
+            parents.push(child.pid);
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// A CA and a leaf certificate for localhost/127.0.0.1 signed by it; returns the CA's path.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let ca_key = dir.join("ca.key");
+    let ca = dir.join("ca.pem");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let cert = dir.join("server.pem");
+    let ext = dir.join("server.ext");
+    // P-256 keys: as good as RSA for rustls/openssl and much faster to make.
+    let newkey = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(newkey)
+            .args(["-days", "3650", "-subj", "/CN=mailintake test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca),
+    );
+    run_ok(
+        Command::new("openssl")
+            .arg("req")
+            .args(newkey)
+            .args(["-subj", "/CN=localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let serial = format!("0x{}", random_hex());
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "3650", "-set_serial", &serial])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&cert),
+    );
+    ca
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The tagged end of an IMAP command.
+#[derive(Debug, Clone)]
+pub struct ImapReply {
+    /// Untagged (`* ...`) lines, CRLF stripped; literals are inlined (lossy UTF-8).
+    pub untagged: Vec<String>,
+    /// `OK`, `NO` or `BAD`.
+    pub status: String,
+    /// The whole tagged line, CRLF stripped.
+    pub line: String,
+}
+
+impl ImapReply {
+    pub fn is_ok(&self) -> bool {
+        self.status == "OK"
+    }
+}
+
+/// A minimal blocking IMAP client over plain TCP, for setting up and inspecting mailboxes.
+pub struct Imap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    next_tag: u32,
+    /// The server's greeting line.
+    pub greeting: String,
+}
+
+impl Imap {
+    pub fn connect(port: u16) -> Imap {
+        let stream = TcpStream::connect(addr(port))
+            .unwrap_or_else(|e| panic!("connect to dovecot on 127.0.0.1:{port}: {e}"));
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut imap = Imap {
+            reader: BufReader::new(stream),
+            writer,
+            next_tag: 1,
+            greeting: String::new(),
+        };
+        imap.greeting = imap.read_response();
+        assert!(
+            imap.greeting.starts_with("* OK"),
+            "unexpected greeting: {:?}",
+            imap.greeting
+        );
+        imap
+    }
+
+    /// Sends `TAG command` and reads up to its tagged reply.
+    pub fn command(&mut self, command: &str) -> ImapReply {
+        let tag = self.send(command);
+        self.finish(&tag)
+    }
+
+    /// Like [`Imap::command`], panicking unless the reply is OK.
+    pub fn ok(&mut self, command: &str) -> ImapReply {
+        let reply = self.command(command);
+        assert!(reply.is_ok(), "IMAP {command:?} failed: {}", reply.line);
+        reply
+    }
+
+    pub fn login(&mut self, user: &str, password: &str) {
+        let reply = self.command(&format!("LOGIN {} {}", quote(user), quote(password)));
+        assert!(
+            reply.is_ok(),
+            "IMAP LOGIN as {user:?} failed: {}",
+            reply.line
+        );
+    }
+
+    /// CREATE, ignoring `NO [ALREADYEXISTS]` (and INBOX, which always exists).
+    pub fn create_if_missing(&mut self, mailbox: &str) {
+        if mailbox.eq_ignore_ascii_case("INBOX") {
+            return;
+        }
+        let reply = self.command(&format!("CREATE {}", mailbox_name(mailbox)));
+        assert!(
+            reply.is_ok() || reply.line.contains("[ALREADYEXISTS]"),
+            "IMAP CREATE {mailbox:?} failed: {}",
+            reply.line
+        );
+    }
+
+    /// SELECT; returns the untagged lines (EXISTS, UIDVALIDITY, ...).
+    pub fn select(&mut self, mailbox: &str) -> ImapReply {
+        self.ok(&format!("SELECT {}", mailbox_name(mailbox)))
+    }
+
+    /// UIDVALIDITY reported by SELECT.
+    pub fn select_uidvalidity(&mut self, mailbox: &str) -> u32 {
+        let reply = self.select(mailbox);
+        reply
+            .untagged
+            .iter()
+            .find_map(|l| {
+                let rest = l.split("[UIDVALIDITY ").nth(1)?;
+                rest.split(']').next()?.trim().parse().ok()
+            })
+            .unwrap_or_else(|| panic!("SELECT reported no UIDVALIDITY: {:?}", reply.untagged))
+    }
+
+    /// APPEND with a synchronizing literal; returns (UIDVALIDITY, UID) from `[APPENDUID]`.
+    pub fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &[&str],
+        internal_date: Option<&str>,
+        message: &[u8],
+    ) -> (u32, u32) {
+        let mut command = format!("APPEND {}", mailbox_name(mailbox));
+        if !flags.is_empty() {
+            let _ = write!(command, " ({})", flags.join(" "));
+        }
+        if let Some(date) = internal_date {
+            let _ = write!(command, " {}", quote(date));
+        }
+        let _ = write!(command, " {{{}}}", message.len());
+        let tag = self.send(&command);
+        let line = self.read_response();
+        if !line.starts_with('+') {
+            panic!("IMAP APPEND to {mailbox:?} refused: {line}");
+        }
+        self.writer.write_all(message).unwrap();
+        self.writer.write_all(b"\r\n").unwrap();
+        let reply = self.finish(&tag);
+        assert!(
+            reply.is_ok(),
+            "IMAP APPEND to {mailbox:?} failed: {}",
+            reply.line
+        );
+        let code = reply
+            .line
+            .split("[APPENDUID ")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap_or_else(|| panic!("APPEND reply without APPENDUID: {}", reply.line));
+        let mut numbers = code.split_whitespace().map(|n| n.parse::<u32>().unwrap());
+        (numbers.next().unwrap(), numbers.next().unwrap())
+    }
+
+    /// Sends one raw line (CRLF added), e.g. `DONE` to end an IDLE.
+    pub fn write_line(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+    }
+
+    /// The next response line (literals inlined); `None` once the server has closed the
+    /// connection (or on a read error / the 10s timeout).
+    pub fn read_line(&mut self) -> Option<String> {
+        let mut raw = Vec::new();
+        match self.reader.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(
+                String::from_utf8_lossy(&raw)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+        }
+    }
+
+    pub fn logout(&mut self) {
+        let _ = self.command("LOGOUT");
+    }
+
+    fn send(&mut self, command: &str) -> String {
+        let tag = format!("a{}", self.next_tag);
+        self.next_tag += 1;
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .unwrap();
+        tag
+    }
+
+    fn finish(&mut self, tag: &str) -> ImapReply {
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.read_response();
+            if let Some(rest) = line.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
+                let status = rest.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                return ImapReply {
+                    untagged,
+                    status,
+                    line,
+                };
+            }
+            untagged.push(line);
+        }
+    }
+
+    /// One response line, with any `{N}` literals read and inlined.
+    fn read_response(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut raw = Vec::new();
+            let n = self.reader.read_until(b'\n', &mut raw).unwrap();
+            assert!(n > 0, "dovecot closed the connection (after {out:?})");
+            let line = String::from_utf8_lossy(&raw);
+            let line = line.trim_end_matches(['\r', '\n']);
+            out.push_str(line);
+            let literal = line
+                .strip_suffix('}')
+                .and_then(|l| l.rsplit_once('{'))
+                .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok());
+            match literal {
+                Some(len) => {
+                    let mut bytes = vec![0; len];
+                    self.reader.read_exact(&mut bytes).unwrap();
+                    out.push_str("\r\n");
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                None => return out,
+            }
+        }
+    }
+}
+
+/// An IMAP quoted string.
+fn quote(s: &str) -> String {
+    assert!(!s.contains(['\r', '\n']), "cannot quote {s:?} for IMAP");
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A mailbox name as IMAP wants it: modified UTF-7 (RFC 3501 5.1.3), quoted.
+fn mailbox_name(name: &str) -> String {
+    quote(&to_modified_utf7(name))
+}
+
+fn to_modified_utf7(name: &str) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    let mut out = String::new();
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        out.push('&');
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            let chars = chunk.len() + 1;
+            for i in 0..chars {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out.push('-');
+        pending.clear();
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}

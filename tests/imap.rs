@@ -1,0 +1,477 @@
+//! IMAP collectors against a real Dovecot started by the tests (see common/dovecot.rs):
+//! TLS modes, routing, after-processing actions, quarantine keyword, UIDVALIDITY change,
+//! failing collectors, the daemon with IDLE, SIGTERM and SIGKILL.
+
+mod common;
+#[path = "common/dovecot.rs"]
+mod dovecot;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, order_message, sample};
+use dovecot::{Dovecot, DovecotOptions};
+use serde_json::Value;
+
+const USER: &str = "orders@example.test";
+const PASSWORD: &str = "s3cret-pass";
+
+fn dovecot(tls: bool) -> Dovecot {
+    let server = Dovecot::start(DovecotOptions { tls });
+    server.add_user(USER, PASSWORD);
+    server
+}
+
+/// One `[[queue]]` + `[[collector]]` block for an IMAP collector.
+struct ImapCollector<'a> {
+    name: &'a str,
+    port: u16,
+    tls: &'a str,
+    mailbox: &'a str,
+    /// Extra collector keys (before the tables).
+    keys: &'a str,
+    /// Extra `[collector.imap]` keys.
+    imap_keys: &'a str,
+    /// A `[collector.after]` table body, if any.
+    after: &'a str,
+}
+
+impl<'a> ImapCollector<'a> {
+    fn new(name: &'a str, port: u16) -> Self {
+        ImapCollector {
+            name,
+            port,
+            tls: "none",
+            mailbox: "INBOX",
+            keys: "",
+            imap_keys: "",
+            after: "",
+        }
+    }
+
+    fn toml(&self) -> String {
+        let after = if self.after.is_empty() {
+            String::new()
+        } else {
+            format!("[collector.after]\n{}\n", self.after)
+        };
+        format!(
+            "[[queue]]\nname = \"{name}\"\n\n[[collector]]\nname = \"{name}\"\nqueue = \"{name}\"\nschedule = \"0 0 0 1 1 *\"\n{keys}\n[collector.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nusername = \"{USER}\"\npassword-file = \"imap-password\"\nmailbox = \"{mailbox}\"\ntimeout-secs = 10\n{imap_keys}\n{after}\n",
+            name = self.name,
+            keys = self.keys,
+            port = self.port,
+            tls = self.tls,
+            mailbox = self.mailbox,
+            imap_keys = self.imap_keys,
+        )
+    }
+}
+
+fn sandbox_for(collectors: &[ImapCollector<'_>]) -> Sandbox {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("imap-password"), format!("{PASSWORD}\n")).unwrap();
+    write_imap_config(&sandbox, collectors);
+    sandbox
+}
+
+fn write_imap_config(sandbox: &Sandbox, collectors: &[ImapCollector<'_>]) {
+    let mut text = String::from("[storage]\nurl = \"sqlite://data/mailintake.db\"\n\n");
+    for c in collectors {
+        text.push_str(&c.toml());
+    }
+    std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
+}
+
+fn counts(report: &Value) -> [u64; 5] {
+    [
+        "fetched",
+        "accepted",
+        "skipped",
+        "quarantined",
+        "duplicates",
+    ]
+    .map(|k| report[k].as_u64().unwrap())
+}
+
+fn flags_of(server: &Dovecot, mailbox: &str, uid: u32) -> Vec<String> {
+    server
+        .messages(USER, mailbox)
+        .into_iter()
+        .find(|m| m.uid == uid)
+        .unwrap_or_else(|| panic!("UID {uid} is not in {mailbox}"))
+        .flags
+}
+
+#[test]
+fn plain_imap_collect_stores_marks_seen_and_leaves_the_rest() {
+    let server = dovecot(false);
+    let order = server.append(USER, PASSWORD, "INBOX", &sample("01-seed-order.eml"));
+    let other = server.append(USER, PASSWORD, "INBOX", &sample("21-reply-question.eml"));
+    let broken = server.append(USER, PASSWORD, "INBOX", &sample("26-truncated-json.eml"));
+    let lead = server.append(USER, PASSWORD, "INBOX", &sample("02-lead-octet-stream.eml"));
+    let sandbox = sandbox_for(&[ImapCollector::new("site-orders", server.port())]);
+
+    assert_eq!(counts(&sandbox.collect()), [4, 2, 1, 1, 0]);
+    assert!(flags_of(&server, "INBOX", order).contains(&"\\Seen".to_string()));
+    assert!(flags_of(&server, "INBOX", lead).contains(&"\\Seen".to_string()));
+    assert!(
+        flags_of(&server, "INBOX", other).is_empty(),
+        "a message without the keyword is not touched"
+    );
+    let broken_flags = flags_of(&server, "INBOX", broken);
+    assert!(
+        broken_flags.contains(&"$MailintakeQuarantined".to_string())
+            && !broken_flags.contains(&"\\Seen".to_string()),
+        "{broken_flags:?}"
+    );
+
+    let records = sandbox.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["contact_name"], "Прилепский Алексей Анатольевич");
+    assert_eq!(records[0]["lines"][0]["price"], 500.0);
+    assert_eq!(records[1]["kind"], "lead");
+
+    // Nothing is fetched again; a new message is.
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+    server.append(USER, PASSWORD, "INBOX", &order_message(7, "7709745454", 2));
+    assert_eq!(counts(&sandbox.collect()), [1, 1, 0, 0, 0]);
+    assert_eq!(
+        sandbox
+            .json(&["quarantine", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let status = sandbox.json(&["collectors", "status", "--json"]);
+    assert_eq!(status[0]["collector"], "site-orders");
+    assert_eq!(status[0]["counts"]["accepted"], 1);
+    assert!(
+        status[0]["last_success"].is_string() && status[0]["last_error"].is_null(),
+        "{status}"
+    );
+}
+
+#[test]
+fn implicit_tls_and_starttls_verify_the_server_against_the_ca_file() {
+    let server = dovecot(true);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    server.append(USER, PASSWORD, "Shop", &order_message(2, "7709745454", 1));
+    let ca = format!("ca-file = \"{}\"", server.ca_file().unwrap().display());
+    let mut implicit = ImapCollector::new("implicit", server.tls_port().unwrap());
+    implicit.tls = "implicit";
+    implicit.imap_keys = &ca;
+    let mut starttls = ImapCollector::new("starttls", server.port());
+    starttls.tls = "starttls";
+    starttls.mailbox = "Shop";
+    starttls.imap_keys = &ca;
+    let sandbox = sandbox_for(&[implicit, starttls]);
+    let reports = sandbox.json(&["collect", "--json"]);
+    assert_eq!(counts(&reports[0]), [1, 1, 0, 0, 0]);
+    assert_eq!(counts(&reports[1]), [1, 1, 0, 0, 0]);
+
+    // Without the private CA the certificate is not trusted, and nothing is read.
+    server.append(USER, PASSWORD, "INBOX", &order_message(3, "7709745454", 1));
+    let mut untrusted = ImapCollector::new("implicit", server.tls_port().unwrap());
+    untrusted.tls = "implicit";
+    write_imap_config(&sandbox, &[untrusted]);
+    let out = sandbox.run(&["collect", "--json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        !err.contains(PASSWORD),
+        "the password never appears in errors"
+    );
+}
+
+#[test]
+fn two_collectors_on_one_account_route_to_their_own_queues() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    server.append(USER, PASSWORD, "Forms", &sample("15-minimal-lead.eml"));
+    server.append(USER, PASSWORD, "Forms", &sample("02-lead-octet-stream.eml"));
+    let mut forms = ImapCollector::new("forms", server.port());
+    forms.mailbox = "Forms";
+    let sandbox = sandbox_for(&[ImapCollector::new("shop", server.port()), forms]);
+    sandbox.collect_all();
+    let queue_of = |q: &str| {
+        sandbox
+            .json(&["records", "list", "--json", "--queue", q])
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!((queue_of("shop"), queue_of("forms")), (1, 2));
+}
+
+#[test]
+fn move_and_delete_actions_and_quarantine_folder() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    server.append(USER, PASSWORD, "INBOX", &sample("27-json-array.eml"));
+    let keep = server.append(USER, PASSWORD, "INBOX", &sample("22-reorder.eml"));
+    server.append(
+        USER,
+        PASSWORD,
+        "Deletes",
+        &order_message(2, "7709745454", 1),
+    );
+    let mut mover = ImapCollector::new("mover", server.port());
+    mover.after = "action = \"move\"\nmove-to = \"Processed\"\nquarantine-move-to = \"Quarantine\"";
+    let mut deleter = ImapCollector::new("deleter", server.port());
+    deleter.mailbox = "Deletes";
+    deleter.after = "action = \"delete\"";
+    let sandbox = sandbox_for(&[mover, deleter]);
+    sandbox.collect_all();
+    let uids = |mailbox: &str| server.messages(USER, mailbox).len();
+    assert_eq!(
+        server
+            .messages(USER, "INBOX")
+            .iter()
+            .map(|m| m.uid)
+            .collect::<Vec<_>>(),
+        [keep]
+    );
+    assert_eq!(
+        (uids("Processed"), uids("Quarantine"), uids("Deletes")),
+        (1, 1, 0)
+    );
+    assert_eq!(sandbox.records().len(), 2);
+}
+
+#[test]
+fn delete_after_days_expunges_only_old_processed_messages() {
+    let server = dovecot(false);
+    let old_date = Some("01-Jan-2020 10:00:00 +0000");
+    let old_order = server.append_with(
+        USER,
+        PASSWORD,
+        "INBOX",
+        &[],
+        old_date,
+        &order_message(1, "7709745454", 1),
+    );
+    let old_other = server.append_with(
+        USER,
+        PASSWORD,
+        "INBOX",
+        &[],
+        old_date,
+        &sample("21-reply-question.eml"),
+    );
+    let new_order = server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
+    let mut collector = ImapCollector::new("site", server.port());
+    collector.after = "delete-after-days = 30";
+    let sandbox = sandbox_for(&[collector]);
+    sandbox.collect();
+    let left: Vec<u32> = server
+        .messages(USER, "INBOX")
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(
+        left,
+        [old_other, new_order],
+        "old order {old_order} expunged"
+    );
+    assert_eq!(sandbox.records().len(), 2);
+}
+
+#[test]
+fn uidvalidity_change_rescans_without_duplicates() {
+    let server = dovecot(false);
+    for n in 0..3 {
+        server.append(USER, PASSWORD, "INBOX", &order_message(n, "7709745454", 1));
+    }
+    let sandbox = sandbox_for(&[ImapCollector::new("site", server.port())]);
+    assert_eq!(counts(&sandbox.collect()), [3, 3, 0, 0, 0]);
+    server.set_uidvalidity(USER, "INBOX", 4242);
+    server.append(USER, PASSWORD, "INBOX", &order_message(9, "7709745454", 1));
+    assert_eq!(counts(&sandbox.collect()), [4, 1, 0, 0, 3]);
+    assert_eq!(sandbox.records().len(), 4);
+    let status = sandbox.json(&["collectors", "status", "--json"]);
+    assert_eq!(status[0]["uidvalidity"], 4242);
+}
+
+#[test]
+fn a_failing_collector_does_not_stop_the_others() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let good = ImapCollector::new("good", server.port());
+    let dead = ImapCollector::new("dead", dead_port);
+    let mut wrong = ImapCollector::new("wrong", server.port());
+    wrong.imap_keys = "password-env = \"MAILINTAKE_TEST_WRONG_PASSWORD\"";
+    let sandbox = sandbox_for(&[dead, wrong, good]);
+    // The wrong collector uses an env password instead of the file.
+    let text = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    let text = text.replacen(
+        "password-file = \"imap-password\"\nmailbox = \"INBOX\"\ntimeout-secs = 10\npassword-env",
+        "mailbox = \"INBOX\"\ntimeout-secs = 10\npassword-env",
+        1,
+    );
+    std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailintake"))
+        .arg("--config")
+        .arg(sandbox.path("collectors.toml"))
+        .args(["collect", "--json"])
+        .env("MAILINTAKE_TEST_WRONG_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "failures are reported in the exit status"
+    );
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 1);
+    assert_eq!(reports[0]["collector"], "good");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dead") && err.contains("wrong") && !err.contains("not-the-password"),
+        "{err}"
+    );
+    assert_eq!(sandbox.records().len(), 1);
+    let status = sandbox.json(&["collectors", "status", "--json"]);
+    let error_of = |name: &str| {
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["collector"] == name)
+            .unwrap()["last_error"]
+            .clone()
+    };
+    assert!(
+        error_of("dead").as_str().unwrap().contains("connect"),
+        "{status}"
+    );
+    assert!(
+        error_of("wrong").as_str().unwrap().contains("login"),
+        "{status}"
+    );
+    assert!(error_of("good").is_null());
+}
+
+/// A running `mailintake run`.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(sandbox: &Sandbox) -> Daemon {
+        Daemon(
+            Command::new(env!("CARGO_BIN_EXE_mailintake"))
+                .arg("--config")
+                .arg(sandbox.path("collectors.toml"))
+                .arg("run")
+                .env("MAILINTAKE_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_records(sandbox: &Sandbox, want: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let have = sandbox.records().len();
+        if have >= want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{have} of {want} records after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    // The schedule is yearly: only the start-up pass and IDLE can bring mail in.
+    let mut collector = ImapCollector::new("site", server.port());
+    collector.keys = "mode = \"idle\"";
+    let sandbox = sandbox_for(&[collector]);
+    let daemon = Daemon::start(&sandbox);
+    wait_for_records(&sandbox, 1, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
+    wait_for_records(&sandbox, 2, Duration::from_secs(10));
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
+    let server = dovecot(false);
+    let total = 600;
+    let mut imap = server.connect_as(USER, PASSWORD);
+    for n in 0..total {
+        imap.append(
+            "INBOX",
+            &[],
+            None,
+            &order_message(n, "7709745454", 1 + n % 6),
+        );
+    }
+    imap.logout();
+    let mut collector = ImapCollector::new("site", server.port());
+    collector.keys = "batch-size = 50";
+    let sandbox = sandbox_for(&[collector]);
+    for delay in [400u64, 700, 250] {
+        let daemon = Daemon::start(&sandbox);
+        std::thread::sleep(Duration::from_millis(delay));
+        drop(daemon); // SIGKILL
+    }
+    let daemon = Daemon::start(&sandbox);
+    wait_for_records(&sandbox, total, Duration::from_secs(60));
+    assert!(daemon.terminate().success());
+    let records = sandbox.records();
+    let refs: HashSet<&str> = records
+        .iter()
+        .map(|r| r["source"]["order_ref"].as_str().unwrap())
+        .collect();
+    assert_eq!((records.len(), refs.len()), (total, total));
+    let unseen = server
+        .messages(USER, "INBOX")
+        .iter()
+        .filter(|m| !m.has_flag("\\Seen"))
+        .count();
+    assert_eq!(unseen, 0, "every stored message is acknowledged");
+}
