@@ -862,4 +862,87 @@ path = "samples/maildir"
             "{err}"
         );
     }
+
+    const IMAP: &str = r#"
+[[queue]]
+name = "shop"
+
+[[collector]]
+name = "shop"
+queue = "shop"
+mode = "idle"
+[collector.imap]
+host = "imap.example.com"
+username = "orders@example.com"
+password-file = "secrets/imap"
+[collector.after]
+action = "move"
+move-to = "Processed"
+delete-after-days = 30
+"#;
+
+    #[test]
+    fn imap_collector_defaults_to_verified_implicit_tls() {
+        let config = load(IMAP).unwrap();
+        let c = &config.collectors[0];
+        let SourceConfig::Imap(imap) = &c.source else {
+            panic!("not IMAP")
+        };
+        assert_eq!(
+            (imap.tls, imap.port, imap.mailbox.as_str()),
+            (TlsMode::Implicit, 993, "INBOX")
+        );
+        assert_eq!(
+            imap.password,
+            Secret::File(PathBuf::from("/etc/mi/secrets/imap"))
+        );
+        assert_eq!(c.after.action, AfterAction::Move("Processed".into()));
+        assert_eq!(
+            (c.after.delete_after_days, c.mode),
+            (Some(30), CollectMode::Idle)
+        );
+    }
+
+    #[test]
+    fn inline_passwords_are_refused() {
+        let err =
+            error_text(&IMAP.replace("password-file = \"secrets/imap\"", "password = \"hunter2\""));
+        assert!(
+            err.contains(":12:12:") && err.contains("password-env") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_imap_is_only_for_loopback_unless_allowed() {
+        let plain = IMAP.replace("username =", "tls = \"none\"\nusername =");
+        assert!(error_text(&plain).contains("collector.imap.tls"));
+        let local = plain.replace("imap.example.com", "127.0.0.1");
+        let SourceConfig::Imap(imap) = &load(&local).unwrap().collectors[0].source else {
+            panic!()
+        };
+        assert_eq!((imap.tls, imap.port), (TlsMode::None, 143));
+        assert!(
+            load(&plain.replace("tls = \"none\"", "tls = \"none\"\nallow-insecure = true")).is_ok()
+        );
+    }
+
+    #[test]
+    fn after_and_mode_rules_are_checked() {
+        assert!(
+            error_text(&IMAP.replace("move-to = \"Processed\"\n", "")).contains("needs move-to")
+        );
+        assert!(error_text(&IMAP.replace("\"move\"", "\"archive\"")).contains("unknown action"));
+        assert!(
+            error_text(&IMAP.replace("Processed", "Pro\\\"cessed"))
+                .contains("collector.after.move-to")
+        );
+        let maildir_idle = GOOD.replace(
+            "format = \"order-json\"",
+            "format = \"order-json\"\nmode = \"idle\"",
+        );
+        assert!(error_text(&maildir_idle).contains("needs an IMAP collector"));
+        let maildir_move = format!("{GOOD}[collector.after]\naction = \"delete\"\n");
+        assert!(error_text(&maildir_move).contains("need an IMAP collector"));
+    }
 }
