@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::fs;
 
-use common::{Sandbox, copy_tree, order_message, repo, sample};
+use common::{Sandbox, copy_tree, counts, order_message, repo, sample};
 use serde_json::Value;
 
 const INBOX: &str = "inbox";
@@ -25,17 +25,6 @@ fn files_in(sandbox: &Sandbox, sub: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn counts(report: &Value) -> [u64; 5] {
-    [
-        "fetched",
-        "accepted",
-        "skipped",
-        "quarantined",
-        "duplicates",
-    ]
-    .map(|k| report[k].as_u64().unwrap())
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, order_message, sample};
+use common::{Sandbox, counts, order_message, sample};
 use dovecot::{Dovecot, DovecotOptions};
 use serde_json::Value;
 
@@ -81,17 +81,6 @@ fn write_imap_config(sandbox: &Sandbox, collectors: &[ImapCollector<'_>]) {
         text.push_str(&c.toml());
     }
     std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
-}
-
-fn counts(report: &Value) -> [u64; 5] {
-    [
-        "fetched",
-        "accepted",
-        "skipped",
-        "quarantined",
-        "duplicates",
-    ]
-    .map(|k| report[k].as_u64().unwrap())
 }
 
 fn flags_of(server: &Dovecot, mailbox: &str, uid: u32) -> Vec<String> {

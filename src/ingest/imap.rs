@@ -77,10 +77,7 @@ pub(super) async fn collect(
     store: &mut Store,
     shutdown: &Shutdown,
 ) -> Result<CollectReport, IngestError> {
-    let mut report = CollectReport {
-        collector: collector.name.clone(),
-        ..CollectReport::default()
-    };
+    let mut report = CollectReport::for_collector(&collector.name);
     let mut mailbox = ImapMailbox::open(config).await?;
     let uidvalidity = mailbox.uidvalidity;
     let state = tokio::task::block_in_place(|| store.collector_state(&collector.name))?;

@@ -13,10 +13,7 @@ pub(super) fn collect(
     store: &mut Store,
     shutdown: &Shutdown,
 ) -> Result<CollectReport, IngestError> {
-    let mut report = CollectReport {
-        collector: collector.name.clone(),
-        ..CollectReport::default()
-    };
+    let mut report = CollectReport::for_collector(&collector.name);
     let entries = maildir.unseen()?;
     for batch in entries.chunks(collector.batch_size) {
         if shutdown.is_cancelled() {

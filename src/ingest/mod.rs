@@ -82,6 +82,16 @@ pub struct CollectReport {
     pub duplicates: usize,
 }
 
+impl CollectReport {
+    /// An empty report for `collector`.
+    pub fn for_collector(collector: &str) -> CollectReport {
+        CollectReport {
+            collector: collector.to_string(),
+            ..CollectReport::default()
+        }
+    }
+}
+
 /// A message read from a mailbox, with its position there.
 pub struct Fetched {
     /// Position key (Maildir unique name, or `UIDVALIDITY:UID`).

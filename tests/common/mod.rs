@@ -210,3 +210,16 @@ impl Sandbox {
             .clone()
     }
 }
+
+/// The five counts of a collect report, in contract order:
+/// fetched, accepted, skipped, quarantined, duplicates.
+pub fn counts(report: &Value) -> [u64; 5] {
+    [
+        "fetched",
+        "accepted",
+        "skipped",
+        "quarantined",
+        "duplicates",
+    ]
+    .map(|k| report[k].as_u64().unwrap())
+}
