@@ -69,6 +69,53 @@ pub fn prepare(raw: &[u8], rules: &DecodeRules) -> Prepared {
     }
 }
 
+/// [`prepare`], but a panic in a parser becomes a quarantine reason: one poisoned message
+/// must not take the daemon down and then crash it again on every restart.
+pub fn prepare_guarded(raw: &[u8], rules: &DecodeRules) -> Prepared {
+    std::panic::catch_unwind(|| prepare(raw, rules)).unwrap_or_else(|_| Prepared {
+        envelope: Envelope {
+            message_id: None,
+            subject: None,
+            fingerprint: crate::decode::Fingerprint::of(raw),
+        },
+        decision: Decision::Quarantine(
+            "the decoder failed on this message (internal error); kept for inspection".into(),
+        ),
+    })
+}
+
+/// Decodes a batch on every core (decoding is pure), keeping the order.
+fn prepare_all(messages: &[Fetched], rules: &DecodeRules) -> Vec<Prepared> {
+    const MIN_PER_THREAD: usize = 16;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(messages.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return messages
+            .iter()
+            .map(|m| prepare_guarded(&m.raw, rules))
+            .collect();
+    }
+    let per_thread = messages.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = messages
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|m| prepare_guarded(&m.raw, rules))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Counts of one collector pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CollectReport {
@@ -121,9 +168,9 @@ pub fn commit_messages(
     let mut dispositions = vec![Disposition::Leave; messages.len()];
     let mut positions = Vec::new();
     let mut items = Vec::new();
-    for (i, message) in messages.into_iter().enumerate() {
+    let prepared_all = prepare_all(&messages, &collector.rules);
+    for (i, (message, prepared)) in messages.into_iter().zip(prepared_all).enumerate() {
         report.fetched += 1;
-        let prepared = prepare(&message.raw, &collector.rules);
         let outcome = match prepared.decision {
             Decision::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");

@@ -63,6 +63,7 @@ enum MigrationFailure {
 /// An open database.
 pub struct Store {
     conn: SqliteConnection,
+    ids: write::IdCache,
 }
 
 impl Store {
@@ -104,6 +105,9 @@ impl Store {
             url: url.to_string(),
             message: e.to_string(),
         })?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            ids: write::IdCache::default(),
+        })
     }
 }

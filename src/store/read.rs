@@ -6,9 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{
-    extra_works, ledger, quarantine, record_events, record_lines, records, tech_cards,
-};
+use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
 use crate::map::{ExtraWork, OrderLine, Record, RecordKind, SourceInfo};
@@ -129,7 +127,6 @@ struct RecordRow {
 #[diesel(table_name = record_lines)]
 struct LineRow {
     record_id: i64,
-    position: i32,
     item: Option<String>,
     machine_code: Option<String>,
     resolution: Option<String>,
@@ -141,16 +138,7 @@ struct LineRow {
     price: Option<f64>,
     amount: Option<f64>,
     is_service: bool,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = extra_works)]
-struct ExtraWorkRow {
-    record_id: i64,
-    line_position: i32,
-    kind: Option<String>,
-    quantity: Option<f64>,
-    description: Option<String>,
+    extra_work: String,
 }
 
 fn json_list(text: &str) -> Vec<String> {
@@ -237,32 +225,12 @@ impl Store {
             .load(&mut self.conn)?)
     }
 
-    /// Loads lines, works and tech cards for `rows` in three queries.
+    /// Loads lines (with their works) and tech cards for `rows` in two queries.
     fn assemble(&mut self, rows: Vec<RecordRow>) -> Result<Vec<StoredRecord>, StoreError> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
-        let mut works: HashMap<(i64, i32), Vec<ExtraWork>> = HashMap::new();
         let mut cards: HashMap<i64, Vec<TechCard>> = HashMap::new();
         for chunk in ids.chunks(500) {
-            for w in extra_works::table
-                .filter(extra_works::record_id.eq_any(chunk))
-                .order((
-                    extra_works::record_id,
-                    extra_works::line_position,
-                    extra_works::position,
-                ))
-                .select(ExtraWorkRow::as_select())
-                .load(&mut self.conn)?
-            {
-                works
-                    .entry((w.record_id, w.line_position))
-                    .or_default()
-                    .push(ExtraWork {
-                        kind: w.kind,
-                        quantity: w.quantity,
-                        description: w.description,
-                    });
-            }
             for l in record_lines::table
                 .filter(record_lines::record_id.eq_any(chunk))
                 .order((record_lines::record_id, record_lines::position))
@@ -270,7 +238,8 @@ impl Store {
                 .load(&mut self.conn)?
             {
                 lines.entry(l.record_id).or_default().push(OrderLine {
-                    extra_work: works.remove(&(l.record_id, l.position)).unwrap_or_default(),
+                    extra_work: serde_json::from_str::<Vec<ExtraWork>>(&l.extra_work)
+                        .unwrap_or_default(),
                     item: l.item,
                     machine_code: l.machine_code,
                     resolution: l.resolution,

@@ -66,18 +66,7 @@ diesel::table! {
         price -> Nullable<Double>,
         amount -> Nullable<Double>,
         is_service -> Bool,
-    }
-}
-
-diesel::table! {
-    extra_works (id) {
-        id -> BigInt,
-        record_id -> BigInt,
-        line_position -> Integer,
-        position -> Integer,
-        kind -> Nullable<Text>,
-        quantity -> Nullable<Double>,
-        description -> Nullable<Text>,
+        extra_work -> Text,
     }
 }
 
@@ -134,7 +123,6 @@ diesel::table! {
 }
 
 diesel::joinable!(record_lines -> records (record_id));
-diesel::joinable!(extra_works -> records (record_id));
 diesel::joinable!(tech_cards -> records (record_id));
 diesel::joinable!(record_events -> records (record_id));
 
@@ -157,7 +145,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     contacts,
     records,
     record_lines,
-    extra_works,
     tech_cards,
     record_events,
     quarantine,

@@ -1,13 +1,14 @@
-//! Writing: a batch of decoded messages committed in one transaction, one savepoint each.
+//! Writing: a batch of decoded messages committed in one transaction.
+
+use std::collections::HashMap;
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
 
 use super::schema::{
-    contacts, counterparties, extra_works, ledger, quarantine, record_events, record_lines,
-    records, tech_cards,
+    contacts, counterparties, ledger, quarantine, record_events, record_lines, records, tech_cards,
 };
 use super::{STATUS_NEW, Store, StoreError};
 use crate::decode::Envelope;
@@ -28,7 +29,7 @@ const TECH_CARD_NEW: &str = "new";
 /// A message for us, ready to commit.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// The message's position in its mailbox (Maildir unique name; later UIDVALIDITY+UID).
+    /// The message's position in its mailbox (Maildir unique name, or UIDVALIDITY:UID).
     pub source_key: String,
     pub envelope: Envelope,
     pub outcome: IncomingOutcome,
@@ -61,170 +62,197 @@ pub(super) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = ledger)]
-struct NewLedgerRow<'a> {
-    collector: &'a str,
-    source_key: &'a str,
-    message_id: Option<&'a str>,
-    fingerprint: &'a str,
-    outcome: &'a str,
-    record_id: Option<i64>,
-    quarantine_id: Option<i64>,
-    created_at: NaiveDateTime,
+/// Counterparty ids by INN and contact ids by phone digits, learnt from the database.
+///
+/// Rows are never deleted, so a cached id stays right, unless the transaction that created
+/// it rolled back: the writers clear the cache then.
+#[derive(Debug, Default)]
+pub(super) struct IdCache {
+    counterparties: HashMap<String, i64>,
+    contacts: HashMap<String, i64>,
+}
+
+impl IdCache {
+    pub(super) fn clear(&mut self) {
+        self.counterparties.clear();
+        self.contacts.clear();
+    }
 }
 
 impl Store {
     /// Commits `items` (all from one collector, routed to `queue`) in one transaction.
     ///
-    /// Each message gets a savepoint, so one that collides with a concurrent writer is
-    /// counted as a duplicate without undoing the others. Nothing is visible (and the caller
-    /// must acknowledge nothing) until this returns `Ok`.
+    /// The transaction is IMMEDIATE: it holds SQLite's write lock from its start, so no other
+    /// process can insert between a ledger check and the insert after it, and no savepoint
+    /// per message is needed. Nothing is visible (and the caller must acknowledge nothing)
+    /// until this returns `Ok`.
     pub fn commit_batch(
         &mut self,
         collector: &str,
         queue: &str,
         items: &[Incoming],
     ) -> Result<Vec<Committed>, StoreError> {
-        let results = self.conn.immediate_transaction(|conn| {
+        let ids = &mut self.ids;
+        let result = self.conn.immediate_transaction(|conn| {
             items
                 .iter()
-                .map(|item| {
-                    match conn.transaction(|conn| commit_one(conn, collector, queue, item)) {
-                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                            let record_id = ledger::table
-                                .filter(ledger::collector.eq(collector))
-                                .filter(ledger::source_key.eq(&item.source_key))
-                                .select(ledger::record_id)
-                                .first::<Option<i64>>(conn)
-                                .optional()?
-                                .flatten();
-                            Ok(Committed::Duplicate { record_id })
-                        }
-                        other => other,
-                    }
-                })
+                .map(|item| commit_one(conn, ids, collector, queue, item))
                 .collect::<QueryResult<Vec<_>>>()
-        })?;
-        Ok(results)
+        });
+        if result.is_err() {
+            ids.clear();
+        }
+        Ok(result?)
     }
 }
 
 fn commit_one(
     conn: &mut SqliteConnection,
+    ids: &mut IdCache,
     collector: &str,
     queue: &str,
     item: &Incoming,
 ) -> QueryResult<Committed> {
+    // One query for both keys: the same position seen before (another process got there
+    // first, or a pass died between its commit and the acknowledgement), or the same
+    // content under another position (a copy delivered twice).
     let fingerprint = item.envelope.fingerprint.to_string();
-    let mut row = NewLedgerRow {
-        collector,
-        source_key: &item.source_key,
-        message_id: item.envelope.message_id.as_deref(),
-        fingerprint: &fingerprint,
-        outcome: OUTCOME_DUPLICATE,
-        record_id: None,
-        quarantine_id: None,
-        created_at: now(),
-    };
-    let first_copy = ledger::table
-        .filter(ledger::fingerprint.eq(&fingerprint))
-        .select((ledger::message_id, ledger::record_id, ledger::quarantine_id))
-        .load::<(Option<String>, Option<i64>, Option<i64>)>(conn)?
+    let known: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = ledger::table
+        .filter(
+            ledger::collector
+                .eq(collector)
+                .and(ledger::source_key.eq(&item.source_key))
+                .or(ledger::fingerprint.eq(&fingerprint)),
+        )
+        .select((
+            ledger::collector,
+            ledger::source_key,
+            ledger::message_id,
+            ledger::record_id,
+            ledger::quarantine_id,
+        ))
+        .load(conn)?;
+    if let Some((.., record_id, _)) = known
+        .iter()
+        .find(|(c, key, ..)| c == collector && *key == item.source_key)
+    {
+        return Ok(Committed::Duplicate {
+            record_id: *record_id,
+        });
+    }
+    let first_copy = known
         .into_iter()
-        .find(|(message_id, _, _)| message_id.as_deref() == item.envelope.message_id.as_deref());
-    let committed = if let Some((_, record_id, quarantine_id)) = first_copy {
-        row.record_id = record_id;
-        row.quarantine_id = quarantine_id;
-        Committed::Duplicate { record_id }
-    } else {
-        match &item.outcome {
-            IncomingOutcome::Record(record) => {
-                let id = insert_record(
-                    conn,
-                    collector,
-                    queue,
-                    record,
-                    &format!("collector:{collector}"),
-                )?;
-                row.outcome = OUTCOME_ACCEPTED;
-                row.record_id = Some(id);
-                Committed::Created(id)
-            }
-            IncomingOutcome::Quarantine { reason, raw } => {
-                let at = now();
-                let id = diesel::insert_into(quarantine::table)
-                    .values((
-                        quarantine::collector.eq(collector),
-                        quarantine::source_key.eq(&item.source_key),
-                        quarantine::message_id.eq(item.envelope.message_id.as_deref()),
-                        quarantine::subject.eq(item.envelope.subject.as_deref()),
-                        quarantine::fingerprint.eq(&fingerprint),
-                        quarantine::reason.eq(reason),
-                        quarantine::raw.eq(raw.as_slice()),
-                        quarantine::status.eq(QUARANTINE_OPEN),
-                        quarantine::created_at.eq(at),
-                        quarantine::updated_at.eq(at),
-                    ))
-                    .returning(quarantine::id)
-                    .get_result(conn)?;
-                row.outcome = OUTCOME_QUARANTINED;
-                row.quarantine_id = Some(id);
-                Committed::Quarantined(id)
-            }
+        .find(|(_, _, message_id, ..)| message_id.as_deref() == item.envelope.message_id.as_deref())
+        .map(|(_, _, _, record_id, quarantine_id)| ((), record_id, quarantine_id));
+    let (outcome, record_id, quarantine_id, committed) = match (first_copy, &item.outcome) {
+        (Some((_, record_id, quarantine_id)), _) => (
+            OUTCOME_DUPLICATE,
+            record_id,
+            quarantine_id,
+            Committed::Duplicate { record_id },
+        ),
+        (None, IncomingOutcome::Record(record)) => {
+            let actor = format!("collector:{collector}");
+            let id = insert_record(conn, ids, collector, queue, record, &actor)?;
+            (OUTCOME_ACCEPTED, Some(id), None, Committed::Created(id))
+        }
+        (None, IncomingOutcome::Quarantine { reason, raw }) => {
+            let at = now();
+            let id = diesel::insert_into(quarantine::table)
+                .values((
+                    quarantine::collector.eq(collector),
+                    quarantine::source_key.eq(&item.source_key),
+                    quarantine::message_id.eq(item.envelope.message_id.as_deref()),
+                    quarantine::subject.eq(item.envelope.subject.as_deref()),
+                    quarantine::fingerprint.eq(&fingerprint),
+                    quarantine::reason.eq(reason),
+                    quarantine::raw.eq(raw.as_slice()),
+                    quarantine::status.eq(QUARANTINE_OPEN),
+                    quarantine::created_at.eq(at),
+                    quarantine::updated_at.eq(at),
+                ))
+                .returning(quarantine::id)
+                .get_result(conn)?;
+            (
+                OUTCOME_QUARANTINED,
+                None,
+                Some(id),
+                Committed::Quarantined(id),
+            )
         }
     };
     diesel::insert_into(ledger::table)
-        .values(&row)
+        .values((
+            ledger::collector.eq(collector),
+            ledger::source_key.eq(&item.source_key),
+            ledger::message_id.eq(item.envelope.message_id.as_deref()),
+            ledger::fingerprint.eq(&fingerprint),
+            ledger::outcome.eq(outcome),
+            ledger::record_id.eq(record_id),
+            ledger::quarantine_id.eq(quarantine_id),
+            ledger::created_at.eq(now()),
+        ))
         .execute(conn)?;
     Ok(committed)
 }
 
-fn find_or_create_counterparty(conn: &mut SqliteConnection, inn: &str) -> QueryResult<i64> {
-    if let Some(id) = counterparties::table
+fn find_or_create_counterparty(
+    conn: &mut SqliteConnection,
+    ids: &mut IdCache,
+    inn: &str,
+) -> QueryResult<i64> {
+    if let Some(id) = ids.counterparties.get(inn) {
+        return Ok(*id);
+    }
+    let found = counterparties::table
         .filter(counterparties::inn.eq(inn))
         .select(counterparties::id)
         .first(conn)
-        .optional()?
-    {
-        return Ok(id);
-    }
-    diesel::insert_into(counterparties::table)
-        .values((
-            counterparties::inn.eq(inn),
-            counterparties::created_at.eq(now()),
-        ))
-        .returning(counterparties::id)
-        .get_result(conn)
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => diesel::insert_into(counterparties::table)
+            .values((
+                counterparties::inn.eq(inn),
+                counterparties::created_at.eq(now()),
+            ))
+            .returning(counterparties::id)
+            .get_result(conn)?,
+    };
+    ids.counterparties.insert(inn.to_string(), id);
+    Ok(id)
 }
 
 fn find_or_create_contact(
     conn: &mut SqliteConnection,
+    ids: &mut IdCache,
     digits: &str,
     record: &Record,
 ) -> QueryResult<i64> {
-    if let Some(id) = contacts::table
-        .filter(contacts::phone_digits.eq(digits))
-        .select(contacts::id)
-        .first(conn)
-        .optional()?
-    {
-        return Ok(id);
+    if let Some(id) = ids.contacts.get(digits) {
+        return Ok(*id);
     }
-    diesel::insert_into(contacts::table)
+    // One statement: insert, or on a known number touch nothing and hand back its id.
+    let id = diesel::insert_into(contacts::table)
         .values((
             contacts::phone_digits.eq(digits),
             contacts::name.eq(record.contact_name.as_deref()),
             contacts::email.eq(record.email.as_deref()),
             contacts::created_at.eq(now()),
         ))
+        .on_conflict(contacts::phone_digits)
+        .do_update()
+        .set(contacts::phone_digits.eq(excluded(contacts::phone_digits)))
         .returning(contacts::id)
-        .get_result(conn)
+        .get_result(conn)?;
+    ids.contacts.insert(digits.to_string(), id);
+    Ok(id)
 }
 
 /// Inserts a record with its lines, extra works, tech cards and `created` event.
 pub(super) fn insert_record(
     conn: &mut SqliteConnection,
+    ids: &mut IdCache,
     collector: &str,
     queue: &str,
     record: &Record,
@@ -233,12 +261,12 @@ pub(super) fn insert_record(
     let at = now();
     let counterparty_id = record
         .valid_inn()
-        .map(|inn| find_or_create_counterparty(conn, inn.as_str()))
+        .map(|inn| find_or_create_counterparty(conn, ids, inn.as_str()))
         .transpose()?;
     let digits = record.phone.as_deref().and_then(phone_digits);
     let contact_id = digits
         .as_deref()
-        .map(|d| find_or_create_contact(conn, d, record))
+        .map(|d| find_or_create_contact(conn, ids, d, record))
         .transpose()?;
     let to_json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let record_id: i64 = diesel::insert_into(records::table)
@@ -276,69 +304,50 @@ pub(super) fn insert_record(
         .returning(records::id)
         .get_result(conn)?;
 
-    let mut lines = Vec::with_capacity(record.lines.len());
-    let mut works = Vec::new();
-    let mut cards = Vec::new();
+    // NOTE: one row per statement: diesel keeps single-row inserts as prepared statements,
+    // while a multi-row insert is new SQL, prepared again, for every row count.
+    let mut cards = 0;
     for (position, line) in (1..).zip(&record.lines) {
-        lines.push((
-            record_lines::record_id.eq(record_id),
-            record_lines::position.eq(position),
-            record_lines::item.eq(line.item.as_deref()),
-            record_lines::machine_code.eq(line.machine_code.as_deref()),
-            record_lines::resolution.eq(line.resolution.as_deref()),
-            record_lines::material.eq(line.material.as_deref()),
-            record_lines::material_code.eq(line.material_code.as_deref()),
-            record_lines::width.eq(line.width),
-            record_lines::height.eq(line.height),
-            record_lines::quantity.eq(line.quantity),
-            record_lines::price.eq(line.price),
-            record_lines::amount.eq(line.amount),
-            record_lines::is_service.eq(line.is_service),
-        ));
-        for (work_position, work) in (1..).zip(&line.extra_work) {
-            works.push((
-                extra_works::record_id.eq(record_id),
-                extra_works::line_position.eq(position),
-                extra_works::position.eq(work_position),
-                extra_works::kind.eq(work.kind.as_deref()),
-                extra_works::quantity.eq(work.quantity),
-                extra_works::description.eq(work.description.as_deref()),
-            ));
-        }
-        if !line.is_service {
-            cards.push((
-                tech_cards::record_id.eq(record_id),
-                tech_cards::line_position.eq(position),
-                tech_cards::status.eq(TECH_CARD_NEW),
-                tech_cards::created_at.eq(at),
-            ));
-        }
-    }
-    if !lines.is_empty() {
         diesel::insert_into(record_lines::table)
-            .values(&lines)
+            .values((
+                record_lines::record_id.eq(record_id),
+                record_lines::position.eq(position),
+                record_lines::item.eq(line.item.as_deref()),
+                record_lines::machine_code.eq(line.machine_code.as_deref()),
+                record_lines::resolution.eq(line.resolution.as_deref()),
+                record_lines::material.eq(line.material.as_deref()),
+                record_lines::material_code.eq(line.material_code.as_deref()),
+                record_lines::width.eq(line.width),
+                record_lines::height.eq(line.height),
+                record_lines::quantity.eq(line.quantity),
+                record_lines::price.eq(line.price),
+                record_lines::amount.eq(line.amount),
+                record_lines::is_service.eq(line.is_service),
+                record_lines::extra_work
+                    .eq(serde_json::to_string(&line.extra_work).unwrap_or_else(|_| "[]".into())),
+            ))
             .execute(conn)?;
-    }
-    if !works.is_empty() {
-        diesel::insert_into(extra_works::table)
-            .values(&works)
-            .execute(conn)?;
-    }
-    if !cards.is_empty() {
-        diesel::insert_into(tech_cards::table)
-            .values(&cards)
-            .execute(conn)?;
+        if !line.is_service {
+            diesel::insert_into(tech_cards::table)
+                .values((
+                    tech_cards::record_id.eq(record_id),
+                    tech_cards::line_position.eq(position),
+                    tech_cards::status.eq(TECH_CARD_NEW),
+                    tech_cards::created_at.eq(at),
+                ))
+                .execute(conn)?;
+            cards += 1;
+        }
     }
     let detail = format!(
-        "{} from {} ({} lines, {} tech cards)",
+        "{} from {} ({} lines, {cards} tech cards)",
         record.kind.as_str(),
         record
             .source
             .message_id
             .as_deref()
             .unwrap_or("a message without Message-ID"),
-        lines.len(),
-        cards.len()
+        record.lines.len(),
     );
     add_event(conn, record_id, actor, "created", Some(&detail))?;
     Ok(record_id)
@@ -374,12 +383,13 @@ impl Store {
         record: &Record,
         actor: &str,
     ) -> Result<i64, StoreError> {
-        let id = self.conn.immediate_transaction(|conn| {
+        let ids = &mut self.ids;
+        let result = self.conn.immediate_transaction(|conn| {
             let collector: String = quarantine::table
                 .find(quarantine_id)
                 .select(quarantine::collector)
                 .first(conn)?;
-            let record_id = insert_record(conn, &collector, queue, record, actor)?;
+            let record_id = insert_record(conn, ids, &collector, queue, record, actor)?;
             add_event(
                 conn,
                 record_id,
@@ -401,8 +411,11 @@ impl Store {
                 ))
                 .execute(conn)?;
             QueryResult::Ok(record_id)
-        })?;
-        Ok(id)
+        });
+        if result.is_err() {
+            ids.clear();
+        }
+        Ok(result?)
     }
 
     /// Records a new reason for a quarantine entry that still does not decode.

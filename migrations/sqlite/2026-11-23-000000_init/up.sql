@@ -64,19 +64,11 @@ CREATE TABLE record_lines (
     price DOUBLE PRECISION,
     amount DOUBLE PRECISION,
     is_service BOOLEAN NOT NULL,
+    -- ДополнительныеРаботы of this line, a JSON list of {kind, quantity, description}:
+    -- small, always read with their line, never queried on their own.
+    extra_work TEXT NOT NULL,
     UNIQUE (record_id, position)
 );
-
-CREATE TABLE extra_works (
-    id INTEGER PRIMARY KEY NOT NULL,
-    record_id BIGINT NOT NULL REFERENCES records (id) ON DELETE CASCADE,
-    line_position INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    kind TEXT,
-    quantity DOUBLE PRECISION,
-    description TEXT
-);
-CREATE INDEX extra_works_record ON extra_works (record_id);
 
 -- "одна строка — одна техкарта": one tech card per non-service goods line.
 CREATE TABLE tech_cards (
