@@ -5,6 +5,7 @@
 //! is an error naming its path, so the message is quarantined instead of half-read.
 
 pub mod inn;
+pub mod template;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};

@@ -106,6 +106,17 @@ impl Store {
     }
 }
 
+/// A ledger row that matches an incoming message by position or by content.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = ledger)]
+struct KnownMessage {
+    collector: String,
+    source_key: String,
+    message_id: Option<String>,
+    record_id: Option<i64>,
+    quarantine_id: Option<i64>,
+}
+
 fn commit_one(
     conn: &mut SqliteConnection,
     ids: &mut IdCache,
@@ -117,35 +128,29 @@ fn commit_one(
     // first, or a pass died between its commit and the acknowledgement), or the same
     // content under another position (a copy delivered twice).
     let fingerprint = item.envelope.fingerprint.to_string();
-    let known: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = ledger::table
+    let known: Vec<KnownMessage> = ledger::table
         .filter(
             ledger::collector
                 .eq(collector)
                 .and(ledger::source_key.eq(&item.source_key))
                 .or(ledger::fingerprint.eq(&fingerprint)),
         )
-        .select((
-            ledger::collector,
-            ledger::source_key,
-            ledger::message_id,
-            ledger::record_id,
-            ledger::quarantine_id,
-        ))
+        .select(KnownMessage::as_select())
         .load(conn)?;
-    if let Some((.., record_id, _)) = known
+    if let Some(same_position) = known
         .iter()
-        .find(|(c, key, ..)| c == collector && *key == item.source_key)
+        .find(|k| k.collector == collector && k.source_key == item.source_key)
     {
         return Ok(Committed::Duplicate {
-            record_id: *record_id,
+            record_id: same_position.record_id,
         });
     }
     let first_copy = known
         .into_iter()
-        .find(|(_, _, message_id, ..)| message_id.as_deref() == item.envelope.message_id.as_deref())
-        .map(|(_, _, _, record_id, quarantine_id)| ((), record_id, quarantine_id));
+        .find(|k| k.message_id.as_deref() == item.envelope.message_id.as_deref())
+        .map(|k| (k.record_id, k.quarantine_id));
     let (outcome, record_id, quarantine_id, committed) = match (first_copy, &item.outcome) {
-        (Some((_, record_id, quarantine_id)), _) => (
+        (Some((record_id, quarantine_id)), _) => (
             OUTCOME_DUPLICATE,
             record_id,
             quarantine_id,
