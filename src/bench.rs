@@ -30,11 +30,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::{
-    AfterPolicy, CollectMode, Collector, DEFAULT_BATCH_SIZE, ORDER_JSON_FORMAT, SourceConfig,
-    StorageUrl,
+    AfterPolicy, CollectMode, Collector, DEFAULT_BATCH_SIZE, SourceConfig, StorageUrl,
 };
 use crate::decode::DecodeRules;
 use crate::ingest::{CollectReport, Decision, Fetched, collect_blocking, commit_messages, prepare};
+use crate::map::PayloadFormat;
 use crate::store::{RecordFilter, Store};
 
 /// Options of the benchmark.
@@ -108,7 +108,7 @@ fn bench_collector(maildir: &Path, batch_size: usize) -> Collector {
     Collector {
         name: BENCH_COLLECTOR.into(),
         queue: BENCH_COLLECTOR.into(),
-        format: ORDER_JSON_FORMAT.into(),
+        format: PayloadFormat::OrderJson,
         schedule: None,
         rules: DecodeRules::default(),
         batch_size,
@@ -713,7 +713,7 @@ fn bench_decode(corpus: &Corpus, rules: &DecodeRules) -> Result<PhaseFigures> {
     let (figures, lines) = measure("decode", corpus.len(), || {
         let mut lines = 0;
         for (i, raw) in corpus.messages.iter().enumerate() {
-            match prepare(std::hint::black_box(raw), rules).decision {
+            match prepare(std::hint::black_box(raw), rules, &PayloadFormat::OrderJson).decision {
                 Decision::Accept(record) => lines += record.lines.len(),
                 other => bail!("message {i} was not accepted: {other:?}"),
             }
@@ -984,7 +984,7 @@ mod tests {
         let rules = DecodeRules::default();
         for (raw, lines) in corpus.messages.iter().zip(&corpus.lines) {
             assert!((MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&raw.len()));
-            match prepare(raw, &rules).decision {
+            match prepare(raw, &rules, &PayloadFormat::OrderJson).decision {
                 Decision::Accept(record) => {
                     assert_eq!(record.lines.len(), *lines);
                     assert!(record.date.is_some() && record.warnings.is_empty());

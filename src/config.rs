@@ -5,17 +5,21 @@
 //! cron expressions, charsets, unique names) and resolves paths against the file's folder.
 //! Every error names the file, the line and the key, so a typo never passes silently.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use encoding_rs::Encoding;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::decode::DecodeRules;
+use crate::map::declarative::{DeclarativeFormat, Target};
+use crate::map::template::{Template, ValueTables};
+use crate::map::{PayloadFormat, RecordKind};
 
 /// Where the config is looked for when neither `--config` nor `MAILINTAKE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "collectors.toml";
@@ -103,7 +107,8 @@ pub struct Queue {
 pub struct Collector {
     pub name: String,
     pub queue: String,
-    pub format: String,
+    /// How payloads become records.
+    pub format: PayloadFormat,
     /// Cron schedule (6 or 7 fields, seconds first); used by the daemon.
     pub schedule: Option<cron::Schedule>,
     pub rules: DecodeRules,
@@ -230,6 +235,23 @@ struct RawConfig {
     queue: Vec<RawQueue>,
     #[serde(default)]
     collector: Vec<RawCollector>,
+    #[serde(default)]
+    format: Vec<RawFormat>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFormat {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    required: Vec<Spanned<String>>,
+    number_prefix: Option<String>,
+    fields: Spanned<BTreeMap<String, Spanned<String>>>,
+    #[serde(default)]
+    maps: HashMap<String, HashMap<String, String>>,
+    #[serde(default)]
+    map_defaults: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +412,22 @@ impl Config {
             });
         }
 
+        let mut formats: HashMap<String, Arc<DeclarativeFormat>> = HashMap::new();
+        for f in &raw.format {
+            let format = validate_format(&site, f)?;
+            if format.name == ORDER_JSON_FORMAT || formats.contains_key(&format.name) {
+                return Err(site.at(
+                    f.name.span(),
+                    "format.name",
+                    format!(
+                        "format `{}` is declared twice (or is built in)",
+                        format.name
+                    ),
+                ));
+            }
+            formats.insert(format.name.clone(), Arc::new(format));
+        }
+
         let mut collectors = Vec::new();
         let mut collector_names = HashSet::new();
         for c in &raw.collector {
@@ -398,6 +436,7 @@ impl Config {
                 base,
                 c,
                 &queue_names,
+                &formats,
                 &mut collector_names,
             )?);
         }
@@ -421,6 +460,7 @@ fn validate_collector(
     base: &Path,
     c: &RawCollector,
     queue_names: &HashSet<String>,
+    formats: &HashMap<String, Arc<DeclarativeFormat>>,
     collector_names: &mut HashSet<String>,
 ) -> Result<Collector, ConfigError> {
     let name = c.name.get_ref().trim().to_string();
@@ -443,17 +483,25 @@ fn validate_collector(
         ));
     }
     let format = match &c.format {
-        Some(f) if f.get_ref() != ORDER_JSON_FORMAT => {
-            return Err(site.at(
-                f.span(),
-                "collector.format",
-                format!(
-                    "unknown format `{}`; known formats: {ORDER_JSON_FORMAT}",
-                    f.get_ref()
-                ),
-            ));
-        }
-        _ => ORDER_JSON_FORMAT.to_string(),
+        None => PayloadFormat::OrderJson,
+        Some(f) if f.get_ref() == ORDER_JSON_FORMAT => PayloadFormat::OrderJson,
+        Some(f) => match formats.get(f.get_ref()) {
+            Some(format) => PayloadFormat::Declarative(format.clone()),
+            None => {
+                let mut known: Vec<&str> = formats.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                known.insert(0, ORDER_JSON_FORMAT);
+                return Err(site.at(
+                    f.span(),
+                    "collector.format",
+                    format!(
+                        "unknown format `{}`; known formats: {}",
+                        f.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        },
     };
     let schedule = c
         .schedule
@@ -574,6 +622,76 @@ fn validate_collector(
         source,
         after,
         mode,
+    })
+}
+
+fn validate_format(site: &ErrorSite<'_>, f: &RawFormat) -> Result<DeclarativeFormat, ConfigError> {
+    let name = f.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        return Err(site.at(f.name.span(), "format.name", "a format needs a name"));
+    }
+    let kind = RecordKind::parse(f.kind.get_ref()).ok_or_else(|| {
+        site.at(
+            f.kind.span(),
+            "format.kind",
+            format!(
+                "unknown kind `{}`; expected lead, order or service-request",
+                f.kind.get_ref()
+            ),
+        )
+    })?;
+    let mut fields = Vec::new();
+    for (key, text) in f.fields.get_ref() {
+        let at = |message: String| site.at(text.span(), &format!("format.fields.{key}"), message);
+        let target = Target::parse(key).ok_or_else(|| {
+            at(format!(
+                "unknown field `{key}`; known fields: {}",
+                Target::all_names()
+            ))
+        })?;
+        if !target.fits(kind) {
+            return Err(at(format!(
+                "field `{key}` is only for service-request formats"
+            )));
+        }
+        let template = Template::parse(text.get_ref()).map_err(|e| at(e.to_string()))?;
+        if let Some(missing) = template.maps().find(|m| !f.maps.contains_key(*m)) {
+            return Err(at(format!(
+                "value table `{missing}` is not defined; add [format.maps.{missing}]"
+            )));
+        }
+        fields.push((target, template));
+    }
+    let mut required = Vec::new();
+    for field in &f.required {
+        let target = Target::parse(field.get_ref())
+            .filter(|t| fields.iter().any(|(f, _)| f == t))
+            .ok_or_else(|| {
+                site.at(
+                    field.span(),
+                    "format.required",
+                    format!("`{}` is not one of this format's fields", field.get_ref()),
+                )
+            })?;
+        required.push(target);
+    }
+    if let Some(unknown) = f.map_defaults.keys().find(|m| !f.maps.contains_key(*m)) {
+        return Err(site.at(
+            f.fields.span(),
+            "format.map-defaults",
+            format!("default for value table `{unknown}`, which is not defined"),
+        ));
+    }
+    Ok(DeclarativeFormat {
+        name,
+        kind,
+        fields,
+        required,
+        tables: ValueTables {
+            maps: f.maps.clone(),
+            defaults: f.map_defaults.clone(),
+        },
+        number_prefix: f.number_prefix.clone().unwrap_or_else(|| "SR".to_string()),
     })
 }
 

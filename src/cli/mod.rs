@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::decode::DecodeRules;
 use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
 use crate::map::{RecordKind, phone_digits};
 use crate::store::{RecordFilter, RunOutcome, Store};
@@ -219,20 +218,21 @@ fn parse(cli: &Cli, json: bool, collector: Option<&str>, file: &Path) -> Result<
     let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // NOTE: without --config (or MAILINTAKE_CONFIG) and --collector, parse needs no config
     // file at all: it applies the built-in order format and default rules.
-    let rules = if cli.config.is_some() || collector.is_some() {
+    let (rules, format) = if cli.config.is_some() || collector.is_some() {
         let config = cli.load_config()?;
         match collector {
-            Some(name) => config
-                .collector(name)
-                .ok_or_else(|| anyhow!("no collector `{name}` in {}", config.path.display()))?
-                .rules
-                .clone(),
-            None => DecodeRules::default(),
+            Some(name) => {
+                let collector = config
+                    .collector(name)
+                    .ok_or_else(|| anyhow!("no collector `{name}` in {}", config.path.display()))?;
+                (collector.rules.clone(), collector.format.clone())
+            }
+            None => Default::default(),
         }
     } else {
-        DecodeRules::default()
+        Default::default()
     };
-    let prepared = prepare(&raw, &rules);
+    let prepared = prepare(&raw, &rules, &format);
     let (status, reason, record) = match &prepared.decision {
         Decision::Accept(record) => ("accepted", None, Some(record)),
         Decision::Skip(reason) => ("skipped", Some(reason), None),
@@ -431,7 +431,7 @@ fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -
                     config.path.display()
                 )
             })?;
-            let prepared = prepare(&entry.raw, &collector.rules);
+            let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
             let (status, reason, record_id) = match prepared.decision {
                 Decision::Accept(record) => {
                     let actor = actor.clone().unwrap_or_else(os_user);

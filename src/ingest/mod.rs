@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Collector, SourceConfig};
 use crate::decode::{DecodeRules, Envelope, Verdict, decode_message};
-use crate::map::{Record, map_order_json};
+use crate::map::{PayloadFormat, Record};
 use crate::source::SourceError;
 use crate::source::imap::ImapError;
 use crate::source::maildir::Maildir;
@@ -49,13 +49,13 @@ pub struct Prepared {
 }
 
 /// Decodes and maps one raw message (the pure core of a pass; also `parse` and `retry`).
-pub fn prepare(raw: &[u8], rules: &DecodeRules) -> Prepared {
+pub fn prepare(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepared {
     let decoded = decode_message(raw, rules);
     let decision = match decoded.verdict {
         Verdict::Skipped(reason) => Decision::Skip(reason),
         Verdict::Quarantined(reason) => Decision::Quarantine(reason),
         Verdict::Matched { order_ref, payload } => {
-            match map_order_json(&payload, order_ref, &decoded.envelope) {
+            match format.map(&payload, order_ref, &decoded.envelope) {
                 Ok(record) => Decision::Accept(Box::new(record)),
                 Err(e) => {
                     Decision::Quarantine(format!("attachment `{}`: {e}", payload.attachment_name))
@@ -71,8 +71,8 @@ pub fn prepare(raw: &[u8], rules: &DecodeRules) -> Prepared {
 
 /// [`prepare`], but a panic in a parser becomes a quarantine reason: one poisoned message
 /// must not take the daemon down and then crash it again on every restart.
-pub fn prepare_guarded(raw: &[u8], rules: &DecodeRules) -> Prepared {
-    std::panic::catch_unwind(|| prepare(raw, rules)).unwrap_or_else(|_| Prepared {
+pub fn prepare_guarded(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepared {
+    std::panic::catch_unwind(|| prepare(raw, rules, format)).unwrap_or_else(|_| Prepared {
         envelope: Envelope {
             message_id: None,
             subject: None,
@@ -85,7 +85,7 @@ pub fn prepare_guarded(raw: &[u8], rules: &DecodeRules) -> Prepared {
 }
 
 /// Decodes a batch on every core (decoding is pure), keeping the order.
-fn prepare_all(messages: &[Fetched], rules: &DecodeRules) -> Vec<Prepared> {
+fn prepare_all(messages: &[Fetched], rules: &DecodeRules, format: &PayloadFormat) -> Vec<Prepared> {
     const MIN_PER_THREAD: usize = 16;
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
@@ -94,7 +94,7 @@ fn prepare_all(messages: &[Fetched], rules: &DecodeRules) -> Vec<Prepared> {
     if threads == 1 {
         return messages
             .iter()
-            .map(|m| prepare_guarded(&m.raw, rules))
+            .map(|m| prepare_guarded(&m.raw, rules, format))
             .collect();
     }
     let per_thread = messages.len().div_ceil(threads);
@@ -104,7 +104,7 @@ fn prepare_all(messages: &[Fetched], rules: &DecodeRules) -> Vec<Prepared> {
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|m| prepare_guarded(&m.raw, rules))
+                        .map(|m| prepare_guarded(&m.raw, rules, format))
                         .collect::<Vec<_>>()
                 })
             })
@@ -168,7 +168,7 @@ pub fn commit_messages(
     let mut dispositions = vec![Disposition::Leave; messages.len()];
     let mut positions = Vec::new();
     let mut items = Vec::new();
-    let prepared_all = prepare_all(&messages, &collector.rules);
+    let prepared_all = prepare_all(&messages, &collector.rules, &collector.format);
     for (i, (message, prepared)) in messages.into_iter().zip(prepared_all).enumerate() {
         report.fetched += 1;
         let outcome = match prepared.decision {

@@ -4,6 +4,7 @@
 //! may come as JSON numbers or as strings with a decimal comma; a value of the wrong shape
 //! is an error naming its path, so the message is quarantined instead of half-read.
 
+pub mod declarative;
 pub mod inn;
 pub mod template;
 
@@ -22,6 +23,8 @@ pub enum RecordKind {
     Lead,
     /// An order with goods lines.
     Order,
+    /// A service request (consult, fault report, complaint), see [`declarative::ServiceRequest`].
+    ServiceRequest,
 }
 
 impl RecordKind {
@@ -29,6 +32,7 @@ impl RecordKind {
         match self {
             RecordKind::Lead => "lead",
             RecordKind::Order => "order",
+            RecordKind::ServiceRequest => "service-request",
         }
     }
 
@@ -36,6 +40,7 @@ impl RecordKind {
         match text {
             "lead" => Some(RecordKind::Lead),
             "order" => Some(RecordKind::Order),
+            "service-request" => Some(RecordKind::ServiceRequest),
             _ => None,
         }
     }
@@ -98,6 +103,9 @@ pub struct Record {
     pub warnings: Vec<String>,
     /// The payload text verbatim (as decoded UTF-8).
     pub payload: String,
+    /// The service-request fields, for that kind only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<declarative::ServiceRequest>,
 }
 
 impl Record {
@@ -248,7 +256,7 @@ const DATE_FORMATS: [&str; 5] = [
     "%Y-%m-%dT%H:%M",
 ];
 
-fn parse_date(text: &str) -> Option<NaiveDateTime> {
+pub(crate) fn parse_date(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
     DATE_FORMATS
         .iter()
@@ -380,7 +388,37 @@ pub fn map_order_json(
         },
         warnings,
         payload: payload.text.clone(),
+        service: None,
     })
+}
+
+/// How a collector's payloads become records: the built-in order file, or a format from
+/// the config.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PayloadFormat {
+    /// The website order file v0.1 (`order-json`), with goods lines.
+    #[default]
+    OrderJson,
+    Declarative(std::sync::Arc<declarative::DeclarativeFormat>),
+}
+
+impl PayloadFormat {
+    /// Maps a payload; the error is a quarantine reason.
+    pub fn map(
+        &self,
+        payload: &Payload,
+        order_ref: Option<String>,
+        envelope: &Envelope,
+    ) -> Result<Record, String> {
+        match self {
+            PayloadFormat::OrderJson => {
+                map_order_json(payload, order_ref, envelope).map_err(|e| e.to_string())
+            }
+            PayloadFormat::Declarative(format) => format
+                .map(payload, order_ref, envelope)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
+use crate::map::declarative::ServiceRequest;
 use crate::map::{ExtraWork, OrderLine, Record, RecordKind, SourceInfo};
 
 /// What the ledger knows about one message position.
@@ -121,6 +122,8 @@ struct RecordRow {
     payload: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    number: Option<String>,
+    service: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -295,6 +298,11 @@ impl Store {
                     },
                     warnings: json_list(&row.warnings),
                     payload: row.payload,
+                    service: row.service.as_deref().and_then(|json| {
+                        let mut service: ServiceRequest = serde_json::from_str(json).ok()?;
+                        service.number = row.number.clone();
+                        Some(service)
+                    }),
                 },
                 queue: row.queue,
                 collector: row.collector,

@@ -47,6 +47,9 @@ diesel::table! {
         payload -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        number -> Nullable<Text>,
+        request_type -> Nullable<Text>,
+        service -> Nullable<Text>,
     }
 }
 

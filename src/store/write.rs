@@ -308,6 +308,16 @@ pub(super) fn insert_record(
         ))
         .returning(records::id)
         .get_result(conn)?;
+    if let Some(service) = &record.service {
+        let number = next_number(conn, &service.number_prefix)?;
+        diesel::update(records::table.find(record_id))
+            .set((
+                records::number.eq(&number),
+                records::request_type.eq(&service.request_type),
+                records::service.eq(serde_json::to_string(service).unwrap_or_default()),
+            ))
+            .execute(conn)?;
+    }
 
     // NOTE: one row per statement: diesel keeps single-row inserts as prepared statements,
     // while a multi-row insert is new SQL, prepared again, for every row count.
@@ -356,6 +366,17 @@ pub(super) fn insert_record(
     );
     add_event(conn, record_id, actor, "created", Some(&detail))?;
     Ok(record_id)
+}
+
+/// The next service request number: prefix, local date, and a per-day sequence
+/// (`SR202611230001`). Runs inside the write transaction, so numbers never collide.
+fn next_number(conn: &mut SqliteConnection, prefix: &str) -> QueryResult<String> {
+    let day = format!("{prefix}{}", chrono::Local::now().format("%Y%m%d"));
+    let taken: i64 = records::table
+        .filter(records::number.like(format!("{day}%")))
+        .count()
+        .get_result(conn)?;
+    Ok(format!("{day}{:04}", taken + 1))
 }
 
 pub(super) fn add_event(

@@ -1,0 +1,352 @@
+//! Declarative payload formats: `[[format]]` blocks in `collectors.toml` say, field by
+//! field, how a website's JSON becomes a record, so a new form needs a mapping, not code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::template::{RenderError, Template, ValueTables};
+use super::{Inn, Record, RecordKind, SourceInfo, parse_date};
+use crate::decode::{Envelope, Payload};
+
+/// A record field a format can fill. Config names are kebab-case (`contact-phone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    Title,
+    Date,
+    Description,
+    Inn,
+    Phone,
+    Email,
+    ContactName,
+    CustomerId,
+    Type,
+    SubType,
+    Source,
+    Owner,
+    Contact,
+    ContactPhone,
+    Gender,
+    Region,
+    Site,
+    Building,
+    Address,
+    Content,
+    Identity,
+    ElevatorNo,
+}
+
+const TARGETS: [(&str, Target); 22] = [
+    ("title", Target::Title),
+    ("date", Target::Date),
+    ("description", Target::Description),
+    ("inn", Target::Inn),
+    ("phone", Target::Phone),
+    ("email", Target::Email),
+    ("contact-name", Target::ContactName),
+    ("customer-id", Target::CustomerId),
+    ("type", Target::Type),
+    ("sub-type", Target::SubType),
+    ("source", Target::Source),
+    ("owner", Target::Owner),
+    ("contact", Target::Contact),
+    ("contact-phone", Target::ContactPhone),
+    ("gender", Target::Gender),
+    ("region", Target::Region),
+    ("site", Target::Site),
+    ("building", Target::Building),
+    ("address", Target::Address),
+    ("content", Target::Content),
+    ("identity", Target::Identity),
+    ("elevator-no", Target::ElevatorNo),
+];
+
+/// Fields only service requests have.
+const SERVICE_ONLY: [Target; 14] = [
+    Target::Type,
+    Target::SubType,
+    Target::Source,
+    Target::Owner,
+    Target::Contact,
+    Target::ContactPhone,
+    Target::Gender,
+    Target::Region,
+    Target::Site,
+    Target::Building,
+    Target::Address,
+    Target::Content,
+    Target::Identity,
+    Target::ElevatorNo,
+];
+
+impl Target {
+    /// The target called `name` in the config.
+    pub fn parse(name: &str) -> Option<Target> {
+        TARGETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    pub fn name(self) -> &'static str {
+        TARGETS
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Every target name, for error messages.
+    pub fn all_names() -> String {
+        TARGETS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether a format of `kind` may fill this field.
+    pub fn fits(self, kind: RecordKind) -> bool {
+        kind == RecordKind::ServiceRequest || !SERVICE_ONLY.contains(&self)
+    }
+}
+
+/// Service request types: the seed's 咨询 / 受信 / 投诉, and awaiting triage (服务指派).
+pub const SERVICE_TYPES: [&str; 4] = ["consult", "fault", "complaint", "pending"];
+
+/// The service-request part of a record (the seed's EMES 服务请求单).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRequest {
+    /// Human-readable unique number, given when stored (prefix + date + sequence).
+    pub number: Option<String>,
+    /// Prefix of the number, from the format.
+    #[serde(skip)]
+    pub number_prefix: String,
+    /// consult | fault | complaint | pending.
+    #[serde(rename = "type")]
+    pub request_type: String,
+    pub sub_type: Option<String>,
+    pub source: Option<String>,
+    pub owner: Option<String>,
+    /// "姓名 /先生".
+    pub contact: Option<String>,
+    pub contact_phone: Option<String>,
+    pub gender: Option<String>,
+    pub region: Option<String>,
+    pub site: Option<String>,
+    pub building: Option<String>,
+    pub address: Option<String>,
+    /// 服务内容.
+    pub content: Option<String>,
+    pub identity: Option<String>,
+    pub elevator_no: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+/// A format defined in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclarativeFormat {
+    pub name: String,
+    pub kind: RecordKind,
+    pub fields: Vec<(Target, Template)>,
+    pub required: Vec<Target>,
+    pub tables: ValueTables,
+    /// Prefix of service request numbers.
+    pub number_prefix: String,
+}
+
+/// Why a payload does not fit a format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("required field `{0}` is missing in the payload")]
+    Missing(&'static str),
+    #[error("field `{field}`: {source}")]
+    Render {
+        field: &'static str,
+        #[source]
+        source: RenderError,
+    },
+    #[error("field `type`: `{0}` is not one of consult, fault, complaint, pending")]
+    BadType(String),
+}
+
+impl DeclarativeFormat {
+    /// Maps a payload to a record.
+    pub fn map(
+        &self,
+        payload: &Payload,
+        order_ref: Option<String>,
+        envelope: &Envelope,
+    ) -> Result<Record, FormatError> {
+        let object = Value::Object(payload.object.clone());
+        let mut values: Vec<(Target, String)> = Vec::with_capacity(self.fields.len());
+        for (target, template) in &self.fields {
+            let rendered =
+                template
+                    .render(&object, &self.tables)
+                    .map_err(|source| FormatError::Render {
+                        field: target.name(),
+                        source,
+                    })?;
+            if let Some(text) = rendered {
+                values.push((*target, text));
+            }
+        }
+        let get = |t: Target| {
+            values
+                .iter()
+                .find(|(target, _)| *target == t)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(missing) = self.required.iter().find(|t| get(**t).is_none()) {
+            return Err(FormatError::Missing(missing.name()));
+        }
+        let mut warnings = Vec::new();
+        let date = get(Target::Date).and_then(|text| {
+            let date = parse_date(&text);
+            if date.is_none() {
+                warnings.push(format!("field `date`: `{text}` is not a date; left empty"));
+            }
+            date
+        });
+        let service = (self.kind == RecordKind::ServiceRequest)
+            .then(|| {
+                let request_type = get(Target::Type).unwrap_or_else(|| "consult".into());
+                if !SERVICE_TYPES.contains(&request_type.as_str()) {
+                    return Err(FormatError::BadType(request_type));
+                }
+                Ok(ServiceRequest {
+                    number: None,
+                    number_prefix: self.number_prefix.clone(),
+                    request_type,
+                    sub_type: get(Target::SubType),
+                    source: get(Target::Source),
+                    owner: get(Target::Owner),
+                    contact: get(Target::Contact),
+                    contact_phone: get(Target::ContactPhone),
+                    gender: get(Target::Gender),
+                    region: get(Target::Region),
+                    site: get(Target::Site),
+                    building: get(Target::Building),
+                    address: get(Target::Address),
+                    content: get(Target::Content),
+                    identity: get(Target::Identity),
+                    elevator_no: get(Target::ElevatorNo),
+                    customer_id: get(Target::CustomerId),
+                })
+            })
+            .transpose()?;
+        let inn = get(Target::Inn);
+        let phone =
+            get(Target::Phone).or_else(|| service.as_ref().and_then(|s| s.contact_phone.clone()));
+        let contact_name =
+            get(Target::ContactName).or_else(|| service.as_ref().and_then(|s| s.contact.clone()));
+        let description =
+            get(Target::Description).or_else(|| service.as_ref().and_then(|s| s.content.clone()));
+        Ok(Record {
+            kind: self.kind,
+            title: get(Target::Title),
+            date,
+            description,
+            inn_valid: inn.as_deref().is_some_and(|i| Inn::parse(i).is_some()),
+            inn,
+            phone,
+            email: get(Target::Email),
+            contact_name,
+            layout_files: Vec::new(),
+            lines: Vec::new(),
+            source: SourceInfo {
+                message_id: envelope.message_id.clone(),
+                subject: envelope.subject.clone(),
+                order_ref,
+                attachment_name: Some(payload.attachment_name.clone()),
+                charset: payload.charset.clone(),
+            },
+            warnings,
+            payload: payload.text.clone(),
+            service,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Fingerprint;
+    use std::collections::HashMap;
+
+    fn consult_format() -> DeclarativeFormat {
+        let field = |t: Target, s: &str| (t, Template::parse(s).unwrap());
+        DeclarativeFormat {
+            name: "emes-consult".into(),
+            kind: RecordKind::ServiceRequest,
+            fields: vec![
+                field(Target::Type, "consult"),
+                field(Target::SubType, "{{业务|map:consult-type}}"),
+                field(Target::Source, "日立官网"),
+                field(Target::Contact, "{{姓名}} /{{性别|salutation}}"),
+                field(Target::ContactPhone, "{{手机}}"),
+                field(Target::Address, "{{省}}{{市}}{{区}}{{详细地址}}"),
+                field(Target::Content, "{{说明}}"),
+            ],
+            required: vec![Target::ContactPhone],
+            tables: ValueTables {
+                maps: HashMap::from([(
+                    "consult-type".to_string(),
+                    HashMap::from([("加装电梯咨询".to_string(), "加装".to_string())]),
+                )]),
+                defaults: HashMap::new(),
+            },
+            number_prefix: "SR".into(),
+        }
+    }
+
+    fn map(json: &str) -> Result<Record, FormatError> {
+        let payload = Payload {
+            object: serde_json::from_str(json).unwrap(),
+            text: json.into(),
+            attachment_name: "form.json".into(),
+            charset: "utf-8".into(),
+        };
+        let envelope = Envelope {
+            message_id: Some("m@x".into()),
+            subject: Some("ORDER: 1".into()),
+            fingerprint: Fingerprint([0; 32]),
+        };
+        consult_format().map(&payload, Some("1".into()), &envelope)
+    }
+
+    #[test]
+    fn consult_form_becomes_a_consult_request() {
+        let record = map(r#"{"业务": "加装电梯咨询", "姓名": "张三", "性别": "男", "手机": "13800138000",
+            "邮箱": "a@b.c", "省": "北京", "市": "北京", "区": "东城区", "详细地址": "王府井1号", "说明": "六层住宅加装"}"#)
+        .unwrap();
+        assert_eq!(record.kind, RecordKind::ServiceRequest);
+        let service = record.service.unwrap();
+        assert_eq!(service.request_type, "consult");
+        assert_eq!(service.sub_type.as_deref(), Some("加装"));
+        assert_eq!(service.contact.as_deref(), Some("张三 /先生"));
+        assert_eq!(service.address.as_deref(), Some("北京北京东城区王府井1号"));
+        assert_eq!(record.phone.as_deref(), Some("13800138000"));
+        assert_eq!(record.email, None, "e-mail is not mapped (不做对接)");
+    }
+
+    #[test]
+    fn missing_required_field_and_unmapped_value_are_named() {
+        let err = map(r#"{"业务": "加装电梯咨询", "姓名": "张三"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "required field `contact-phone` is missing in the payload"
+        );
+        let err = map(r#"{"业务": "电梯租赁", "手机": "1"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("field `sub-type`: value `电梯租赁`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn targets_know_their_names_and_kinds() {
+        assert_eq!(Target::parse("contact-phone"), Some(Target::ContactPhone));
+        assert_eq!(Target::ElevatorNo.name(), "elevator-no");
+        assert!(!Target::SubType.fits(RecordKind::Lead));
+        assert!(Target::Phone.fits(RecordKind::Lead));
+        assert_eq!(Target::parse("sub_type"), None);
+    }
+}
