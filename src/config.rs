@@ -58,6 +58,31 @@ pub struct Config {
     pub storage: StorageUrl,
     pub queues: Vec<Queue>,
     pub collectors: Vec<Collector>,
+    pub workflow: Workflow,
+}
+
+/// Status names of the record workflow: new -> in progress -> resolved -> accepted |
+/// rejected (seed 001 lets each installation name them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    pub in_progress: String,
+    pub resolved: String,
+    pub accepted: String,
+    pub rejected: String,
+    /// Statuses in which the result is shown to the customer.
+    pub visible_to_customer: Vec<String>,
+}
+
+impl Default for Workflow {
+    fn default() -> Self {
+        Workflow {
+            in_progress: "in-progress".into(),
+            resolved: "resolved".into(),
+            accepted: "accepted".into(),
+            rejected: "rejected".into(),
+            visible_to_customer: vec!["resolved".into(), "accepted".into(), "rejected".into()],
+        }
+    }
 }
 
 /// Where records are stored.
@@ -237,6 +262,17 @@ struct RawConfig {
     collector: Vec<RawCollector>,
     #[serde(default)]
     format: Vec<RawFormat>,
+    workflow: Option<RawWorkflow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWorkflow {
+    in_progress: Option<String>,
+    resolved: Option<String>,
+    accepted: Option<String>,
+    rejected: Option<String>,
+    visible_to_customer: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -441,11 +477,25 @@ impl Config {
             )?);
         }
 
+        let defaults = Workflow::default();
+        let workflow = match raw.workflow {
+            Some(w) => Workflow {
+                in_progress: w.in_progress.unwrap_or(defaults.in_progress),
+                resolved: w.resolved.unwrap_or(defaults.resolved),
+                accepted: w.accepted.unwrap_or(defaults.accepted),
+                rejected: w.rejected.unwrap_or(defaults.rejected),
+                visible_to_customer: w
+                    .visible_to_customer
+                    .unwrap_or(defaults.visible_to_customer),
+            },
+            None => defaults,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             storage,
             queues,
             collectors,
+            workflow,
         })
     }
 

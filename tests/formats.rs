@@ -194,3 +194,254 @@ fn format_errors_name_the_line_and_field() {
         );
     }
 }
+
+const FAULT_FORMAT: &str = r#"
+[[format]]
+name = "emes-fault"
+kind = "service-request"
+number-prefix = "BZ"
+required = ["contact-phone"]
+[format.fields]
+type = "pending"
+source = "日立官网"
+contact = "{{姓名}} /{{性别|salutation}}"
+gender = "{{性别}}"
+contact-phone = "{{手机}}"
+region = "{{省}}{{市}}{{区}}"
+address = "{{省}}{{市}}{{区}}{{详细地址}}"
+description = "{{描述}}"
+identity = "{{身份}}"
+elevator-no = "{{梯号}}"
+
+[workflow]
+resolved = "已解决"
+accepted = "已确认"
+rejected = "未解决"
+"#;
+
+/// A fault report in UTF-8 (no charset declared).
+fn fault_mail(n: u32, phone: &str) -> Vec<u8> {
+    let payload = serde_json::json!({
+        "姓名": "李雷", "性别": "男", "手机": phone, "省": "广东", "市": "广州", "区": "天河区",
+        "详细地址": "体育西路1号", "描述": "电梯困人", "身份": "物业"
+    });
+    let attachment = MimePart::new(
+        "application/octet-stream",
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .attachment("fault.json");
+    MessageBuilder::new()
+        .from("web@hitachi.example")
+        .subject(format!("ORDER: {n} 官网报障"))
+        .message_id(format!("fault-{n}@hitachi.example"))
+        .body(MimePart::new(
+            "multipart/mixed",
+            vec![MimePart::new("text/plain", "报障"), attachment],
+        ))
+        .write_to_vec()
+        .unwrap()
+}
+
+fn fault_sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.maildir("faults");
+    sandbox.write_config(&[("faults", "faults")], "format = \"emes-fault\"");
+    let text = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    std::fs::write(
+        sandbox.path("collectors.toml"),
+        format!("{text}{FAULT_FORMAT}"),
+    )
+    .unwrap();
+    sandbox
+}
+
+#[test]
+fn fault_reports_wait_for_triage_and_take_the_content_of_their_outcome() {
+    let sandbox = fault_sandbox();
+    for n in 1..=3 {
+        sandbox.deliver(
+            "faults",
+            &format!("{n}.M{n}.mx"),
+            &fault_mail(n, &format!("1380000000{n}")),
+        );
+    }
+    sandbox.collect();
+    let pending = sandbox.json(&["records", "triage-list", "--json"]);
+    assert_eq!(pending.as_array().unwrap().len(), 3);
+    assert_eq!(pending[0]["service"]["type"], "pending");
+    assert_eq!(pending[0]["service"]["contact"], "李雷 /先生");
+    let ids: Vec<String> = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].to_string())
+        .collect();
+
+    for (id, outcome) in ids.iter().zip(["fault", "consult", "complaint"]) {
+        let out = sandbox.run(&[
+            "records",
+            "triage",
+            id,
+            "--as",
+            outcome,
+            "--set",
+            "site=体育西路站",
+            "--actor",
+            "hotline",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let show = |id: &str| sandbox.json(&["records", "show", id, "--json"]);
+    let contents: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| {
+            let service = show(id)["service"].clone();
+            (
+                service["type"].as_str().unwrap().into(),
+                service["content"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            ("fault".to_string(), "电梯困人".to_string()),
+            ("consult".to_string(), "电梯困人".to_string()),
+            ("complaint".to_string(), "物业:电梯困人".to_string()),
+        ]
+    );
+    assert_eq!(show(&ids[0])["service"]["site"], "体育西路站");
+    assert_eq!(
+        sandbox
+            .json(&["records", "triage-list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        sandbox
+            .json(&["records", "triage-list", "--json", "--status", "processed"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        !sandbox
+            .run(&["records", "triage", &ids[0], "--as", "fault"])
+            .status
+            .success(),
+        "only pending requests are triaged"
+    );
+}
+
+#[test]
+fn lifecycle_uses_the_configured_status_names_and_keeps_the_history_in_order() {
+    let sandbox = fault_sandbox();
+    sandbox.deliver("faults", "1.M1.mx", &fault_mail(1, "13800000001"));
+    sandbox.collect();
+    let id = sandbox.json(&["records", "triage-list", "--json"])[0]["id"].to_string();
+    let run = |args: &[&str]| assert!(sandbox.run(args).status.success(), "{args:?}");
+    run(&[
+        "records",
+        "triage",
+        &id,
+        "--as",
+        "fault",
+        "--set",
+        "elevator-no=3号梯",
+        "--actor",
+        "hotline",
+    ]);
+    run(&["records", "start", &id, "--actor", "tech"]);
+    run(&[
+        "records",
+        "resolve",
+        &id,
+        "--result",
+        "已救出乘客, 更换门锁",
+        "--actor",
+        "tech",
+    ]);
+    run(&[
+        "records",
+        "reject",
+        &id,
+        "--reason",
+        "门锁仍有异响",
+        "--actor",
+        "customer",
+    ]);
+    run(&[
+        "records",
+        "resolve",
+        &id,
+        "--result",
+        "更换门机",
+        "--actor",
+        "tech",
+    ]);
+    run(&["records", "accept", &id, "--actor", "customer"]);
+    let record = sandbox.json(&["records", "show", &id, "--json"]);
+    assert_eq!(record["status"], "已确认");
+    assert_eq!(record["result"], "更换门机");
+    assert_eq!(record["service"]["elevator_no"], "3号梯");
+    let history: Vec<(String, String)> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("created", "collector:faults"),
+        ("triaged", "hotline"),
+        ("field set", "hotline"),
+        ("status changed", "tech"),
+        ("resolved", "tech"),
+        ("rejected", "customer"),
+        ("resolved", "tech"),
+        ("accepted", "customer"),
+    ];
+    assert_eq!(history, want.map(|(e, a)| (e.to_string(), a.to_string())));
+    assert!(
+        record["history"][5]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("已解决 -> 未解决: 门锁仍有异响")
+    );
+}
+
+#[test]
+fn the_same_phone_links_records_to_one_contact() {
+    let sandbox = fault_sandbox();
+    sandbox.deliver("faults", "1.M1.mx", &fault_mail(1, "13800000001"));
+    sandbox.deliver("faults", "2.M2.mx", &fault_mail(2, "138-0000-0001"));
+    sandbox.deliver("faults", "3.M3.mx", &fault_mail(3, "13900000009"));
+    sandbox.collect();
+    let linked = sandbox.json(&["contacts", "show", "+86 138 0000 0001", "--json"]);
+    let ids: Vec<i64> = linked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(
+        sandbox
+            .json(&["contacts", "show", "13700000000", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}

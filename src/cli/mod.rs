@@ -12,8 +12,9 @@ use serde_json::json;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
+use crate::map::declarative::Target;
 use crate::map::{RecordKind, phone_digits};
-use crate::store::{RecordFilter, RunOutcome, Store};
+use crate::store::{RecordFilter, RunOutcome, Store, Triage, TriageFilter, TriageState};
 
 /// Website form e-mails become leads and orders, exactly once.
 #[derive(Debug, Parser)]
@@ -59,6 +60,11 @@ pub enum Command {
     },
     /// Run every collector on its schedule until stopped (the daemon)
     Run,
+    /// Contacts, found by phone number
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// Collector state: last run, last success, last error, counts, next run
     Collectors {
         #[command(subcommand)]
@@ -86,6 +92,85 @@ pub enum RecordsCommand {
     /// Show one record with its lines, tech cards and history
     Show {
         id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pending service requests awaiting triage (服务指派)
+    TriageList {
+        /// unprocessed (pending), processed (already classified) or all
+        #[arg(long, default_value = "unprocessed")]
+        status: String,
+        /// Stored at or after this local date/time
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Stored before this local date/time
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        #[arg(long, value_name = "DIGITS")]
+        phone: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify a pending service request as fault, consult or complaint
+    Triage {
+        id: i64,
+        #[arg(long = "as", value_name = "TYPE")]
+        outcome: String,
+        /// Complete a field, e.g. --set elevator-no=3 (repeatable)
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        sets: Vec<String>,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Start work on a record (status: in progress)
+    Start {
+        id: i64,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Record the solution (status: resolved)
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        result: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// The customer accepts the solution
+    Accept {
+        id: i64,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// The customer rejects the solution
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+}
+
+/// Who makes a change, for the record's history.
+#[derive(Debug, Args)]
+pub struct ActorArg {
+    /// Recorded in the history [default: the OS user]
+    #[arg(long)]
+    actor: Option<String>,
+}
+
+impl ActorArg {
+    fn name(&self) -> String {
+        self.actor.clone().unwrap_or_else(os_user)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// A contact's records, found by phone number
+    Show {
+        phone: String,
         #[arg(long)]
         json: bool,
     },
@@ -178,9 +263,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Records { command } => {
             let config = cli.load_config()?;
             let mut store = open_store(&config)?;
-            match command {
-                RecordsCommand::List(args) => list_records(&mut store, args),
-                RecordsCommand::Show { id, json } => show_record(&mut store, *id, *json),
+            records_command(&config, &mut store, command)
+        }
+        Command::Contacts {
+            command: ContactsCommand::Show { phone, json },
+        } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            let digits =
+                phone_digits(phone).ok_or_else(|| anyhow!("`{phone}`: give at least 5 digits"))?;
+            let ids = store.contact_record_ids(&digits)?;
+            let records = store.records_by_ids(&ids)?;
+            if *json {
+                print_json(&records)
+            } else {
+                output::print_record_table(&records);
+                Ok(())
             }
         }
         Command::Quarantine { command } => {
@@ -498,4 +596,116 @@ fn collectors_status(config: &Config, store: &mut Store, json: bool) -> Result<(
     }
     output::print_collector_table(&rows);
     Ok(())
+}
+
+fn records_command(config: &Config, store: &mut Store, command: &RecordsCommand) -> Result<()> {
+    let workflow = &config.workflow;
+    match command {
+        RecordsCommand::List(args) => list_records(store, args),
+        RecordsCommand::Show { id, json } => show_record(store, *id, *json),
+        RecordsCommand::TriageList {
+            status,
+            since,
+            until,
+            phone,
+            json,
+        } => {
+            let filter = TriageFilter {
+                state: match status.as_str() {
+                    "unprocessed" => TriageState::Unprocessed,
+                    "processed" => TriageState::Processed,
+                    "all" => TriageState::All,
+                    other => bail!("--status `{other}`: expected unprocessed, processed or all"),
+                },
+                since: since.as_deref().map(parse_since).transpose()?,
+                until: until.as_deref().map(parse_since).transpose()?,
+                phone_digits: phone
+                    .as_deref()
+                    .map(|p| {
+                        phone_digits(p)
+                            .ok_or_else(|| anyhow!("--phone `{p}`: give at least 5 digits"))
+                    })
+                    .transpose()?,
+            };
+            let ids = store.triage_ids(&filter)?;
+            let records = store.records_by_ids(&ids)?;
+            if *json {
+                print_json(&records)
+            } else {
+                output::print_triage_table(&records);
+                Ok(())
+            }
+        }
+        RecordsCommand::Triage {
+            id,
+            outcome,
+            sets,
+            actor,
+        } => {
+            let outcome = Triage::parse(outcome)
+                .ok_or_else(|| anyhow!("--as `{outcome}`: expected fault, consult or complaint"))?;
+            let sets = sets
+                .iter()
+                .map(|s| {
+                    let (field, value) = s
+                        .split_once('=')
+                        .ok_or_else(|| anyhow!("--set `{s}`: expected FIELD=VALUE"))?;
+                    let target = Target::parse(field.trim())
+                        .ok_or_else(|| anyhow!("--set: unknown field `{field}`"))?;
+                    Ok((target, value.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            store.triage(*id, outcome, &sets, &actor.name())?;
+            println!("record {id}: triaged as {}", outcome.as_str());
+            Ok(())
+        }
+        RecordsCommand::Start { id, actor } => {
+            store.change_status(
+                *id,
+                &workflow.in_progress,
+                None,
+                "status changed",
+                None,
+                &actor.name(),
+            )?;
+            println!("record {id}: {}", workflow.in_progress);
+            Ok(())
+        }
+        RecordsCommand::Resolve { id, result, actor } => {
+            store.change_status(
+                *id,
+                &workflow.resolved,
+                Some(result),
+                "resolved",
+                Some(result),
+                &actor.name(),
+            )?;
+            println!("record {id}: {}", workflow.resolved);
+            Ok(())
+        }
+        RecordsCommand::Accept { id, actor } => {
+            store.change_status(
+                *id,
+                &workflow.accepted,
+                None,
+                "accepted",
+                None,
+                &actor.name(),
+            )?;
+            println!("record {id}: {}", workflow.accepted);
+            Ok(())
+        }
+        RecordsCommand::Reject { id, reason, actor } => {
+            store.change_status(
+                *id,
+                &workflow.rejected,
+                None,
+                "rejected",
+                Some(reason),
+                &actor.name(),
+            )?;
+            println!("record {id}: {}", workflow.rejected);
+            Ok(())
+        }
+    }
 }

@@ -157,6 +157,24 @@ pub fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]) {
         stored.id, stored.queue, stored.collector, stored.status
     );
     print_record_details(&stored.record);
+    if let Some(service) = &stored.record.service {
+        println!(
+            "service request {} ({}{}), contact {}, address {}, content {}",
+            service.number.as_deref().unwrap_or("-"),
+            service.request_type,
+            service
+                .sub_type
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default(),
+            service.contact.as_deref().unwrap_or("-"),
+            service.address.as_deref().unwrap_or("-"),
+            service.content.as_deref().unwrap_or("-"),
+        );
+    }
+    if let Some(result) = &stored.result {
+        println!("{:>12}: {result}", "result");
+    }
     if !stored.tech_cards.is_empty() {
         let cards: Vec<String> = stored
             .tech_cards
@@ -277,4 +295,41 @@ pub fn print_collector_table(rows: &[serde_json::Value]) {
         table,
         80,
     );
+}
+
+/// The triage list (服务指派): name, gender, phone, region, address, description, number.
+pub fn print_triage_table(records: &[StoredRecord]) {
+    let rows = records
+        .iter()
+        .map(|r| {
+            let service = r.record.service.clone().unwrap_or_default();
+            vec![
+                r.id.to_string(),
+                or_dash(service.number.as_deref()),
+                service.request_type.clone(),
+                or_dash(service.contact.as_deref()),
+                or_dash(service.gender.as_deref()),
+                or_dash(r.record.phone.as_deref()),
+                or_dash(service.region.as_deref()),
+                or_dash(service.address.as_deref()),
+                or_dash(r.record.description.as_deref()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "NUMBER",
+            "TYPE",
+            "NAME",
+            "GENDER",
+            "PHONE",
+            "REGION",
+            "ADDRESS",
+            "DESCRIPTION",
+        ],
+        rows,
+        40,
+    );
+    println!("{} request(s)", records.len());
 }

@@ -3,6 +3,7 @@
 //! SQLite is the default backend (a file, created and migrated on first use). Queries use
 //! the diesel DSL only, so a second backend adds migrations, not rewrites.
 
+mod lifecycle;
 mod read;
 pub mod schema;
 mod state;
@@ -18,6 +19,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::StorageUrl;
 
+pub use lifecycle::{Triage, TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use write::{Committed, Incoming, IncomingOutcome};
@@ -49,6 +51,10 @@ pub enum StoreError {
     Migrate { url: String, message: String },
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("no record {0}")]
+    NoRecord(i64),
+    #[error("record {id}: {message}")]
+    Refused { id: i64, message: String },
 }
 
 /// Why migrating failed: the migration itself, or the transaction around it.

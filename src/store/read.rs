@@ -54,6 +54,8 @@ pub struct StoredRecord {
     pub counterparty_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub tech_cards: Vec<TechCard>,
+    /// The solution text, once resolved.
+    pub result: Option<String>,
     #[serde(flatten)]
     pub record: Record,
 }
@@ -124,6 +126,7 @@ struct RecordRow {
     updated_at: NaiveDateTime,
     number: Option<String>,
     service: Option<String>,
+    result: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -204,6 +207,21 @@ impl Store {
         self.assemble(rows)
     }
 
+    /// These records, in the order of `ids`.
+    pub fn records_by_ids(&mut self, ids: &[i64]) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let rows = records::table
+                .filter(records::id.eq_any(chunk))
+                .order(records::id.asc())
+                .select(RecordRow::as_select())
+                .load(&mut self.conn)?;
+            found.extend(self.assemble(rows)?);
+        }
+        found.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+        Ok(found)
+    }
+
     /// One record by id.
     pub fn record(&mut self, id: i64) -> Result<Option<StoredRecord>, StoreError> {
         let rows = records::table
@@ -277,6 +295,7 @@ impl Store {
             .map(|row| StoredRecord {
                 id: row.id,
                 tech_cards: cards.remove(&row.id).unwrap_or_default(),
+                result: row.result,
                 record: Record {
                     kind: RecordKind::parse(&row.kind).unwrap_or(RecordKind::Lead),
                     title: row.title,

@@ -50,6 +50,7 @@ diesel::table! {
         number -> Nullable<Text>,
         request_type -> Nullable<Text>,
         service -> Nullable<Text>,
+        result -> Nullable<Text>,
     }
 }
 

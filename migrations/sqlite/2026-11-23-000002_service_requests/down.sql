@@ -1,3 +1,4 @@
+ALTER TABLE records DROP COLUMN result;
 DROP INDEX records_request_type;
 DROP INDEX records_number;
 ALTER TABLE records DROP COLUMN service;
