@@ -59,6 +59,8 @@ pub struct Config {
     pub queues: Vec<Queue>,
     pub collectors: Vec<Collector>,
     pub workflow: Workflow,
+    /// Fallback for records naming a customer id no counterparty has.
+    pub unknown_customer: Option<crate::store::UnknownCustomer>,
 }
 
 /// Status names of the record workflow: new -> in progress -> resolved -> accepted |
@@ -263,6 +265,14 @@ struct RawConfig {
     #[serde(default)]
     format: Vec<RawFormat>,
     workflow: Option<RawWorkflow>,
+    unknown_customer: Option<RawUnknownCustomer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawUnknownCustomer {
+    counterparty: String,
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -496,6 +506,10 @@ impl Config {
             queues,
             collectors,
             workflow,
+            unknown_customer: raw.unknown_customer.map(|u| crate::store::UnknownCustomer {
+                counterparty: u.counterparty,
+                status: u.status,
+            }),
         })
     }
 

@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 use crate::config::{CollectMode, Collector, Config, SourceConfig, StorageUrl};
 use crate::ingest::{Shutdown, collect};
 use crate::source::imap::ImapMailbox;
-use crate::store::{RunOutcome, Store};
+use crate::store::{RunOutcome, Store, UnknownCustomer};
 
 /// Schedule of a collector that names none: every five minutes.
 const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
@@ -104,12 +104,14 @@ async fn open_store(url: &StorageUrl, name: &str, stop: &Shutdown) -> Option<Sto
 async fn collector_loop(
     collector: Collector,
     storage: StorageUrl,
+    unknown_customer: Option<UnknownCustomer>,
     stop: Shutdown,
     pushed: Arc<Notify>,
 ) {
     let Some(mut store) = open_store(&storage, &collector.name, &stop).await else {
         return;
     };
+    store.set_unknown_customer(unknown_customer);
     let schedule = schedule_of(&collector);
     let mut backoff = Backoff::default();
     loop {
@@ -225,6 +227,7 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
         tasks.spawn(collector_loop(
             collector.clone(),
             config.storage.clone(),
+            config.unknown_customer.clone(),
             stop.clone(),
             pushed,
         ));

@@ -445,3 +445,56 @@ fn the_same_phone_links_records_to_one_contact() {
         0
     );
 }
+
+#[test]
+fn unknown_customer_ids_get_the_fallback_counterparty_and_status() {
+    let sandbox = fault_sandbox();
+    sandbox.maildir("orders");
+    let text = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    let text = text.replace(
+        "elevator-no = \"{{梯号}}\"",
+        "elevator-no = \"{{梯号}}\"\ncustomer-id = \"{{客户编号}}\"",
+    ) + "\n[unknown-customer]\ncounterparty = \"0000000000\"\nstatus = \"customer-unknown\"\n"
+        + "\n[[queue]]\nname = \"orders\"\n[[collector]]\nname = \"orders\"\nqueue = \"orders\"\n[collector.maildir]\npath = \"orders\"\n";
+    std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
+    // A known customer: the counterparty with INN 7709745454 exists after this order.
+    sandbox.deliver(
+        "orders",
+        "0.M0.mx",
+        &common::order_message(1, "7709745454", 1),
+    );
+    sandbox.json(&["collect", "--json", "--collector", "orders"]);
+    let with_customer = |n: u32, customer: &str| {
+        let json = serde_json::json!({"姓名": "李雷", "性别": "男", "手机": "13800000001", "描述": "电梯困人", "客户编号": customer});
+        let attachment = MimePart::new(
+            "application/octet-stream",
+            serde_json::to_vec(&json).unwrap(),
+        )
+        .attachment("fault.json");
+        MessageBuilder::new()
+            .subject(format!("ORDER: {n}"))
+            .message_id(format!("customer-{n}@hitachi.example"))
+            .body(MimePart::new(
+                "multipart/mixed",
+                vec![MimePart::new("text/plain", "报障"), attachment],
+            ))
+            .write_to_vec()
+            .unwrap()
+    };
+    sandbox.deliver("faults", "1.M1.mx", &with_customer(1, "7709745454"));
+    sandbox.deliver("faults", "2.M2.mx", &with_customer(2, "9999999999"));
+    sandbox.collect_all();
+    let records = sandbox.records();
+    let order_counterparty = records[0]["counterparty_id"].clone();
+    assert!(order_counterparty.is_i64());
+    assert_eq!(
+        (
+            records[1]["counterparty_id"].clone(),
+            records[1]["status"].as_str()
+        ),
+        (order_counterparty.clone(), Some("new"))
+    );
+    assert_ne!(records[2]["counterparty_id"], order_counterparty);
+    assert!(records[2]["counterparty_id"].is_i64());
+    assert_eq!(records[2]["status"], "customer-unknown");
+}

@@ -241,7 +241,10 @@ impl Cli {
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.storage).with_context(|| format!("config {}", config.path.display()))
+    let mut store = Store::open(&config.storage)
+        .with_context(|| format!("config {}", config.path.display()))?;
+    store.set_unknown_customer(config.unknown_customer.clone());
+    Ok(store)
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {

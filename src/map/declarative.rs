@@ -61,7 +61,8 @@ const TARGETS: [(&str, Target); 22] = [
 ];
 
 /// Fields only service requests have.
-const SERVICE_ONLY: [Target; 14] = [
+const SERVICE_ONLY: [Target; 15] = [
+    Target::CustomerId,
     Target::Type,
     Target::SubType,
     Target::Source,

@@ -22,7 +22,7 @@ use crate::config::StorageUrl;
 pub use lifecycle::{Triage, TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
-pub use write::{Committed, Incoming, IncomingOutcome};
+pub use write::{Committed, Incoming, IncomingOutcome, UnknownCustomer};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -73,6 +73,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Sets what records naming an unknown customer get (from the config).
+    pub fn set_unknown_customer(&mut self, policy: Option<UnknownCustomer>) {
+        self.ids.unknown_customer = policy;
+    }
+
     /// Opens (creating and migrating if needed) the database at `url`.
     pub fn open(url: &StorageUrl) -> Result<Store, StoreError> {
         match url {

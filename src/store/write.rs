@@ -62,7 +62,8 @@ pub(super) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
-/// Counterparty ids by INN and contact ids by phone digits, learnt from the database.
+/// Counterparty ids by INN and contact ids by phone digits, learnt from the database, and
+/// the unknown-customer policy the writers apply.
 ///
 /// Rows are never deleted, so a cached id stays right, unless the transaction that created
 /// it rolled back: the writers clear the cache then.
@@ -70,6 +71,17 @@ pub(super) fn now() -> NaiveDateTime {
 pub(super) struct IdCache {
     counterparties: HashMap<String, i64>,
     contacts: HashMap<String, i64>,
+    pub(super) unknown_customer: Option<UnknownCustomer>,
+}
+
+/// What a record gets when it names a customer id that matches no counterparty
+/// (seed 001's "Kundennr. / Status Kunde unbekannt").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCustomer {
+    /// Customer number (INN) of the fallback counterparty; created if missing.
+    pub counterparty: String,
+    /// Status given to such records instead of `new`.
+    pub status: String,
 }
 
 impl IdCache {
@@ -264,10 +276,36 @@ pub(super) fn insert_record(
     actor: &str,
 ) -> QueryResult<i64> {
     let at = now();
-    let counterparty_id = record
-        .valid_inn()
-        .map(|inn| find_or_create_counterparty(conn, ids, inn.as_str()))
-        .transpose()?;
+    let mut status = STATUS_NEW.to_string();
+    let customer_id = record
+        .service
+        .as_ref()
+        .and_then(|s| s.customer_id.as_deref());
+    let counterparty_id = match customer_id {
+        Some(customer) => {
+            let known: Option<i64> = counterparties::table
+                .filter(counterparties::inn.eq(customer))
+                .select(counterparties::id)
+                .first(conn)
+                .optional()?;
+            match (known, ids.unknown_customer.clone()) {
+                (Some(id), _) => Some(id),
+                (None, Some(fallback)) => {
+                    status = fallback.status;
+                    Some(find_or_create_counterparty(
+                        conn,
+                        ids,
+                        &fallback.counterparty,
+                    )?)
+                }
+                (None, None) => None,
+            }
+        }
+        None => record
+            .valid_inn()
+            .map(|inn| find_or_create_counterparty(conn, ids, inn.as_str()))
+            .transpose()?,
+    };
     let digits = record.phone.as_deref().and_then(phone_digits);
     let contact_id = digits
         .as_deref()
@@ -280,7 +318,7 @@ pub(super) fn insert_record(
                 records::queue.eq(queue),
                 records::collector.eq(collector),
                 records::kind.eq(record.kind.as_str()),
-                records::status.eq(STATUS_NEW),
+                records::status.eq(&status),
                 records::title.eq(record.title.as_deref()),
                 records::record_date.eq(record.date),
                 records::description.eq(record.description.as_deref()),
