@@ -14,6 +14,12 @@ It (re)creates:
   decoded record, computed here from the very payload that went into the mail;
 * ``samples/maildir/`` + ``samples/maildir.expected.json`` - a small Maildir
   inbox for the demo run, and the summary that one run over it must report;
+* ``samples/emes/eml/NN-short-name.eml`` + ``samples/emes-cases.json`` - the
+  EMES example of collectors.toml: an elevator maker's consult and fault-report
+  forms (Chinese JSON keys, GBK / GB18030 / UTF-8 attachments) and the service
+  requests the ``emes-consult`` / ``emes-fault`` formats must make of them;
+* ``samples/emes/consult/`` + ``samples/emes/fault/`` - the Maildirs those two
+  shipped collectors read;
 * ``samples/README.md`` - what is here, with the table of cases.
 
 ``samples/verify.py`` checks all of it by parsing the files back.
@@ -295,11 +301,11 @@ def encoded_words(text: str, charset: str, chunk: int = 30) -> list[str]:
 
 
 def new_message(client: Client, subject: str, msgid: str, when: datetime,
-                policy: Policy | None = None) -> EmailMessage:
+                policy: Policy | None = None, to: Address = INBOX) -> EmailMessage:
     """Top-level headers as `client` writes them; policy overrides the client's line ends."""
     msg = EmailMessage(policy=policy or client.policy)
     msg["From"] = client.sender
-    msg["To"] = INBOX
+    msg["To"] = to
     if client.subject_in_base64 and not subject.isascii():
         msg.set_raw("Subject", "\n ".join(encoded_words(subject, "UTF-8")))
     else:
@@ -751,14 +757,15 @@ MAILDIR = [
 ]
 
 
-def delivered(case: Case, arrived: int) -> bytes:
+def delivered(case: Case, arrived: int, *, mailbox: str = INBOX.addr_spec, mx: str = "mx.print.example",
+              tz: timezone = MSK) -> bytes:
     """What the local MDA stores: the message with its trace headers prepended."""
     nl = "\r\n" if b"\r\n" in case.raw[:200] else "\n"  # keep the message's own line ends
     relay = f"mail.{case.client.domain}"
-    trace = [f"Return-Path: <{case.client.address}>", "Delivered-To: orders@print.example",
+    trace = [f"Return-Path: <{case.client.address}>", f"Delivered-To: {mailbox}",
              f"Received: from {relay} ({relay} [192.0.2.{case.nn}])",
-             f"\tby mx.print.example (Postfix) with ESMTPS id 4Xs9Q{case.nn:02d}",
-             f"\tfor <orders@print.example>; {format_datetime(datetime.fromtimestamp(arrived, MSK))}"]
+             f"\tby {mx} (Postfix) with ESMTPS id 4Xs9Q{case.nn:02d}",
+             f"\tfor <{mailbox}>; {format_datetime(datetime.fromtimestamp(arrived, tz))}"]
     return (nl.join(trace) + nl).encode() + case.raw
 
 
@@ -793,6 +800,296 @@ def write_maildir(cases: dict[int, Case]) -> dict:
 
 
 # --------------------------------------------------------------------------
+# EMES: an elevator maker's website forms ([[format]] emes-consult / emes-fault)
+# --------------------------------------------------------------------------
+#
+# The shipped collectors.toml maps two Chinese website forms to service requests with
+# declarative [[format]] blocks.  These mails exercise that mapping and the charsets
+# Chinese form mailers use (GBK / GB2312 / GB18030, UTF-8 with and without BOM), plus one
+# windows-1251 attachment.  Output: emes/eml/, emes/consult/ + emes/fault/ (Maildirs of the
+# collectors emes-consult and emes-fault), emes-cases.json.
+
+CST = timezone(timedelta(hours=8))
+EMES_INBOX = Address("EMES 客服中心", addr_spec="emes@hitachi-elevator.example")
+EMES_MX = "mx.hitachi-elevator.example"
+
+EMES_PHPMAILER = Client("日立电梯官网", "noreply@hitachi-elevator.example", CRLF, "phpmailer",
+                        (("X-Mailer", "PHPMailer 6.8.1 (https://github.com/PHPMailer/PHPMailer)"),),
+                        body_cte="quoted-printable", subject_in_base64=True)
+EMES_PHP_MAIL = Client("官网表单", "www@hitachi-elevator.example", LF, "roundcube",
+                       (("X-Mailer", "PHP/5.6.40"), ("X-PHP-Originating-Script", "48:form.php")),
+                       body_charset="gbk", body_cte="base64")
+EMES_DOTNET = Client("日立电梯报修平台", "repair@hitachi-elevator.example", CRLF, "dotnet", body_cte="base64")
+EMES_8BIT = Client("官网", "web@hitachi-elevator.example", LF, "roundcube", (("X-Mailer", "PHP/7.4.3"),),
+                   body_cte="8bit")
+
+# [format.maps.consult-type] of collectors.toml: 业务 -> sub-type.
+CONSULT_TYPES = {"加装电梯咨询": "加装", "别墅电梯咨询": "加装", "更新改造咨询": "加装",
+                 "维保服务咨询": "其他", "新梯采购咨询": "新梯", "智能楼宇咨询": "楼宇"}
+SALUTATIONS = {"男": "先生", "女": "女士"}
+EMES_COLLECTORS = {"consult": "emes-consult", "fault": "emes-fault"}
+EMES_SUBJECTS = {"consult": "官网咨询", "fault": "故障报修"}
+
+
+def consult_form(business: str, name: str, gender: str, phone: str | None, email: str, province: str,
+                 city: str, district: str, street: str, note: str) -> dict:
+    """The consult form in the website's key order; 手机 left out when None."""
+    doc = {"业务": business, "姓名": name, "性别": gender, "手机": phone, "邮箱": email, "省": province,
+           "市": city, "区": district, "详细地址": street, "说明": note}
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def fault_form(name: str, gender: str, phone: str, email: str, province: str, city: str, district: str,
+               street: str, problem: str, identity: str, elevator) -> dict:
+    return {"姓名": name, "性别": gender, "手机": phone, "邮箱": email, "省": province, "市": city,
+            "区": district, "详细地址": street, "描述": problem, "身份": identity, "梯号": elevator}
+
+
+def form_json(doc: dict, style: str) -> str:
+    """JSON as the form scripts write it: "pretty" (4 spaces), "compact", or "escaped"
+    (every non-ASCII character as \\uXXXX, PHP json_encode() default)."""
+    if style == "pretty":
+        return json.dumps(doc, ensure_ascii=False, indent=4)
+    if style == "compact":
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    if style == "escaped":
+        return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+    raise ValueError(style)
+
+
+def encode_escaping(text: str, codec: str) -> bytes:
+    """`text` in `codec`; a character the codec lacks is written as a JSON \\uXXXX escape
+    (valid because every non-ASCII character of the JSON text is inside a string)."""
+    out = []
+    for ch in text:
+        try:
+            out.append(ch.encode(codec))
+        except UnicodeEncodeError:
+            out.append(json.dumps(ch)[1:-1].encode("ascii"))
+    return b"".join(out)
+
+
+def emes_expected(form: str, doc: dict, source: dict) -> dict:
+    """The record `mailintake parse --json --collector emes-<form>` must print (`.record`)."""
+    def value(key):  # {{key}}: a string verbatim, a number as JSON writes it; missing or "" -> None
+        v = doc.get(key)
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            return None
+        return (v if isinstance(v, str) else str(v)) or None
+
+    def concat(*keys):  # {{a}}{{b}}...: None only when every key is missing
+        parts = [value(k) for k in keys]
+        return None if all(p is None for p in parts) else "".join(p or "" for p in parts)
+
+    consult = form == "consult"
+    name, gender = value("姓名"), value("性别")
+    contact = None if name is None and gender is None else f"{name or ''} /{SALUTATIONS[gender] if gender else ''}"
+    service = {
+        "number": None,  # given when stored, not by parse
+        "type": "consult" if consult else "pending",
+        "sub_type": CONSULT_TYPES[doc["业务"]] if consult else None,
+        "source": "日立官网", "owner": "日立官网",
+        "contact": contact, "contact_phone": value("手机"), "gender": gender,
+        "region": concat("省", "市", "区"), "site": value("详细地址"), "building": value("详细地址"),
+        "address": concat("省", "市", "区", "详细地址"),
+        "content": value("说明") if consult else None,
+        "identity": None if consult else value("身份"),
+        "elevator_no": None if consult else value("梯号"),
+        "customer_id": None,
+    }
+    return {
+        "kind": "service-request", "title": None, "date": None,
+        "description": service["content"] if consult else value("描述"),
+        "inn": None, "inn_valid": False,
+        "phone": service["contact_phone"],
+        "email": None,  # 邮箱 is deliberately not mapped
+        "contact_name": contact,
+        "layout_files": [], "lines": [],
+        "source": source,
+        "service": service,
+    }
+
+
+@dataclass
+class EmesCase(Case):
+    collector: str = ""
+
+    @property
+    def file(self) -> str:
+        return f"emes/eml/{self.nn:02d}-{self.slug}.eml"
+
+    def manifest(self) -> dict:
+        entry = {"file": self.file, "collector": self.collector, "status": self.status, "why": self.why}
+        if self.reason_contains:
+            entry["reason_contains"] = self.reason_contains
+        if self.expect is not None:
+            entry["expect"] = self.expect
+        return entry
+
+
+def emes_when(nn: int) -> datetime:
+    return datetime(2024, 11, 23, 9, 0, tzinfo=CST) + timedelta(minutes=23 * nn)
+
+
+def emes_text(form: str, ref: str, doc: dict) -> tuple[str, str]:
+    what = f"在线咨询（{doc['业务']}）" if form == "consult" else "故障报修"
+    text = (f"您好！\n官网收到一条新的{what}，编号 {ref}。\n表单数据见附件（JSON），请及时处理。\n\n"
+            "-- \n本邮件由日立电梯官网自动发送，请勿直接回复。\n")
+    html = (f"<html><body><p>您好！</p><p>官网收到一条新的<b>{what}</b>，编号 <b>{ref}</b>。</p>"
+            "<p>表单数据见附件（JSON），请及时处理。</p></body></html>\n")
+    return text, html
+
+
+def emes_case(nn: int, slug: str, why: str, client: Client, form: str, ref: str, doc: dict, *,
+              codec: str, charset_name: str | None, filename: str, charset: str | None,
+              content_type: str = "text/plain", cte: str = "base64", bom: bytes = b"", style: str = "pretty",
+              disposition: str | None = "attachment", reason: str | None = None) -> EmesCase:
+    """Form mail "ORDER: <ref> 官网咨询|故障报修" with the form's JSON attached: `codec` bytes after
+    `bom`, declared `charset` (None: no parameter).  `reason` makes it a quarantined case."""
+    data = bom + encode_escaping(form_json(doc, style), codec)
+    part = named_part(client, data, content_type, filename, charset=charset, cte=cte, disposition=disposition)
+    msg = new_message(client, f"ORDER: {ref} {EMES_SUBJECTS[form]}", f"{form}-{ref}@hitachi-elevator.example",
+                      emes_when(nn), to=EMES_INBOX)
+    set_body(msg, client, *emes_text(form, ref, doc))
+    attach(msg, part)
+    collector = EMES_COLLECTORS[form]
+    if reason is not None:
+        return EmesCase(nn, slug, "quarantined", why, client, msg, reason_contains=reason, collector=collector)
+    source = {"message_id": msg["Message-ID"].strip("<>"), "subject": str(msg["Subject"]), "order_ref": ref,
+              "attachment_name": filename, "charset": charset_name}
+    return EmesCase(nn, slug, "accepted", why, client, msg, expect=emes_expected(form, doc, source),
+                    collector=collector)
+
+
+def build_emes_cases() -> list[EmesCase]:
+    return [
+        emes_case(1, "consult-new-lift-utf8", "新梯采购咨询 -> sub_type 新梯. application/json consult.json in "
+                  "UTF-8 without a charset parameter (detected as utf-8), base64, CRLF.",
+                  EMES_PHPMAILER, "consult", "301",
+                  consult_form("新梯采购咨询", "张伟", "男", "13812345678", "zhangwei@example.cn", "北京市",
+                               "北京市", "朝阳区", "建国路88号SOHO现代城A座",
+                               "新建办公楼项目，地上18层、地下2层，需要4台乘客电梯（1000kg，2.5m/s）和1台消防电梯，"
+                               "请提供选型建议和报价。"),
+                  codec="utf-8", charset_name="utf-8", filename="consult.json", charset=None,
+                  content_type="application/json"),
+        emes_case(2, "consult-retrofit-gbk", "加装电梯咨询 -> sub_type 加装. form.txt declared charset=gbk, "
+                  "GBK bytes, compact JSON, base64, LF; the phone number keeps its spaces.",
+                  EMES_PHP_MAIL, "consult", "302",
+                  consult_form("加装电梯咨询", "李秀英", "女", "139 0571 2233", "lixiuying@example.cn", "浙江省",
+                               "杭州市", "西湖区", "文三路259号3幢2单元",
+                               "老小区6层住宅，单元门口有约2.2米宽的空地，想了解加装电梯的方案、工期和补贴政策。"),
+                  codec="gbk", charset_name="gbk", filename="form.txt", charset="gbk", style="compact"),
+        emes_case(3, "consult-villa-utf8-bom", "别墅电梯咨询 -> sub_type 加装. A UTF-8 BOM and no charset "
+                  "parameter gives utf-8; the file name 咨询表单.json is RFC 2231 encoded; quoted-printable, CRLF.",
+                  EMES_DOTNET, "consult", "303",
+                  consult_form("别墅电梯咨询", "王芳", "女", "+86 137-1234-5678", "wangfang@example.cn", "广东省",
+                               "深圳市", "南山区", "香山里花园12栋",
+                               "三层别墅（含地下室共4站），井道尺寸约1.5米×1.5米，希望安装家用电梯，预算30万元左右。"),
+                  codec="utf-8", charset_name="utf-8", filename="咨询表单.json", charset=None,
+                  content_type="application/json", cte="quoted-printable", bom=codecs.BOM_UTF8),
+        emes_case(4, "consult-modernisation-gb18030", "更新改造咨询 -> sub_type 加装. Declared charset=gb18030; "
+                  "说明 holds 㐀 (U+3400) and 𠀀 (U+20000), four-byte GB18030 sequences that GBK cannot encode; "
+                  "base64, LF, 8bit UTF-8 body.",
+                  EMES_8BIT, "consult", "304",
+                  consult_form("更新改造咨询", "陈建国", "男", "13698765432", "chenjg@example.cn", "上海市",
+                               "上海市", "浦东新区", "张杨路1500号㐀园小区",
+                               "小区名“㐀园”（㐀 U+3400、𠀀 U+20000 是GBK里没有的字），2005年安装的2台电梯经常困人，"
+                               "想咨询整梯更新改造。"),
+                  codec="gb18030", charset_name="gb18030", filename="consult.txt", charset="gb18030"),
+        emes_case(5, "consult-maintenance-cp1251", "维保服务咨询 -> sub_type 其他. Declared charset=windows-1251: "
+                  "Latin names and Russian 说明/详细地址 as cp1251 bytes, every Chinese character (keys, 业务, 性别) "
+                  "as a \\uXXXX escape; quoted-printable, CRLF.",
+                  EMES_PHPMAILER, "consult", "305",
+                  consult_form("维保服务咨询", "Ivanov Sergei", "男", "+7 916 555-03-05", "ivanov@example.ru",
+                               "Moscow", "Moscow", "Tverskoy", "ул. Тверская, д. 7, офис 12",
+                               "Нужен договор на техническое обслуживание двух лифтов Hitachi в бизнес-центре. "
+                               "Прошу перезвонить в рабочее время."),
+                  codec="cp1251", charset_name="windows-1251", filename="consult.txt", charset="windows-1251",
+                  cte="quoted-printable", style="pretty"),
+        emes_case(6, "consult-smart-building-gb2312", "智能楼宇咨询 -> sub_type 楼宇. Declared charset=gb2312 "
+                  "(encoding_rs treats it as GBK, so the record says gbk); 8bit, LF, compact JSON.",
+                  EMES_PHP_MAIL, "consult", "306",
+                  consult_form("智能楼宇咨询", "刘洋", "男", "18611112222", "liuyang@example.cn", "四川省",
+                               "成都市", "高新区", "天府大道中段1号",
+                               "新建商业综合体，需要电梯群控、门禁联动和楼宇自控系统的整体方案。"),
+                  codec="gbk", charset_name="gbk", filename="form.json", charset="gb2312", cte="8bit",
+                  style="compact"),
+        emes_case(7, "fault-owner-utf8", "Fault report from an owner (身份 业主): type pending, description = "
+                  "描述, identity and elevator_no set; declared charset=utf-8, 8bit, CRLF.",
+                  EMES_DOTNET, "fault", "401",
+                  fault_form("赵磊", "男", "15011223344", "zhaolei@example.cn", "江苏省", "南京市", "鼓楼区",
+                             "中山北路30号3号楼", "3号楼2单元电梯运行中突然停在7楼和8楼之间，有人被困约20分钟，"
+                             "已由物业救出。", "业主", "3-2-1"),
+                  codec="utf-8", charset_name="utf-8", filename="fault.json", charset="utf-8",
+                  content_type="application/json", cte="8bit"),
+        emes_case(8, "fault-property-gbk-number", "Fault report from property management (身份 物业), "
+                  "declared charset=GBK (upper case), quoted-printable, LF; 梯号 is a JSON number (2) and "
+                  "becomes the text \"2\".",
+                  EMES_PHP_MAIL, "fault", "402",
+                  fault_form("孙丽", "女", "021-62345678", "sunli@example.cn", "上海市", "上海市", "徐汇区",
+                             "漕溪北路18号上实大厦", "电梯门关闭时反复开启，无法正常运行，已暂停使用并张贴告示。",
+                             "物业", 2),
+                  codec="gbk", charset_name="gbk", filename="报修单.txt", charset="GBK", cte="quoted-printable"),
+        emes_case(9, "fault-bom-beats-label", "A UTF-8 BOM wins over the declared charset=gbk (mislabelled); "
+                  "the part has only Content-Type name=form.txt (no Content-Disposition); base64, CRLF.",
+                  EMES_PHPMAILER, "fault", "403",
+                  fault_form("周杰", "男", "13300001111", "zhoujie@example.cn", "湖北省", "武汉市", "江汉区",
+                             "解放大道688号", "电梯运行时有异常响声，轿厢抖动明显。", "业主", "B座2号梯"),
+                  codec="utf-8", charset_name="utf-8", filename="form.txt", charset="gbk", bom=codecs.BOM_UTF8,
+                  disposition=None, style="compact"),
+        emes_case(10, "consult-unmapped-type", "业务 电梯租赁咨询 is not in the consult-type table (and there is "
+                  "no map default): quarantined, the reason names the value. UTF-8, 8bit, LF.",
+                  EMES_8BIT, "consult", "310",
+                  consult_form("电梯租赁咨询", "黄敏", "女", "13577778888", "huangmin@example.cn", "福建省",
+                               "厦门市", "思明区", "鹭江道8号", "展会期间需要临时租用施工电梯一台，约三个月。"),
+                  codec="utf-8", charset_name=None, filename="consult.json", charset="utf-8", cte="8bit",
+                  reason="电梯租赁咨询"),
+        emes_case(11, "consult-no-phone", "A consult without 手机: contact-phone is required, so the mail is "
+                  "quarantined and the reason names contact-phone. GBK, base64, LF.",
+                  EMES_PHP_MAIL, "consult", "311",
+                  consult_form("新梯采购咨询", "吴刚", "男", None, "wugang@example.cn", "山东省", "青岛市", "市南区",
+                               "香港中路10号", "请通过邮件联系我，不方便接电话。"),
+                  codec="gbk", charset_name=None, filename="form.txt", charset="gbk", reason="contact-phone"),
+    ]
+
+
+# Maildirs of the shipped demo collectors: (collector's folder, sub-folder, file name, case number).
+EMES_MAILDIR = [
+    ("consult", "new", "1732360000.M1P200.mx.example", 1),
+    ("consult", "new", "1732360060.M2P201.mx.example", 2),
+    ("consult", "new", "1732360120.M3P202.mx.example", 3),
+    ("consult", "new", "1732360180.M4P203.mx.example", 4),
+    ("consult", "new", "1732360240.M5P204.mx.example", 5),
+    ("consult", "new", "1732360300.M6P205.mx.example", 6),
+    ("fault", "new", "1732360360.M7P206.mx.example", 7),
+    ("fault", "new", "1732360420.M8P207.mx.example", 8),
+    ("fault", "new", "1732360480.M9P208.mx.example", 9),
+]
+
+
+def write_emes(cases: list[EmesCase]) -> None:
+    root = HERE / "emes"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "eml").mkdir(parents=True)
+    for case in cases:
+        raw = case.render()
+        if not 1024 <= len(raw) <= 6 * 1024:
+            print(f"warning: {case.file} is {len(raw)} bytes (want 1-6 KB)", file=sys.stderr)
+        (HERE / case.file).write_bytes(raw)
+    for folder in ("consult", "fault"):
+        for sub in ("new", "cur", "tmp"):
+            (root / folder / sub).mkdir(parents=True)
+            (root / folder / sub / ".keep").write_bytes(b"")
+    by_nn = {case.nn: case for case in cases}
+    for folder, sub, name, nn in EMES_MAILDIR:
+        case = by_nn[nn]
+        assert case.status == "accepted" and case.collector == EMES_COLLECTORS[folder], case.file
+        (root / folder / sub / name).write_bytes(delivered(case, int(name.split(".")[0]),
+                                                           mailbox=EMES_INBOX.addr_spec, mx=EMES_MX, tz=CST))
+    write_json(HERE / "emes-cases.json", [case.manifest() for case in cases])
+
+
+# --------------------------------------------------------------------------
 # README (generated, so the table of cases never drifts from cases.json)
 # --------------------------------------------------------------------------
 
@@ -802,7 +1099,8 @@ README_INTRO = """\
 Generated by `generate.py` with CPython's standard `email` package - do not edit
 the files by hand; change the script and run, from the repository root:
 
-    python3 samples/generate.py   # rewrites eml/, cases.json, maildir/, maildir.expected.json, README.md
+    python3 samples/generate.py   # rewrites eml/, cases.json, maildir/, maildir.expected.json, emes/,
+                                  # emes-cases.json, README.md
     python3 samples/verify.py     # re-reads every file with Python's parser and checks the manifest
 
 Output is byte-stable (fixed dates, Message-IDs and MIME boundaries).
@@ -813,6 +1111,9 @@ Output is byte-stable (fixed dates, Message-IDs and MIME boundaries).
 | `cases.json` | per file: `status` (`accepted` / `skipped` / `quarantined`), `why`, `reason_contains` (a word the reason must contain) and, for accepted mail, `expect` - the full decoded record, to be matched as a subset (numbers compare as numbers, lists element-wise in full length) |
 | `maildir/` | a Maildir inbox for the demo run: `new/`, `cur/` (`:2,`, `:2,S`, `:2,F`), `tmp/`; `.keep` files are ignored |
 | `maildir.expected.json` | what one run over `maildir/` reports; `records` in reading order (new/ then cur/, each by file name) |
+| `emes/eml/NN-name.eml` | the EMES service-request forms ([below](#emes-service-requests)) |
+| `emes-cases.json` | per file: `collector` (`emes-consult` / `emes-fault`, whose `[[format]]` applies), `status`, `why`, `reason_contains` and, for accepted mail, `expect` - the full `.record` of `mailintake parse --json --collector NAME FILE` |
+| `emes/consult/`, `emes/fault/` | the Maildirs of the shipped collectors `emes-consult` (the six accepted consults) and `emes-fault` (the three fault reports), all in `new/` |
 | `verify.py` | independent reference decoder used to check all of the above |
 
 Notes on choices the rules leave open:
@@ -832,12 +1133,46 @@ Notes on choices the rules leave open:
 """
 
 
-def write_readme(cases: list[Case]) -> None:
+README_EMES = """
+## EMES service requests
+
+The `[[format]]` blocks `emes-consult` and `emes-fault` of `collectors.toml` map an
+elevator maker's website forms (Chinese JSON keys) to service requests; the subject
+keyword is the default `ORDER` (`ORDER: 301 官网咨询`, `ORDER: 401 故障报修`).
+
+* Consult form: 业务 (-> `sub_type` by the consult-type table), 姓名, 性别, 手机, 邮箱, 省,
+  市, 区, 详细地址, 说明 (-> `content`, and `description` through the fallback). 邮箱 is not
+  mapped, so `email` stays null.
+* Fault form: 姓名, 性别, 手机, 邮箱, 省, 市, 区, 详细地址, 描述 (-> `description`),
+  身份 (-> `identity`), 梯号 (-> `elevator_no`); `type` is `pending` (triage queue).
+* `contact` = 姓名 + ` /` + 先生|女士, `region` = 省市区, `address` = 省市区 + 详细地址,
+  `phone` = `contact_phone` = 手机 verbatim; `service.number` is null (given when stored).
+* Charsets are reported by their encoding_rs names: a declared `gb2312` or `gbk` gives
+  `gbk` (its decoder is the GB18030 one, as WHATWG specifies), `gb18030` gives `gb18030`,
+  a UTF-8 BOM gives `utf-8` whatever is declared.
+* Case 05 is a windows-1251 attachment: the text is cp1251 Cyrillic and ASCII, every
+  Chinese character (the keys, 业务, 性别) is a `\\uXXXX` JSON escape.
+
+| # | file | collector | status | charset / reason | rule |
+|---|---|---|---|---|---|
+"""
+
+
+def write_readme(cases: list[Case], emes: list[EmesCase]) -> None:
     rows = []
     for case in cases:
         detail = case.expect["source"]["charset"] if case.expect else f'"{case.reason_contains}"'
         rows.append(f"| {case.nn:02d} | `{case.file}` | {case.status} | {detail} | {case.why} |")
-    (HERE / "README.md").write_text(README_INTRO + "\n".join(rows) + "\n", encoding="utf-8")
+    emes_rows = []
+    for case in emes:
+        detail = case.expect["source"]["charset"] if case.expect else f'"{case.reason_contains}"'
+        emes_rows.append(f"| {case.nn:02d} | `{case.file}` | {case.collector} | {case.status} | {detail} "
+                         f"| {case.why} |")
+    maildir = ["", "Maildirs (all messages in `new/`, trace headers prepended, `.keep` files in "
+               "`new/`, `cur/`, `tmp/`):", ""]
+    maildir += [f"* `emes/{folder}/{sub}/{name}` - case {nn:02d}" for folder, sub, name, nn in EMES_MAILDIR]
+    text = README_INTRO + "\n".join(rows) + "\n" + README_EMES + "\n".join(emes_rows) + "\n" + "\n".join(maildir)
+    (HERE / "README.md").write_text(text + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------
@@ -858,8 +1193,11 @@ def main() -> int:
         (HERE / case.file).write_bytes(raw)
     write_json(HERE / "cases.json", [case.manifest() for case in cases])
     write_json(HERE / "maildir.expected.json", write_maildir({case.nn: case for case in cases}))
-    write_readme(cases)
-    print(f"wrote {len(cases)} cases, cases.json, maildir/, maildir.expected.json and README.md under {HERE}")
+    emes = build_emes_cases()
+    write_emes(emes)
+    write_readme(cases, emes)
+    print(f"wrote {len(cases)} cases, cases.json, maildir/, maildir.expected.json, {len(emes)} EMES cases "
+          f"(emes/, emes-cases.json) and README.md under {HERE}")
     return 0
 
 

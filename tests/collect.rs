@@ -336,12 +336,18 @@ fn concurrent_collect_processes_store_each_message_once() {
             .args(["collect", "--json"])
             .env("MAILINTAKE_LOG", "error")
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
     for child in [a, b] {
-        assert!(child.wait_with_output().unwrap().status.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     sandbox.collect();
     let records = sandbox.records();
@@ -421,5 +427,34 @@ fn check_names_file_line_and_key_of_a_config_error() {
     assert!(
         !sandbox.run(&["collect"]).status.success(),
         "collect refuses a broken config too"
+    );
+}
+
+#[test]
+fn shipped_demo_config_collects_orders_and_service_requests() {
+    let sandbox = Sandbox::new();
+    copy_tree(&repo().join("samples"), &sandbox.path("samples"));
+    std::fs::copy(
+        repo().join("collectors.toml"),
+        sandbox.path("collectors.toml"),
+    )
+    .unwrap();
+    let reports = sandbox.collect_all();
+    let accepted: Vec<(String, u64)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r["collector"].as_str().unwrap().to_string(),
+                r["accepted"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [("site-orders", 3), ("emes-consult", 6), ("emes-fault", 3)];
+    assert_eq!(accepted, want.map(|(c, n)| (c.to_string(), n)));
+    let triage = sandbox.json(&["records", "triage-list", "--json"]);
+    assert_eq!(triage.as_array().unwrap().len(), 3);
+    assert!(
+        sandbox.path("mailintake.db").is_file(),
+        "the database sits next to the config"
     );
 }

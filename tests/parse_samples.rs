@@ -89,3 +89,36 @@ fn parse_with_a_collector_uses_its_keyword() {
     );
     assert_eq!(parse_as_shop("01-seed-order.eml")["status"], "skipped");
 }
+
+/// The shipped collectors.toml maps the EMES consult and fault forms (samples/emes) exactly
+/// as samples/emes-cases.json says.
+#[test]
+fn every_emes_sample_maps_through_the_shipped_config() {
+    let config = repo().join("collectors.toml");
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(repo().join("samples/emes-cases.json")).unwrap())
+            .unwrap();
+    assert!(cases.len() >= 11, "{}", cases.len());
+    for case in &cases {
+        let name = case["file"].as_str().unwrap();
+        let file = repo().join("samples").join(name);
+        let args = [
+            "--config",
+            config.to_str().unwrap(),
+            "parse",
+            "--json",
+            "--collector",
+            case["collector"].as_str().unwrap(),
+            file.to_str().unwrap(),
+        ];
+        let out = success_json(run_bare(&args));
+        assert_eq!(out["status"], case["status"], "{name}: {out}");
+        if case["status"] == "accepted" {
+            assert_subset(&case["expect"], &out["record"], name);
+        } else {
+            let reason = out["reason"].as_str().unwrap().to_lowercase();
+            let want = case["reason_contains"].as_str().unwrap().to_lowercase();
+            assert!(reason.contains(&want), "{name}: `{reason}` lacks `{want}`");
+        }
+    }
+}

@@ -66,6 +66,29 @@ enum MigrationFailure {
     Database(#[from] diesel::result::Error),
 }
 
+fn is_locked(error: &MigrationFailure) -> bool {
+    let text = error.to_string();
+    text.contains("database is locked") || text.contains("database is busy")
+}
+
+/// Per-connection settings and pending migrations.
+fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailure> {
+    // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
+    // second writer wait instead of failing with "database is locked"; SQLite leaves
+    // foreign keys off unless asked, per connection.
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        BUSY_TIMEOUT.as_millis()
+    ))?;
+    // NOTE: two processes opening a fresh file at once would both see the migrations as
+    // pending; taking the write lock first makes the second wait and then find none.
+    conn.immediate_transaction(|conn| {
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(drop)
+            .map_err(MigrationFailure::Migration)
+    })
+}
+
 /// An open database.
 pub struct Store {
     conn: SqliteConnection,
@@ -98,24 +121,24 @@ impl Store {
                 source,
             }
         })?;
-        // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
-        // second writer wait instead of failing with "database is locked"; SQLite leaves
-        // foreign keys off unless asked, per connection.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            BUSY_TIMEOUT.as_millis()
-        ))?;
-        // NOTE: two processes opening a fresh file at once would both see the migrations as
-        // pending; taking the write lock first makes the second wait and then find none.
-        conn.immediate_transaction(|conn| {
-            conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(drop)
-                .map_err(MigrationFailure::Migration)
-        })
-        .map_err(|e| StoreError::Migrate {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match prepare_connection(&mut conn) {
+                Ok(()) => break,
+                // NOTE: switching a fresh file to WAL answers SQLITE_BUSY while another
+                // process sets it up too, without asking the busy handler: retry a while.
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(MigrationFailure::Database(e)) => return Err(StoreError::Query(e)),
+                Err(e) => {
+                    return Err(StoreError::Migrate {
+                        url: url.to_string(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
         Ok(Store {
             conn,
             ids: write::IdCache::default(),
