@@ -498,3 +498,21 @@ fn unknown_customer_ids_get_the_fallback_counterparty_and_status() {
     assert!(records[2]["counterparty_id"].is_i64());
     assert_eq!(records[2]["status"], "customer-unknown");
 }
+
+#[test]
+fn an_unmapped_value_takes_the_configured_default() {
+    let sandbox = sandbox();
+    let text = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    std::fs::write(
+        sandbox.path("collectors.toml"),
+        format!("{text}\n[format.map-defaults]\nconsult-type = \"其他\"\n"),
+    )
+    .unwrap();
+    sandbox.deliver(
+        "inbox",
+        "1.M1.mx",
+        &consult_mail(1, "电梯租赁咨询", Some("13800138000")),
+    );
+    assert_eq!(counts(&sandbox.collect()), [1, 1, 0, 0, 0]);
+    assert_eq!(sandbox.records()[0]["service"]["sub_type"], "其他");
+}
