@@ -148,14 +148,7 @@ fn quarantined_message_stays_in_the_mailbox_and_is_kept_byte_for_byte() {
 
     // Not quarantined again on the next pass, and still in the mailbox.
     assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
-    assert_eq!(
-        sandbox
-            .json(&["quarantine", "list", "--json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(sandbox.quarantined(), 1);
     assert_eq!(files_in(&sandbox, "new"), ["1000.M1.mx"]);
 }
 
@@ -183,14 +176,7 @@ fn quarantine_retry_after_a_config_fix_creates_the_record_and_acknowledges_later
     assert_eq!(records[0]["kind"], "lead");
     assert_eq!(records[0]["source"]["charset"], "windows-1251");
     assert_eq!(records[0]["id"], retried["record_id"]);
-    assert_eq!(
-        sandbox
-            .json(&["quarantine", "list", "--json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(sandbox.quarantined(), 0);
 
     let shown = sandbox.json(&[
         "records",

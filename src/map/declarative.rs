@@ -268,7 +268,6 @@ impl DeclarativeFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Fingerprint;
     use std::collections::HashMap;
 
     fn consult_format() -> DeclarativeFormat {
@@ -298,17 +297,7 @@ mod tests {
     }
 
     fn map(json: &str) -> Result<Record, FormatError> {
-        let payload = Payload {
-            object: serde_json::from_str(json).unwrap(),
-            text: json.into(),
-            attachment_name: "form.json".into(),
-            charset: "utf-8".into(),
-        };
-        let envelope = Envelope {
-            message_id: Some("m@x".into()),
-            subject: Some("ORDER: 1".into()),
-            fingerprint: Fingerprint([0; 32]),
-        };
+        let (payload, envelope) = crate::map::test_input(json, "form.json", "utf-8");
         consult_format().map(&payload, Some("1".into()), &envelope)
     }
 

@@ -421,10 +421,26 @@ impl PayloadFormat {
     }
 }
 
+/// A payload and envelope for mapping tests.
+#[cfg(test)]
+pub(crate) fn test_input(json: &str, attachment: &str, charset: &str) -> (Payload, Envelope) {
+    let payload = Payload {
+        object: serde_json::from_str(json).expect("test JSON"),
+        text: json.to_string(),
+        attachment_name: attachment.into(),
+        charset: charset.into(),
+    };
+    let envelope = Envelope {
+        message_id: Some("m@x".into()),
+        subject: Some("ORDER: 123".into()),
+        fingerprint: crate::decode::Fingerprint([0; 32]),
+    };
+    (payload, envelope)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Fingerprint;
 
     const SEED: &str = r#"{
 	"Тема": "Заказ №123 от 01.06.2019 бла бла бла",
@@ -444,17 +460,7 @@ mod tests {
 }"#;
 
     fn map(json: &str) -> Result<Record, MapError> {
-        let payload = Payload {
-            object: serde_json::from_str(json).unwrap(),
-            text: json.to_string(),
-            attachment_name: "order.txt".into(),
-            charset: "windows-1251".into(),
-        };
-        let envelope = Envelope {
-            message_id: Some("m@x".into()),
-            subject: Some("ORDER: 123".into()),
-            fingerprint: Fingerprint([0; 32]),
-        };
+        let (payload, envelope) = test_input(json, "order.txt", "windows-1251");
         map_order_json(&payload, Some("123".into()), &envelope)
     }
 

@@ -71,6 +71,14 @@ impl Sandbox {
         success_json(self.run(args))
     }
 
+    /// Number of open quarantine entries.
+    pub fn quarantined(&self) -> usize {
+        self.json(&["quarantine", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
     pub fn records(&self) -> Vec<Value> {
         self.json(&["records", "list", "--json"])
             .as_array()
