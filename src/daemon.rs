@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{MailboxDatum, Response};
 use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
@@ -197,7 +199,14 @@ async fn idle_session(
         let (wait, _interrupt) = idle.wait_with_timeout(IDLE_RENEW);
         tokio::select! {
             response = tokio::time::timeout_at(deadline, wait) => match response {
-                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => pushed.notify_one(),
+                Ok(Ok(IdleResponse::NewData(data))) => {
+                    // Only `* N EXISTS` means new mail. NOTE: Dovecot follows it with
+                    // `* N RECENT` and echoes our own `\Seen` stores as `* N FETCH`; waking
+                    // on those ran three passes per message.
+                    if matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_))) {
+                        pushed.notify_one();
+                    }
+                }
                 Ok(Ok(_)) | Err(_) => break false,
                 Ok(Err(e)) => return Err(e.into()),
             },
