@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    quiet_broken_pipe();
     let cli = mailintake::cli::Cli::parse();
     match mailintake::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -26,4 +27,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `mailintake records list | head` closes stdout early; print macros then panic with
+/// "Broken pipe". Exit quietly with the shell's SIGPIPE status instead (resetting the SIGPIPE
+/// disposition would need `unsafe`, which this crate forbids).
+fn quiet_broken_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }

@@ -444,3 +444,28 @@ fn shipped_demo_config_collects_orders_and_service_requests() {
         "the database sits next to the config"
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_is_not_a_crash() {
+    let sandbox = Sandbox::new();
+    copy_tree(&repo().join("samples/maildir"), &sandbox.path(INBOX));
+    sandbox.write_config(&[("site-orders", INBOX)], "");
+    sandbox.collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
+        .arg("--config")
+        .arg(sandbox.path("collectors.toml"))
+        .args(["records", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?}",
+        out.status
+    );
+}

@@ -297,7 +297,8 @@ pub fn print_collector_table(rows: &[serde_json::Value]) {
     );
 }
 
-/// The triage list (服务指派): name, gender, phone, region, address, description, number.
+/// The triage list (服务指派): name, gender, phone, region, address, description, and the
+/// website's order number (下单编号) next to the request number.
 pub fn print_triage_table(records: &[StoredRecord]) {
     let rows = records
         .iter()
@@ -313,6 +314,7 @@ pub fn print_triage_table(records: &[StoredRecord]) {
                 or_dash(service.region.as_deref()),
                 or_dash(service.address.as_deref()),
                 or_dash(r.record.description.as_deref()),
+                or_dash(r.record.source.order_ref.as_deref()),
             ]
         })
         .collect();
@@ -327,6 +329,7 @@ pub fn print_triage_table(records: &[StoredRecord]) {
             "REGION",
             "ADDRESS",
             "DESCRIPTION",
+            "ORDER NO",
         ],
         rows,
         40,
