@@ -180,7 +180,7 @@ pub enum ContactsCommand {
 pub struct ListArgs {
     #[arg(long)]
     queue: Option<String>,
-    /// lead or order
+    /// lead, order or service-request
     #[arg(long)]
     kind: Option<String>,
     #[arg(long)]
