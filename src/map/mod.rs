@@ -57,6 +57,19 @@ pub struct SourceInfo {
     pub charset: String,
 }
 
+impl SourceInfo {
+    /// Where a record decoded from `payload` came from.
+    pub fn of(payload: &Payload, envelope: &Envelope, order_ref: Option<String>) -> SourceInfo {
+        SourceInfo {
+            message_id: envelope.message_id.clone(),
+            subject: envelope.subject.clone(),
+            order_ref,
+            attachment_name: Some(payload.attachment_name.clone()),
+            charset: payload.charset.clone(),
+        }
+    }
+}
+
 /// A post-print work on a goods line (ДополнительныеРаботы).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtraWork {
@@ -379,13 +392,7 @@ pub fn map_order_json(
         contact_name: fields.text(&["КонтактноеЛицо"])?,
         layout_files: layout_files(&fields)?,
         lines,
-        source: SourceInfo {
-            message_id: envelope.message_id.clone(),
-            subject: envelope.subject.clone(),
-            order_ref,
-            attachment_name: Some(payload.attachment_name.clone()),
-            charset: payload.charset.clone(),
-        },
+        source: SourceInfo::of(payload, envelope, order_ref),
         warnings,
         payload: payload.text.clone(),
         service: None,
