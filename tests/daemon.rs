@@ -9,6 +9,18 @@ use std::time::{Duration, Instant};
 
 use common::{Sandbox, order_message};
 
+/// Kills the daemon if the test fails before stopping it, so no daemon outlives its test.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn signal(pid: u32, name: &str) {
     assert!(
         Command::new("kill")
@@ -71,6 +83,7 @@ fn daemon_talks_to_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    let reaper = KillOnDrop(pid);
     let mut seen = Vec::new();
     wait_notify(&socket, &mut seen, "READY=1");
     wait_notify(&socket, &mut seen, "WATCHDOG=1");
@@ -112,6 +125,8 @@ fn daemon_talks_to_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Reaped: its pid may be reused now, so the guard must not fire.
+    std::mem::forget(reaper);
     assert!(status.success());
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
