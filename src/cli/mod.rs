@@ -500,9 +500,7 @@ fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -
             }
         }
         QuarantineCommand::Show { id, json, raw } => {
-            let entry = store
-                .quarantine_entry(*id)?
-                .ok_or_else(|| anyhow!("no quarantine entry {id}"))?;
+            let entry = store.quarantine_entry(*id)?;
             if *raw {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&entry.raw)?;
@@ -516,14 +514,9 @@ fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -
             }
         }
         QuarantineCommand::Retry { id, actor, json } => {
-            let entry = store
-                .quarantine_entry(*id)?
-                .ok_or_else(|| anyhow!("no quarantine entry {id}"))?;
-            if entry.record_id.is_some() {
-                bail!(
-                    "quarantine entry {id} was already released as record {}",
-                    entry.record_id.unwrap_or_default()
-                );
+            let entry = store.quarantine_entry(*id)?;
+            if let Some(record_id) = entry.record_id {
+                bail!("quarantine entry {id} was already released as record {record_id}");
             }
             let collector = config.collector(&entry.collector).ok_or_else(|| {
                 anyhow!(

@@ -69,6 +69,13 @@ async fn timed<T>(
     }
 }
 
+/// The system's trusted CA certificates, read from disk once per process (every pass and
+/// every IDLE reconnect builds a TLS config).
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// TLS settings: the system's roots plus the configured CA file; the ring provider explicitly,
 /// so a second provider elsewhere in the tree cannot make rustls panic.
 fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
@@ -77,8 +84,8 @@ fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
         message,
     };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
+    for cert in system_roots() {
+        let _ = roots.add(cert.clone());
     }
     if let Some(ca_file) = &config.ca_file {
         let certs = CertificateDer::pem_file_iter(ca_file)

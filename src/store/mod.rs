@@ -53,6 +53,8 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("no record {0}")]
     NoRecord(i64),
+    #[error("no quarantine entry {0}")]
+    NoQuarantineEntry(i64),
     #[error("record {id}: {message}")]
     Refused { id: i64, message: String },
 }

@@ -344,20 +344,11 @@ impl Store {
     }
 
     /// One quarantine entry with its raw bytes.
-    pub fn quarantine_entry(&mut self, id: i64) -> Result<Option<QuarantineEntry>, StoreError> {
-        Ok(quarantine::table
+    pub fn quarantine_entry(&mut self, id: i64) -> Result<QuarantineEntry, StoreError> {
+        quarantine::table
             .find(id)
             .first(&mut self.conn)
-            .optional()?)
-    }
-
-    /// The counterparty with this INN, if one exists.
-    pub fn counterparty_id(&mut self, inn: &str) -> Result<Option<i64>, StoreError> {
-        use super::schema::counterparties;
-        Ok(counterparties::table
-            .filter(counterparties::inn.eq(inn))
-            .select(counterparties::id)
-            .first(&mut self.conn)
-            .optional()?)
+            .optional()?
+            .ok_or(StoreError::NoQuarantineEntry(id))
     }
 }
