@@ -1,54 +1,16 @@
-//! Human-readable output: tables and detail views.
+//! Human-readable views of records: the list and triage tables, and the detail view that
+//! `records show` and `parse` share.
 
+use crate::cli::table::{or_dash, print_table};
 use crate::map::{OrderLine, Record};
-use crate::store::{QuarantineEntry, RecordEvent, StoredRecord};
-
-/// Prints rows as left-aligned columns; cells are cut to `max` characters.
-fn print_table(header: &[&str], rows: Vec<Vec<String>>, max: usize) {
-    let cut = |s: &str| -> String {
-        let one_line: String = s
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if one_line.chars().count() > max {
-            one_line.chars().take(max - 1).collect::<String>() + "…"
-        } else {
-            one_line
-        }
-    };
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| cut(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
-fn or_dash(value: Option<&str>) -> String {
-    value.unwrap_or("-").to_string()
-}
+use crate::store::{RecordEvent, StoredRecord};
 
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
-pub fn print_record_table(records: &[StoredRecord]) {
+/// `records list` and `contacts show`.
+pub(in crate::cli) fn print_record_table(records: &[StoredRecord]) {
     let rows = records
         .iter()
         .map(|r| {
@@ -105,7 +67,7 @@ fn print_lines(lines: &[OrderLine]) {
 }
 
 /// A decoded record (also what `parse` prints without `--json`).
-pub fn print_record_details(record: &Record) {
+pub(in crate::cli) fn print_record_details(record: &Record) {
     let fields = [
         ("kind", Some(record.kind.as_str().to_string())),
         ("title", record.title.clone()),
@@ -151,7 +113,8 @@ pub fn print_record_details(record: &Record) {
     }
 }
 
-pub fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]) {
+/// `records show` without `--json`: the record, its service fields, result, tech cards and history.
+pub(super) fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]) {
     println!(
         "record {} in queue {} ({}), status {}",
         stored.id, stored.queue, stored.collector, stored.status
@@ -199,107 +162,9 @@ pub fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]) {
     }
 }
 
-pub fn print_quarantine_table(entries: &[QuarantineEntry]) {
-    let rows = entries
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.to_string(),
-                e.collector.clone(),
-                e.status.clone(),
-                e.created_at.format("%Y-%m-%d %H:%M").to_string(),
-                or_dash(e.subject.as_deref()),
-                e.reason.clone(),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "ID",
-            "COLLECTOR",
-            "STATUS",
-            "QUARANTINED",
-            "SUBJECT",
-            "REASON",
-        ],
-        rows,
-        60,
-    );
-    println!(
-        "{} entr{}",
-        entries.len(),
-        if entries.len() == 1 { "y" } else { "ies" }
-    );
-}
-
-pub fn print_quarantine_entry(entry: &QuarantineEntry) {
-    println!("quarantine entry {} ({})", entry.id, entry.status);
-    println!("   collector: {}", entry.collector);
-    println!("      source: {}", entry.source_key);
-    println!(
-        "  message-id: {}",
-        entry.message_id.as_deref().unwrap_or("-")
-    );
-    println!("     subject: {}", entry.subject.as_deref().unwrap_or("-"));
-    println!("      reason: {}", entry.reason);
-    println!(
-        "        size: {} bytes (quarantine show {} --raw prints them)",
-        entry.raw.len(),
-        entry.id
-    );
-    if let Some(record_id) = entry.record_id {
-        println!("    released: as record {record_id}");
-    }
-}
-
-pub fn print_collector_table(rows: &[serde_json::Value]) {
-    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| "-".to_string(), str::to_string);
-    let counts = |v: &serde_json::Value| {
-        if v.is_null() {
-            return "-".to_string();
-        }
-        [
-            "fetched",
-            "accepted",
-            "skipped",
-            "quarantined",
-            "duplicates",
-        ]
-        .iter()
-        .map(|k| format!("{k} {}", v[*k]))
-        .collect::<Vec<_>>()
-        .join(", ")
-    };
-    let table = rows
-        .iter()
-        .map(|r| {
-            vec![
-                text(&r["collector"]),
-                text(&r["last_run"]),
-                text(&r["last_success"]),
-                text(&r["next_run"]),
-                counts(&r["counts"]),
-                text(&r["last_error"]),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "COLLECTOR",
-            "LAST RUN",
-            "LAST SUCCESS",
-            "NEXT RUN",
-            "LAST COUNTS",
-            "LAST ERROR",
-        ],
-        table,
-        80,
-    );
-}
-
 /// The triage list (服务指派): name, gender, phone, region, address, description, and the
 /// website's order number (下单编号) next to the request number.
-pub fn print_triage_table(records: &[StoredRecord]) {
+pub(super) fn print_triage_table(records: &[StoredRecord]) {
     let rows = records
         .iter()
         .map(|r| {

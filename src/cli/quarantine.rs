@@ -1,0 +1,170 @@
+//! `mailintake quarantine`: messages that could not be decoded, kept whole with their reason.
+
+use std::io::Write;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::table::{or_dash, print_table};
+use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
+use crate::config::Config;
+use crate::ingest::{Decision, prepare};
+use crate::store::{QuarantineEntry, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List open quarantine entries
+    List {
+        /// Include released entries
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// Write the message's raw bytes to stdout, exactly as received
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+    /// Decode the entry again with the current config; store the record if it now passes
+    Retry {
+        id: i64,
+        /// Actor recorded in the record's history [default: the OS user]
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `quarantine retry --json`: the new verdict, and the record it created if accepted.
+#[derive(Serialize)]
+struct RetryOutcome<'a> {
+    status: &'a str,
+    reason: Option<String>,
+    record_id: Option<i64>,
+}
+
+/// Runs a `quarantine` subcommand.
+pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineCommand) -> Result<()> {
+    match command {
+        QuarantineCommand::List { all, json } => {
+            let entries = store.quarantine_entries(*all)?;
+            print_json_or(*json, &entries[..], print_quarantine_table)
+        }
+        QuarantineCommand::Show { id, json, raw } => {
+            let entry = store.quarantine_entry(*id)?;
+            if *raw {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&entry.raw)?;
+                out.flush()?;
+                Ok(())
+            } else {
+                print_json_or(*json, &entry, print_quarantine_entry)
+            }
+        }
+        QuarantineCommand::Retry { id, actor, json } => {
+            let entry = store.quarantine_entry(*id)?;
+            if let Some(record_id) = entry.record_id {
+                bail!("quarantine entry {id} was already released as record {record_id}");
+            }
+            let collector = config.collector(&entry.collector).ok_or_else(|| {
+                anyhow!(
+                    "quarantine entry {id} came from collector `{}`, which is no longer in {}",
+                    entry.collector,
+                    config.path.display()
+                )
+            })?;
+            let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
+            let (status, reason, record_id) = match prepared.decision {
+                Decision::Accept(record) => {
+                    let actor = actor_or_os_user(actor.as_deref());
+                    let record_id =
+                        store.release_quarantine(*id, &collector.queue, &record, &actor)?;
+                    ("accepted", None, Some(record_id))
+                }
+                Decision::Quarantine(reason) => {
+                    store.update_quarantine_reason(*id, &reason)?;
+                    ("quarantined", Some(reason), None)
+                }
+                Decision::Skip(reason) => ("skipped", Some(reason), None),
+            };
+            if *json {
+                print_json_sorted_keys(&RetryOutcome {
+                    status,
+                    reason,
+                    record_id,
+                })
+            } else {
+                match record_id {
+                    Some(record_id) => {
+                        println!("quarantine entry {id}: accepted as record {record_id}")
+                    }
+                    None => println!(
+                        "quarantine entry {id}: still {status}: {}",
+                        reason.unwrap_or_default()
+                    ),
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn print_quarantine_table(entries: &[QuarantineEntry]) {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                e.collector.clone(),
+                e.status.clone(),
+                e.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                or_dash(e.subject.as_deref()),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "COLLECTOR",
+            "STATUS",
+            "QUARANTINED",
+            "SUBJECT",
+            "REASON",
+        ],
+        rows,
+        60,
+    );
+    println!(
+        "{} entr{}",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" }
+    );
+}
+
+fn print_quarantine_entry(entry: &QuarantineEntry) {
+    println!("quarantine entry {} ({})", entry.id, entry.status);
+    println!("   collector: {}", entry.collector);
+    println!("      source: {}", entry.source_key);
+    println!(
+        "  message-id: {}",
+        entry.message_id.as_deref().unwrap_or("-")
+    );
+    println!("     subject: {}", entry.subject.as_deref().unwrap_or("-"));
+    println!("      reason: {}", entry.reason);
+    println!(
+        "        size: {} bytes (quarantine show {} --raw prints them)",
+        entry.raw.len(),
+        entry.id
+    );
+    if let Some(record_id) = entry.record_id {
+        println!("    released: as record {record_id}");
+    }
+}
