@@ -287,3 +287,36 @@ fn workflow_and_unknown_customer_are_read() {
         "{err}"
     );
 }
+
+/// The shipped `collectors.toml` is the admin's documentation: it loads as it is, and with
+/// every commented-out key (`# key = value`, `# [table]`) switched on, so the keys and
+/// defaults it shows are ones the program accepts.
+#[test]
+fn shipped_config_and_its_commented_out_keys_load() {
+    let shipped = include_str!("../../collectors.toml");
+    let path = Path::new("/etc/mi/collectors.toml");
+    Config::from_toml(path, shipped).unwrap();
+    let looks_like_toml = |line: &str| {
+        line.starts_with('[')
+            || line
+                .split_once(" = ")
+                .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+    };
+    let switched_on: String = shipped
+        .lines()
+        .map(|line| {
+            let code = line.trim_start_matches("# ");
+            if line.starts_with('#') && looks_like_toml(code) {
+                code
+            } else {
+                line
+            }
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = Config::from_toml(path, &switched_on).unwrap();
+    assert!(config.unknown_customer.is_some());
+    let shop = config.collector("shop").unwrap();
+    assert!(matches!(shop.source, SourceConfig::Imap(_)));
+    assert_eq!(shop.after.quarantine_move_to.as_deref(), Some("Quarantine"));
+}
