@@ -7,8 +7,9 @@
 //! so a typo never passes silently.
 //!
 //! Each section's raw shape sits next to its validation and the typed value it becomes:
-//! [`collector`] (with `[collector.maildir]`), [`imap`], [`after`], [`format`] and
-//! [`workflow`]; [`error`] turns spans into `file:line:column`, [`keyword`] reads fixed words.
+//! `collector.rs` (with `[collector.maildir]`), `imap.rs`, `after.rs`, `format.rs` and
+//! `workflow.rs` (with `[unknown-customer]`); `error.rs` turns spans into
+//! `file:line:column`, `keyword.rs` reads words of a fixed set as serde enums.
 //!
 //! The config is plain data: it imports the types of the stages it configures (the store's
 //! [`StorageUrl`] and `UnknownCustomer`, the mapper's formats), never the other way round,
