@@ -44,6 +44,7 @@ pub enum AfterAction {
 /// After-processing policy of a collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AfterPolicy {
+    /// What happens to a stored message.
     pub action: AfterAction,
     /// Expunge processed messages older than this many days.
     pub delete_after_days: Option<u32>,

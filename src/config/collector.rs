@@ -58,17 +58,23 @@ struct RawMaildir {
 /// One collector: a mailbox bound to a queue.
 #[derive(Debug, Clone)]
 pub struct Collector {
+    /// Unique name, recorded with every message it stores.
     pub name: String,
+    /// The queue its records go to (declared, checked at load).
     pub queue: String,
     /// How payloads become records.
     pub format: PayloadFormat,
     /// Cron schedule (6 or 7 fields, seconds first); used by the daemon.
     pub schedule: Option<cron::Schedule>,
+    /// Subject keyword and default charset for decoding.
     pub rules: DecodeRules,
+    /// Messages read and committed per transaction.
     pub batch_size: usize,
+    /// The mailbox.
     pub source: SourceConfig,
     /// What happens to a processed message in the mailbox.
     pub after: AfterPolicy,
+    /// Poll on the schedule only, or IMAP IDLE too.
     pub mode: CollectMode,
 }
 
@@ -77,8 +83,10 @@ pub struct Collector {
 pub enum SourceConfig {
     /// A local Maildir (what an MTA delivers into).
     Maildir {
+        /// The Maildir folder (with new/, cur/, tmp/).
         path: PathBuf,
     },
+    /// An IMAP mailbox.
     Imap(ImapConfig),
 }
 

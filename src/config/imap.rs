@@ -42,11 +42,17 @@ pub(super) struct RawImap {
 /// An IMAP mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImapConfig {
+    /// Server host name or IP address (also the name its certificate must carry).
     pub host: String,
+    /// TCP port.
     pub port: u16,
+    /// How the connection is protected.
     pub tls: TlsMode,
+    /// Login name.
     pub username: String,
+    /// The password, read at connect time.
     pub password: Secret,
+    /// Folder read.
     pub mailbox: String,
     /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
     pub ca_file: Option<PathBuf>,

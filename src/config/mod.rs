@@ -53,9 +53,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "collectors.toml";
 pub struct Config {
     /// The file this was read from (for messages).
     pub path: PathBuf,
+    /// Where records are stored (`[storage] url`).
     pub storage: StorageUrl,
+    /// The declared `[[queue]]`s, in file order.
     pub queues: Vec<Queue>,
+    /// The `[[collector]]`s, in file order.
     pub collectors: Vec<Collector>,
+    /// Status names (`[workflow]`).
     pub workflow: Workflow,
     /// Fallback for records naming a customer id no counterparty has.
     pub unknown_customer: Option<crate::store::UnknownCustomer>,
@@ -64,7 +68,9 @@ pub struct Config {
 /// A queue (the seed's "calendar") that records are routed into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
+    /// Identifier collectors route into.
     pub name: String,
+    /// Human title (the name when none is given); not shown by any command yet.
     pub title: String,
 }
 
