@@ -7,6 +7,7 @@ mod lifecycle;
 mod read;
 pub mod schema;
 mod state;
+mod url;
 mod write;
 
 use std::path::Path;
@@ -17,11 +18,10 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::config::StorageUrl;
-
 pub use lifecycle::{Triage, TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
+pub use url::{StorageUrl, StorageUrlError};
 pub use write::{Committed, Incoming, IncomingOutcome, UnknownCustomer};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -1,0 +1,261 @@
+//! `[[collector]]`: one mailbox bound to one queue, with its schedule and decoding rules.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use encoding_rs::Encoding;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::after::{AfterPolicy, RawAfter};
+use super::error::{ConfigError, ErrorSite};
+use super::format::Formats;
+use super::imap::{ImapConfig, RawImap};
+use super::keyword::{Choice, pick};
+use crate::decode::DecodeRules;
+use crate::map::PayloadFormat;
+
+/// Messages a collector reads and commits in one transaction when nothing else is configured.
+pub const DEFAULT_BATCH_SIZE: usize = 200;
+
+/// `[[collector]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCollector {
+    /// Unique name (`collect --collector NAME`, recorded with every message). Required.
+    name: Spanned<String>,
+    /// The `[[queue]]` its records go to. Required.
+    queue: Spanned<String>,
+    /// Payload format: `order-json` or a `[[format]]` name. Default: `order-json`.
+    format: Option<Spanned<String>>,
+    /// Cron, seconds first (6 or 7 fields). Default: the daemon's every 5 minutes.
+    schedule: Option<Spanned<String>>,
+    /// Word the subject must contain. Default: `ORDER`.
+    subject_keyword: Option<Spanned<String>>,
+    /// Charset for attachments that declare none and are not UTF-8. Default: windows-1251.
+    default_charset: Option<Spanned<String>>,
+    /// Messages per transaction (1..10000). Default: 200.
+    batch_size: Option<Spanned<i64>>,
+    /// `poll` (schedule only) or `idle` (IMAP IDLE push too). Default: `poll`.
+    mode: Option<Spanned<Choice<CollectMode>>>,
+    /// `[collector.maildir]`; give this or `imap`.
+    maildir: Option<RawMaildir>,
+    /// `[collector.imap]`; give this or `maildir`.
+    imap: Option<RawImap>,
+    /// `[collector.after]` (IMAP only). Default: mark seen.
+    after: Option<RawAfter>,
+}
+
+/// `[collector.maildir]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMaildir {
+    /// The Maildir (with new/, cur/, tmp/), relative to the config's folder. Required.
+    path: Spanned<String>,
+}
+
+/// One collector: a mailbox bound to a queue.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    /// Unique name, recorded with every message it stores.
+    pub name: String,
+    /// The queue its records go to (declared, checked at load).
+    pub queue: String,
+    /// How payloads become records.
+    pub format: PayloadFormat,
+    /// Cron schedule (6 or 7 fields, seconds first); used by the daemon.
+    pub schedule: Option<cron::Schedule>,
+    /// Subject keyword and default charset for decoding.
+    pub rules: DecodeRules,
+    /// Messages read and committed per transaction.
+    pub batch_size: usize,
+    /// The mailbox.
+    pub source: SourceConfig,
+    /// What happens to a processed message in the mailbox.
+    pub after: AfterPolicy,
+    /// Poll on the schedule only, or IMAP IDLE too.
+    pub mode: CollectMode,
+}
+
+/// Where a collector reads mail from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// A local Maildir (what an MTA delivers into).
+    Maildir {
+        /// The Maildir folder (with new/, cur/, tmp/).
+        path: PathBuf,
+    },
+    /// An IMAP mailbox.
+    Imap(ImapConfig),
+}
+
+/// How the daemon notices new mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectMode {
+    /// On the cron schedule only.
+    Poll,
+    /// IMAP IDLE push, with the schedule as a reconciliation pass.
+    Idle,
+}
+
+/// What a collector may refer to, and the names already taken.
+pub(super) struct Known<'a> {
+    pub(super) base: &'a Path,
+    pub(super) queues: &'a HashSet<String>,
+    pub(super) formats: &'a Formats,
+    pub(super) collectors: HashSet<String>,
+}
+
+impl RawCollector {
+    /// Checks the collector against the declared queues and formats, and takes its name.
+    pub(super) fn validate(
+        &self,
+        site: &ErrorSite<'_>,
+        known: &mut Known<'_>,
+    ) -> Result<Collector, ConfigError> {
+        let name = self.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(site.at(
+                self.name.span(),
+                "collector.name",
+                "a collector needs a name",
+            ));
+        }
+        if !known.collectors.insert(name.clone()) {
+            return Err(site.at(
+                self.name.span(),
+                "collector.name",
+                format!("collector `{name}` is declared twice"),
+            ));
+        }
+        let queue = self.queue.get_ref().trim().to_string();
+        if !known.queues.contains(&queue) {
+            return Err(site.at(
+                self.queue.span(),
+                "collector.queue",
+                format!("queue `{queue}` is not declared; add a [[queue]] with name = \"{queue}\""),
+            ));
+        }
+        let format = known.formats.resolve(site, self.format.as_ref())?;
+        let schedule = self
+            .schedule
+            .as_ref()
+            .map(|s| {
+                cron::Schedule::from_str(s.get_ref()).map_err(|e| {
+                    site.at(
+                        s.span(),
+                        "collector.schedule",
+                        format!(
+                            "`{}` is not a cron expression ({e}); use 6 or 7 fields, seconds first, e.g. \"0 */5 * * * *\"",
+                            s.get_ref()
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        let rules = self.rules(site)?;
+        let batch_size = match &self.batch_size {
+            Some(size) => site.number_in(
+                size,
+                1..=10_000,
+                "collector.batch-size",
+                "must be between 1 and 10000",
+            )?,
+            None => DEFAULT_BATCH_SIZE,
+        };
+        let source = self.source(site, known.base, &name)?;
+        let is_imap = matches!(source, SourceConfig::Imap(_));
+        let after = match &self.after {
+            Some(after) => after.validate(site, is_imap)?,
+            None => AfterPolicy::default(),
+        };
+        let mode = match &self.mode {
+            None => CollectMode::Poll,
+            Some(m) => match pick(site, m, "collector.mode", "mode")? {
+                CollectMode::Idle if !is_imap => {
+                    return Err(site.at(
+                        m.span(),
+                        "collector.mode",
+                        "mode = \"idle\" needs an IMAP collector",
+                    ));
+                }
+                mode => mode,
+            },
+        };
+        Ok(Collector {
+            name,
+            queue,
+            format,
+            schedule,
+            rules,
+            batch_size,
+            source,
+            after,
+            mode,
+        })
+    }
+
+    /// The subject keyword and default charset.
+    fn rules(&self, site: &ErrorSite<'_>) -> Result<DecodeRules, ConfigError> {
+        let mut rules = DecodeRules::default();
+        if let Some(keyword) = &self.subject_keyword {
+            let word = keyword.get_ref().trim();
+            if word.is_empty() || word.chars().any(char::is_whitespace) {
+                return Err(site.at(
+                    keyword.span(),
+                    "collector.subject-keyword",
+                    "the keyword must be one non-empty word",
+                ));
+            }
+            rules.subject_keyword = word.to_string();
+        }
+        if let Some(label) = &self.default_charset {
+            rules.default_charset = Encoding::for_label(label.get_ref().trim().as_bytes())
+                .ok_or_else(|| {
+                    site.at(
+                        label.span(),
+                        "collector.default-charset",
+                        format!(
+                            "unknown charset `{}` (e.g. windows-1251, koi8-r, utf-8)",
+                            label.get_ref()
+                        ),
+                    )
+                })?;
+        }
+        Ok(rules)
+    }
+
+    /// Exactly one of `[collector.maildir]` and `[collector.imap]`.
+    fn source(
+        &self,
+        site: &ErrorSite<'_>,
+        base: &Path,
+        name: &str,
+    ) -> Result<SourceConfig, ConfigError> {
+        match (&self.maildir, &self.imap) {
+            (Some(_), Some(imap)) => Err(site.at(
+                imap.host.span(),
+                "collector.imap",
+                format!(
+                    "collector `{name}` has both [collector.maildir] and [collector.imap]; keep one"
+                ),
+            )),
+            (Some(m), None) if m.path.get_ref().trim().is_empty() => Err(site.at(
+                m.path.span(),
+                "collector.maildir.path",
+                "the Maildir path is empty",
+            )),
+            (Some(m), None) => Ok(SourceConfig::Maildir {
+                path: base.join(m.path.get_ref()),
+            }),
+            (None, Some(imap)) => Ok(SourceConfig::Imap(imap.validate(site, base)?)),
+            (None, None) => Err(site.at(
+                self.name.span(),
+                "collector",
+                format!("collector `{name}` has no source; add a [collector.imap] or [collector.maildir] table"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `[collector.imap]`: an IMAP mailbox, its TLS mode and the password, given by reference.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, ErrorSite};
+use super::keyword::{Choice, pick};
+
+/// `[collector.imap]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawImap {
+    /// Server host name or IP address. Required.
+    pub(super) host: Spanned<String>,
+    /// TCP port. Default: 993 with implicit TLS, 143 otherwise.
+    port: Option<Spanned<i64>>,
+    /// `implicit`, `starttls` or `none`. Default: `implicit`.
+    tls: Option<Spanned<Choice<TlsMode>>>,
+    /// Lets `tls = "none"` reach a host that is not loopback. Default: false.
+    #[serde(default)]
+    allow_insecure: bool,
+    /// Login name. Required.
+    username: Spanned<String>,
+    /// Never accepted: only here to say why it is refused.
+    password: Option<Spanned<toml::Value>>,
+    /// Environment variable holding the password. One of this or `password-file` is required.
+    password_env: Option<Spanned<String>>,
+    /// File holding the password (e.g. a systemd credential); relative to the config's folder.
+    password_file: Option<Spanned<String>>,
+    /// Folder to read. Default: `INBOX`.
+    mailbox: Option<Spanned<String>>,
+    /// Extra CA certificates (PEM) trusted besides the system ones. Default: none.
+    ca_file: Option<Spanned<String>>,
+    /// Limit in seconds for one IMAP command (1..3600). Default: 60.
+    timeout_secs: Option<Spanned<i64>>,
+}
+
+/// An IMAP mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    /// Server host name or IP address (also the name its certificate must carry).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub tls: TlsMode,
+    /// Login name.
+    pub username: String,
+    /// The password, read at connect time.
+    pub password: Secret,
+    /// Folder read.
+    pub mailbox: String,
+    /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for one IMAP command; a server slower than this is reconnected.
+    pub timeout: Duration,
+}
+
+/// How the IMAP connection is protected. Certificates are always verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    Starttls,
+    /// No TLS: only to a loopback host, or with `allow-insecure = true`.
+    None,
+}
+
+/// A secret given by reference, never inline.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The value of an environment variable.
+    Env(String),
+    /// The contents of a file (trailing newline removed), e.g. a systemd credential.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Env(name) => write!(f, "Secret::Env({name})"),
+            Secret::File(path) => write!(f, "Secret::File({})", path.display()),
+        }
+    }
+}
+
+impl Secret {
+    /// Reads the secret now (at connect time, so a rotated credential is picked up).
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            }
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| format!("cannot read password file {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Folder names go into IMAP commands: refuse what could break out of a quoted string.
+pub(super) fn check_folder(
+    site: &ErrorSite<'_>,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
+    let name = value.get_ref().trim();
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(site.at(
+            value.span(),
+            key,
+            "a folder name must be non-empty, without quotes, backslashes or control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+impl RawImap {
+    /// Checks the mailbox; relative paths resolve against `base`, the config's folder.
+    pub(super) fn validate(
+        &self,
+        site: &ErrorSite<'_>,
+        base: &Path,
+    ) -> Result<ImapConfig, ConfigError> {
+        if let Some(password) = &self.password {
+            return Err(site.at(
+                password.span(),
+                "collector.imap.password",
+                "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
+            ));
+        }
+        let host = self.host.get_ref().trim().to_string();
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(site.at(self.host.span(), "collector.imap.host", "not a host name"));
+        }
+        let tls = match &self.tls {
+            Some(t) => pick(site, t, "collector.imap.tls", "TLS mode")?,
+            None => TlsMode::Implicit,
+        };
+        if let (TlsMode::None, Some(t)) = (tls, &self.tls) {
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !self.allow_insecure {
+                return Err(site.at(
+                    t.span(),
+                    "collector.imap.tls",
+                    format!("tls = \"none\" sends the password in clear to `{host}`; allowed only for a loopback host or with allow-insecure = true"),
+                ));
+            }
+        }
+        let port = match &self.port {
+            Some(p) => site.number_in(p, 1.., "collector.imap.port", "not a TCP port")?,
+            None if tls == TlsMode::Implicit => 993,
+            None => 143,
+        };
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(var), None) => Secret::Env(var.get_ref().clone()),
+            (None, Some(file)) => Secret::File(base.join(file.get_ref())),
+            (Some(var), Some(_)) => {
+                return Err(site.at(
+                    var.span(),
+                    "collector.imap.password-env",
+                    "give password-env or password-file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(site.at(
+                    self.username.span(),
+                    "collector.imap",
+                    "the IMAP login needs password-env or password-file",
+                ));
+            }
+        };
+        let timeout_secs = match &self.timeout_secs {
+            Some(t) => site.number_in(
+                t,
+                1..=3600,
+                "collector.imap.timeout-secs",
+                "must be between 1 and 3600",
+            )?,
+            None => 60,
+        };
+        Ok(ImapConfig {
+            host,
+            port,
+            tls,
+            username: self.username.get_ref().clone(),
+            password,
+            mailbox: match &self.mailbox {
+                Some(m) => check_folder(site, m, "collector.imap.mailbox")?,
+                None => "INBOX".to_string(),
+            },
+            ca_file: self.ca_file.as_ref().map(|f| base.join(f.get_ref())),
+            timeout: Duration::from_secs(timeout_secs),
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! `collectors.toml`: the admin's interface.
+//!
+//! The file is read in two steps: serde turns the TOML into raw sections (`Raw*`, unknown keys
+//! rejected, words of a fixed set read as enums), then [`Config::from_toml`] checks what serde
+//! cannot (queues that exist, cron expressions, charsets, unique names, templates) and
+//! resolves paths against the file's folder. Every error names the file, the line and the key,
+//! so a typo never passes silently.
+//!
+//! Each section's raw shape sits next to its validation and the typed value it becomes:
+//! `collector.rs` (with `[collector.maildir]`), `imap.rs`, `after.rs`, `format.rs` and
+//! `workflow.rs` (with `[unknown-customer]`); `error.rs` turns spans into
+//! `file:line:column`, `keyword.rs` reads words of a fixed set as serde enums.
+//!
+//! The config is plain data: it imports the types of the stages it configures (the store's
+//! [`StorageUrl`] and `UnknownCustomer`, the mapper's formats), never the other way round,
+//! and each stage is handed only its part.
+
+mod after;
+mod collector;
+mod error;
+mod format;
+mod imap;
+mod keyword;
+mod workflow;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use self::collector::{Known, RawCollector};
+use self::error::ErrorSite;
+use self::format::{Formats, RawFormat};
+use self::workflow::RawUnknownCustomer;
+
+pub use self::after::{AfterAction, AfterPolicy};
+pub use self::collector::{CollectMode, Collector, DEFAULT_BATCH_SIZE, SourceConfig};
+pub use self::error::ConfigError;
+pub use self::format::ORDER_JSON_FORMAT;
+pub use self::imap::{ImapConfig, Secret, TlsMode};
+pub use self::workflow::Workflow;
+pub use crate::store::StorageUrl;
+
+/// Where the config is looked for when neither `--config` nor `MAILINTAKE_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "collectors.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    /// Where records are stored (`[storage] url`).
+    pub storage: StorageUrl,
+    /// The declared `[[queue]]`s, in file order.
+    pub queues: Vec<Queue>,
+    /// The `[[collector]]`s, in file order.
+    pub collectors: Vec<Collector>,
+    /// Status names (`[workflow]`).
+    pub workflow: Workflow,
+    /// Fallback for records naming a customer id no counterparty has.
+    pub unknown_customer: Option<crate::store::UnknownCustomer>,
+}
+
+/// A queue (the seed's "calendar") that records are routed into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// Identifier collectors route into.
+    pub name: String,
+    /// Human title (the name when none is given); not shown by any command yet.
+    pub title: String,
+}
+
+/// The whole file as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    /// `[storage]`. Default: `sqlite://mailintake.db` beside the config.
+    storage: Option<RawStorage>,
+    /// `[[queue]]`s, declared before collectors refer to them.
+    #[serde(default)]
+    queue: Vec<RawQueue>,
+    /// `[[collector]]`s.
+    #[serde(default)]
+    collector: Vec<RawCollector>,
+    /// `[[format]]`s: declarative payload formats.
+    #[serde(default)]
+    format: Vec<RawFormat>,
+    /// `[workflow]`. Default: [`Workflow::default`].
+    #[serde(default)]
+    workflow: Workflow,
+    /// `[unknown-customer]`. Default: none (such records get no counterparty).
+    unknown_customer: Option<RawUnknownCustomer>,
+}
+
+/// `[storage]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStorage {
+    /// `sqlite://FILE`, relative to the config's folder. Required in the section.
+    url: Spanned<String>,
+}
+
+/// `[[queue]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawQueue {
+    /// Identifier collectors and `records list --queue` use; unique. Required.
+    name: Spanned<String>,
+    /// Human title. Default: the name.
+    title: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let site = ErrorSite { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| site.toml_error(&e))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+
+        let storage = match &raw.storage {
+            Some(storage) => StorageUrl::parse(storage.url.get_ref(), base)
+                .map_err(|e| site.at(storage.url.span(), "storage.url", e.to_string()))?,
+            None => StorageUrl::Sqlite(base.join("mailintake.db")),
+        };
+        let (queues, queue_names) = validate_queues(&site, &raw.queue)?;
+        let formats = Formats::validate(&site, &raw.format)?;
+        let mut known = Known {
+            base,
+            queues: &queue_names,
+            formats: &formats,
+            collectors: HashSet::new(),
+        };
+        let collectors = raw
+            .collector
+            .iter()
+            .map(|c| c.validate(&site, &mut known))
+            .collect::<Result<_, _>>()?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            storage,
+            queues,
+            collectors,
+            workflow: raw.workflow,
+            unknown_customer: raw.unknown_customer.map(|u| crate::store::UnknownCustomer {
+                counterparty: u.counterparty,
+                status: u.status,
+            }),
+        })
+    }
+
+    /// The collector called `name`.
+    pub fn collector(&self, name: &str) -> Option<&Collector> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// The queues, and their names for the collectors to refer to.
+fn validate_queues(
+    site: &ErrorSite<'_>,
+    raw: &[RawQueue],
+) -> Result<(Vec<Queue>, HashSet<String>), ConfigError> {
+    let mut queues = Vec::new();
+    let mut names = HashSet::new();
+    for q in raw {
+        let name = q.name.get_ref().trim();
+        if name.is_empty() {
+            return Err(site.at(q.name.span(), "queue.name", "a queue needs a name"));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(site.at(
+                q.name.span(),
+                "queue.name",
+                format!("queue `{name}` is declared twice"),
+            ));
+        }
+        queues.push(Queue {
+            name: name.to_string(),
+            title: q.title.clone().unwrap_or_else(|| name.to_string()),
+        });
+    }
+    Ok((queues, names))
+}
