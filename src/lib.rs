@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod domain;
 pub mod ingest;
 pub mod map;
 pub mod source;

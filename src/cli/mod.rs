@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::domain::{StatusChange, StatusNames};
 use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
 use crate::map::declarative::Target;
 use crate::map::{RecordKind, phone_digits};
@@ -596,6 +597,12 @@ fn collectors_status(config: &Config, store: &mut Store, json: bool) -> Result<(
 
 fn records_command(config: &Config, store: &mut Store, command: &RecordsCommand) -> Result<()> {
     let workflow = &config.workflow;
+    let names = StatusNames {
+        in_progress: workflow.in_progress.clone(),
+        resolved: workflow.resolved.clone(),
+        accepted: workflow.accepted.clone(),
+        rejected: workflow.rejected.clone(),
+    };
     match command {
         RecordsCommand::List(args) => list_records(store, args),
         RecordsCommand::Show { id, json } => show_record(store, *id, *json),
@@ -656,50 +663,22 @@ fn records_command(config: &Config, store: &mut Store, command: &RecordsCommand)
             Ok(())
         }
         RecordsCommand::Start { id, actor } => {
-            store.change_status(
-                *id,
-                &workflow.in_progress,
-                None,
-                "status changed",
-                None,
-                &actor.name(),
-            )?;
+            store.change_status(*id, &names, StatusChange::Start, &actor.name())?;
             println!("record {id}: {}", workflow.in_progress);
             Ok(())
         }
         RecordsCommand::Resolve { id, result, actor } => {
-            store.change_status(
-                *id,
-                &workflow.resolved,
-                Some(result),
-                "resolved",
-                Some(result),
-                &actor.name(),
-            )?;
+            store.change_status(*id, &names, StatusChange::Resolve { result }, &actor.name())?;
             println!("record {id}: {}", workflow.resolved);
             Ok(())
         }
         RecordsCommand::Accept { id, actor } => {
-            store.change_status(
-                *id,
-                &workflow.accepted,
-                None,
-                "accepted",
-                None,
-                &actor.name(),
-            )?;
+            store.change_status(*id, &names, StatusChange::Accept, &actor.name())?;
             println!("record {id}: {}", workflow.accepted);
             Ok(())
         }
         RecordsCommand::Reject { id, reason, actor } => {
-            store.change_status(
-                *id,
-                &workflow.rejected,
-                None,
-                "rejected",
-                Some(reason),
-                &actor.name(),
-            )?;
+            store.change_status(*id, &names, StatusChange::Reject { reason }, &actor.name())?;
             println!("record {id}: {}", workflow.rejected);
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! Human-readable output: tables and detail views.
 
-use crate::map::{OrderLine, Record};
+use crate::map::{OrderLine, Phone, Record};
 use crate::store::{QuarantineEntry, RecordEvent, StoredRecord};
 
 /// Prints rows as left-aligned columns; cells are cut to `max` characters.
@@ -61,7 +61,7 @@ pub fn print_record_table(records: &[StoredRecord]) {
                     .date
                     .map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d %H:%M").to_string()),
                 or_dash(r.record.source.order_ref.as_deref()),
-                or_dash(r.record.phone.as_deref()),
+                or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(r.record.contact_name.as_deref()),
                 r.record.lines.len().to_string(),
                 or_dash(r.record.title.as_deref()),
@@ -111,13 +111,13 @@ pub fn print_record_details(record: &Record) {
         ("title", record.title.clone()),
         ("date", record.date.map(|d| d.to_string())),
         ("contact", record.contact_name.clone()),
-        ("phone", record.phone.clone()),
+        ("phone", record.phone.as_ref().map(Phone::to_string)),
         ("email", record.email.clone()),
         (
             "inn",
             record.inn.as_ref().map(|i| {
-                if record.inn_valid {
-                    i.clone()
+                if i.is_valid() {
+                    i.to_string()
                 } else {
                     format!("{i} (invalid)")
                 }
@@ -307,10 +307,10 @@ pub fn print_triage_table(records: &[StoredRecord]) {
             vec![
                 r.id.to_string(),
                 or_dash(service.number.as_deref()),
-                service.request_type.clone(),
+                service.request_type.to_string(),
                 or_dash(service.contact.as_deref()),
                 or_dash(service.gender.as_deref()),
-                or_dash(r.record.phone.as_deref()),
+                or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(service.region.as_deref()),
                 or_dash(service.address.as_deref()),
                 or_dash(r.record.description.as_deref()),
