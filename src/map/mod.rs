@@ -109,6 +109,7 @@ pub struct Record {
     /// length/checksum test; it is kept anyway).
     #[serde(flatten, serialize_with = "crate::domain::inn::as_fields::serialize")]
     pub inn: Option<Inn>,
+    /// Printed as the text sent; its digits link the record to a contact.
     pub phone: Option<Phone>,
     pub email: Option<String>,
     pub contact_name: Option<String>,
