@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::domain::StatusNames;
+
 /// Status names of the record workflow: new -> in progress -> resolved -> accepted |
 /// rejected. `[workflow]` is read straight into this: every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -35,6 +37,16 @@ impl Default for Workflow {
 }
 
 impl Workflow {
+    /// The four configured status names, as the workflow rules take them.
+    pub fn status_names(&self) -> StatusNames {
+        StatusNames {
+            in_progress: self.in_progress.clone(),
+            resolved: self.resolved.clone(),
+            accepted: self.accepted.clone(),
+            rejected: self.rejected.clone(),
+        }
+    }
+
     /// Whether a record in `status` may show its result to the customer; before that, a
     /// customer-facing view says only that the request is being worked on.
     pub fn result_visible_to_customer(&self, status: &str) -> bool {

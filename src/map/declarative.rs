@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::template::{RenderError, Template, ValueTables};
-use super::{Inn, Record, RecordKind, SourceInfo, parse_date};
+use super::{Record, RecordKind, SourceInfo, parse_date};
 use crate::decode::{Envelope, Payload};
+use crate::domain::request_type::UnknownRequestType;
+use crate::domain::{Inn, Phone, RequestType};
 
 /// A record field a format can fill. Config names are kebab-case (`contact-phone`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,9 +109,6 @@ impl Target {
     }
 }
 
-/// Service request types: the seed's 咨询 / 受信 / 投诉, and awaiting triage (服务指派).
-pub const SERVICE_TYPES: [&str; 4] = ["consult", "fault", "complaint", "pending"];
-
 /// The service-request part of a record (the seed's EMES 服务请求单).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRequest {
@@ -118,9 +117,8 @@ pub struct ServiceRequest {
     /// Prefix of the number, from the format.
     #[serde(skip)]
     pub number_prefix: String,
-    /// consult | fault | complaint | pending.
     #[serde(rename = "type")]
-    pub request_type: String,
+    pub request_type: RequestType,
     pub sub_type: Option<String>,
     pub source: Option<String>,
     pub owner: Option<String>,
@@ -162,8 +160,8 @@ pub enum FormatError {
         #[source]
         source: RenderError,
     },
-    #[error("field `type`: `{0}` is not one of consult, fault, complaint, pending")]
-    BadType(String),
+    #[error("field `type`: {0}")]
+    BadType(#[from] UnknownRequestType),
 }
 
 impl DeclarativeFormat {
@@ -207,11 +205,11 @@ impl DeclarativeFormat {
         });
         let service = (self.kind == RecordKind::ServiceRequest)
             .then(|| {
-                let request_type = get(Target::Type).unwrap_or_else(|| "consult".into());
-                if !SERVICE_TYPES.contains(&request_type.as_str()) {
-                    return Err(FormatError::BadType(request_type));
-                }
-                Ok(ServiceRequest {
+                let request_type = match get(Target::Type) {
+                    Some(text) => text.parse()?,
+                    None => RequestType::default(),
+                };
+                Ok::<_, FormatError>(ServiceRequest {
                     number: None,
                     number_prefix: self.number_prefix.clone(),
                     request_type,
@@ -232,9 +230,9 @@ impl DeclarativeFormat {
                 })
             })
             .transpose()?;
-        let inn = get(Target::Inn);
-        let phone =
-            get(Target::Phone).or_else(|| service.as_ref().and_then(|s| s.contact_phone.clone()));
+        let phone = get(Target::Phone)
+            .or_else(|| service.as_ref().and_then(|s| s.contact_phone.clone()))
+            .map(Phone::parse);
         let contact_name =
             get(Target::ContactName).or_else(|| service.as_ref().and_then(|s| s.contact.clone()));
         let description =
@@ -244,8 +242,7 @@ impl DeclarativeFormat {
             title: get(Target::Title),
             date,
             description,
-            inn_valid: inn.as_deref().is_some_and(|i| Inn::parse(i).is_some()),
-            inn,
+            inn: get(Target::Inn).map(Inn::parse),
             phone,
             email: get(Target::Email),
             contact_name,
@@ -302,11 +299,11 @@ mod tests {
         .unwrap();
         assert_eq!(record.kind, RecordKind::ServiceRequest);
         let service = record.service.unwrap();
-        assert_eq!(service.request_type, "consult");
+        assert_eq!(service.request_type, RequestType::Consult);
         assert_eq!(service.sub_type.as_deref(), Some("加装"));
         assert_eq!(service.contact.as_deref(), Some("张三 /先生"));
         assert_eq!(service.address.as_deref(), Some("北京北京东城区王府井1号"));
-        assert_eq!(record.phone.as_deref(), Some("13800138000"));
+        assert_eq!(record.phone.unwrap().as_str(), "13800138000");
         assert_eq!(record.email, None, "e-mail is not mapped (不做对接)");
     }
 

@@ -1,40 +1,18 @@
 //! After intake: triage of pending service requests, status changes, and the history
-//! event each change leaves (seed 000's 服务指派, seed 001's accept/reject).
+//! event each change leaves (seed 000's 服务指派, seed 001's accept/reject). The rules are
+//! [`crate::domain::workflow`]'s; this file reads, asks and writes in one transaction.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 
+use super::insert::{add_event, now};
+use super::rows::{Cell, to_json};
 use super::schema::{record_events, records};
-use super::write::{add_event, now};
 use super::{Store, StoreError};
+use crate::domain::workflow::{self, Refusal, StatusChange};
+use crate::domain::{EventKind, RequestType, StatusNames, Triage};
 use crate::map::declarative::{ServiceRequest, Target};
-
-/// How a pending request is classified (受信 / 咨询 / 投诉).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Triage {
-    Fault,
-    Consult,
-    Complaint,
-}
-
-impl Triage {
-    pub fn parse(text: &str) -> Option<Triage> {
-        match text {
-            "fault" => Some(Triage::Fault),
-            "consult" => Some(Triage::Consult),
-            "complaint" => Some(Triage::Complaint),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Triage::Fault => "fault",
-            Triage::Consult => "consult",
-            Triage::Complaint => "complaint",
-        }
-    }
-}
 
 /// Which requests the triage list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,54 +34,29 @@ pub struct TriageFilter {
     pub phone_digits: Option<String>,
 }
 
-/// Sets one service field by its config name (`--set elevator-no=3`).
-fn set_field(service: &mut ServiceRequest, target: Target, value: String) -> Result<(), String> {
-    let slot = match target {
-        Target::SubType => &mut service.sub_type,
-        Target::Source => &mut service.source,
-        Target::Owner => &mut service.owner,
-        Target::Contact => &mut service.contact,
-        Target::ContactPhone => &mut service.contact_phone,
-        Target::Gender => &mut service.gender,
-        Target::Region => &mut service.region,
-        Target::Site => &mut service.site,
-        Target::Building => &mut service.building,
-        Target::Address => &mut service.address,
-        Target::Content => &mut service.content,
-        Target::Identity => &mut service.identity,
-        Target::ElevatorNo => &mut service.elevator_no,
-        Target::CustomerId => &mut service.customer_id,
-        other => {
-            return Err(format!(
-                "`{}` cannot be set on a service request",
-                other.name()
-            ));
-        }
-    };
-    *slot = Some(value);
-    Ok(())
+/// Reads a record's service request and description, inside the caller's transaction.
+fn service_of(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<(ServiceRequest, Option<String>), StoreError> {
+    let (service, description): (Option<String>, Option<String>) = records::table
+        .find(id)
+        .select((records::service, records::description))
+        .first(conn)
+        .optional()?
+        .ok_or(StoreError::NoRecord(id))?;
+    let service = service.ok_or(StoreError::Refused {
+        id,
+        reason: Refusal::NotServiceRequest,
+    })?;
+    let service = Cell::new("records", id, "service").json(&service)?;
+    Ok((service, description))
 }
 
 impl Store {
-    fn service_of(&mut self, id: i64) -> Result<(ServiceRequest, Option<String>), StoreError> {
-        let (service, description): (Option<String>, Option<String>) = records::table
-            .find(id)
-            .select((records::service, records::description))
-            .first(&mut self.conn)
-            .optional()?
-            .ok_or(StoreError::NoRecord(id))?;
-        let service = service
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .ok_or_else(|| StoreError::Refused {
-                id,
-                message: "is not a service request".into(),
-            })?;
-        Ok((service, description))
-    }
-
-    /// Classifies a pending request. The content follows the seed's rule: a complaint gets
-    /// identity + ":" + description, the others the description. `sets` then complete
-    /// fields the hotline knows (branch, elevator number, ...). One history event each.
+    /// Classifies a pending request as [`workflow::triage`] decides, with one history event
+    /// for the triage and one per field set. The request is read and written in one
+    /// transaction, so two people triaging at once cannot both succeed.
     pub fn triage(
         &mut self,
         id: i64,
@@ -111,28 +64,14 @@ impl Store {
         sets: &[(Target, String)],
         actor: &str,
     ) -> Result<(), StoreError> {
-        let (mut service, description) = self.service_of(id)?;
-        if service.request_type != "pending" {
-            return Err(StoreError::Refused {
-                id,
-                message: format!("is a {} request, not pending triage", service.request_type),
-            });
-        }
-        service.request_type = outcome.as_str().to_string();
-        let description = description.unwrap_or_default();
-        service.content = Some(match (outcome, service.identity.as_deref()) {
-            (Triage::Complaint, Some(identity)) => format!("{identity}:{description}"),
-            _ => description,
-        });
-        for (target, value) in sets {
-            set_field(&mut service, *target, value.clone())
-                .map_err(|message| StoreError::Refused { id, message })?;
-        }
         self.conn.immediate_transaction(|conn| {
+            let (service, description) = service_of(conn, id)?;
+            let service = workflow::triage(&service, description.as_deref(), outcome, sets)
+                .map_err(|reason| StoreError::Refused { id, reason })?;
             diesel::update(records::table.find(id))
                 .set((
-                    records::request_type.eq(&service.request_type),
-                    records::service.eq(serde_json::to_string(&service).unwrap_or_default()),
+                    records::request_type.eq(service.request_type.as_str()),
+                    records::service.eq(to_json(&service)?),
                     records::updated_at.eq(now()),
                 ))
                 .execute(conn)?;
@@ -140,7 +79,7 @@ impl Store {
                 conn,
                 id,
                 actor,
-                "triaged",
+                EventKind::Triaged,
                 Some(&format!("as {}", outcome.as_str())),
             )?;
             for (target, value) in sets {
@@ -148,70 +87,68 @@ impl Store {
                     conn,
                     id,
                     actor,
-                    "field set",
+                    EventKind::FieldSet,
                     Some(&format!("{} = {value}", target.name())),
                 )?;
             }
-            QueryResult::Ok(())
-        })?;
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// Moves a record to `status`, keeping `result` when given; `event` names the change in
-    /// the history (e.g. `resolved`, `rejected`) with `detail`.
+    /// Applies a status change if the workflow allows it from the record's current status
+    /// (read in the same transaction that writes the new one); returns the new status.
     pub fn change_status(
         &mut self,
         id: i64,
-        status: &str,
-        result: Option<&str>,
-        event: &str,
-        detail: Option<&str>,
+        names: &StatusNames,
+        change: StatusChange<'_>,
         actor: &str,
     ) -> Result<String, StoreError> {
-        let old: String = records::table
-            .find(id)
-            .select(records::status)
-            .first(&mut self.conn)
-            .optional()?
-            .ok_or(StoreError::NoRecord(id))?;
         self.conn.immediate_transaction(|conn| {
+            let old: String = records::table
+                .find(id)
+                .select(records::status)
+                .first(conn)
+                .optional()?
+                .ok_or(StoreError::NoRecord(id))?;
+            let decided = workflow::change_status(names, &old, change)
+                .map_err(|reason| StoreError::Refused { id, reason })?;
             diesel::update(records::table.find(id))
-                .set((records::status.eq(status), records::updated_at.eq(now())))
+                .set((
+                    records::status.eq(decided.status),
+                    records::updated_at.eq(now()),
+                ))
                 .execute(conn)?;
-            if let Some(result) = result {
+            if let Some(result) = decided.result {
                 diesel::update(records::table.find(id))
                     .set(records::result.eq(result))
                     .execute(conn)?;
             }
-            let change = format!("{old} -> {status}");
-            let detail = match detail {
-                Some(d) => format!("{change}: {d}"),
-                None => change,
-            };
-            add_event(conn, id, actor, event, Some(&detail))
-        })?;
-        Ok(old)
+            add_event(conn, id, actor, decided.event, Some(&decided.detail))?;
+            Ok(decided.status.to_string())
+        })
     }
 
     /// Ids of service requests for the triage list, oldest first.
     pub fn triage_ids(&mut self, filter: &TriageFilter) -> Result<Vec<i64>, StoreError> {
-        let triaged = record_events::table
-            .filter(record_events::event.eq("triaged"))
-            .select(record_events::record_id);
+        let triaged = || {
+            record_events::table
+                .filter(record_events::event.eq(EventKind::Triaged.as_str()))
+                .select(record_events::record_id)
+        };
+        let pending = RequestType::Pending.as_str();
         let mut query = records::table
             .select(records::id)
             .filter(records::service.is_not_null())
             .order(records::id.asc())
             .into_boxed();
         query = match filter.state {
-            TriageState::Unprocessed => query.filter(records::request_type.eq("pending")),
-            TriageState::Processed => query.filter(records::id.eq_any(triaged)),
+            TriageState::Unprocessed => query.filter(records::request_type.eq(pending)),
+            TriageState::Processed => query.filter(records::id.eq_any(triaged())),
             TriageState::All => query.filter(
-                records::request_type.eq("pending").or(records::id.eq_any(
-                    record_events::table
-                        .filter(record_events::event.eq("triaged"))
-                        .select(record_events::record_id),
-                )),
+                records::request_type
+                    .eq(pending)
+                    .or(records::id.eq_any(triaged())),
             ),
         };
         if let Some(since) = filter.since {

@@ -3,10 +3,14 @@
 //! SQLite is the default backend (a file, created and migrated on first use). Queries use
 //! the diesel DSL only, so a second backend adds migrations, not rewrites.
 
+mod insert;
 mod lifecycle;
 mod read;
+mod rows;
 pub mod schema;
 mod state;
+#[cfg(test)]
+mod tests;
 mod url;
 mod write;
 
@@ -18,19 +22,17 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use lifecycle::{Triage, TriageFilter, TriageState};
+pub use crate::domain::{Triage, UnknownCustomer};
+pub use lifecycle::{TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use url::{StorageUrl, StorageUrlError};
-pub use write::{Committed, Incoming, IncomingOutcome, UnknownCustomer};
+pub use write::{Committed, Incoming, IncomingOutcome};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Status of a freshly stored record.
-pub const STATUS_NEW: &str = "new";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +57,20 @@ pub enum StoreError {
     NoRecord(i64),
     #[error("no quarantine entry {0}")]
     NoQuarantineEntry(i64),
-    #[error("record {id}: {message}")]
-    Refused { id: i64, message: String },
+    /// The workflow does not allow the change asked for.
+    #[error("record {id}: {reason}")]
+    Refused {
+        id: i64,
+        reason: crate::domain::Refusal,
+    },
+    /// Stored data that does not read back (e.g. a JSON column that does not parse).
+    #[error("{table} row {id}: column `{column}` is unreadable: {message}")]
+    Corrupt {
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+        message: String,
+    },
 }
 
 /// Why migrating failed: the migration itself, or the transaction around it.
@@ -94,7 +108,7 @@ fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailur
 /// An open database.
 pub struct Store {
     conn: SqliteConnection,
-    ids: write::IdCache,
+    ids: insert::IdCache,
 }
 
 impl Store {
@@ -143,7 +157,7 @@ impl Store {
         }
         Ok(Store {
             conn,
-            ids: write::IdCache::default(),
+            ids: insert::IdCache::default(),
         })
     }
 }

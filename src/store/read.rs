@@ -6,11 +6,13 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::rows::{Cell, EventRow, LineRow, RecordRow};
 use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
+use crate::domain::{EventKind, Inn, Phone};
 use crate::map::declarative::ServiceRequest;
-use crate::map::{ExtraWork, OrderLine, Record, RecordKind, SourceInfo};
+use crate::map::{OrderLine, Record, RecordKind, SourceInfo};
 
 /// What the ledger knows about one message position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +63,30 @@ pub struct StoredRecord {
 }
 
 /// One entry of a record's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordEvent {
     #[serde(skip)]
     pub record_id: i64,
     #[serde(serialize_with = "as_utc")]
     pub at: NaiveDateTime,
     pub actor: String,
-    pub event: String,
+    pub event: EventKind,
     pub detail: Option<String>,
+}
+
+impl TryFrom<EventRow> for RecordEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        let cell = Cell::new("record_events", row.id, "event");
+        Ok(RecordEvent {
+            record_id: row.record_id,
+            at: row.at,
+            actor: row.actor,
+            event: cell.parse(&row.event)?,
+            detail: row.detail,
+        })
+    }
 }
 
 /// A quarantined message.
@@ -94,61 +111,6 @@ pub struct QuarantineEntry {
 
 fn as_utc<S: serde::Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
     at.and_utc().serialize(s)
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = records)]
-struct RecordRow {
-    id: i64,
-    queue: String,
-    collector: String,
-    kind: String,
-    status: String,
-    title: Option<String>,
-    record_date: Option<NaiveDateTime>,
-    description: Option<String>,
-    inn: Option<String>,
-    inn_valid: bool,
-    phone: Option<String>,
-    email: Option<String>,
-    contact_name: Option<String>,
-    counterparty_id: Option<i64>,
-    contact_id: Option<i64>,
-    layout_files: String,
-    message_id: Option<String>,
-    subject: Option<String>,
-    order_ref: Option<String>,
-    attachment_name: Option<String>,
-    charset: String,
-    warnings: String,
-    payload: String,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    number: Option<String>,
-    service: Option<String>,
-    result: Option<String>,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = record_lines)]
-struct LineRow {
-    record_id: i64,
-    item: Option<String>,
-    machine_code: Option<String>,
-    resolution: Option<String>,
-    material: Option<String>,
-    material_code: Option<String>,
-    width: Option<f64>,
-    height: Option<f64>,
-    quantity: Option<f64>,
-    price: Option<f64>,
-    amount: Option<f64>,
-    is_service: bool,
-    extra_work: String,
-}
-
-fn json_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
 }
 
 impl Store {
@@ -233,17 +195,14 @@ impl Store {
 
     /// The history of a record, oldest first.
     pub fn record_events(&mut self, record_id: i64) -> Result<Vec<RecordEvent>, StoreError> {
-        Ok(record_events::table
+        record_events::table
             .filter(record_events::record_id.eq(record_id))
             .order(record_events::id.asc())
-            .select((
-                record_events::record_id,
-                record_events::at,
-                record_events::actor,
-                record_events::event,
-                record_events::detail,
-            ))
-            .load(&mut self.conn)?)
+            .select(EventRow::as_select())
+            .load(&mut self.conn)?
+            .into_iter()
+            .map(RecordEvent::try_from)
+            .collect()
     }
 
     /// Loads lines (with their works) and tech cards for `rows` in two queries.
@@ -252,27 +211,16 @@ impl Store {
         let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
         let mut cards: HashMap<i64, Vec<TechCard>> = HashMap::new();
         for chunk in ids.chunks(500) {
-            for l in record_lines::table
+            for row in record_lines::table
                 .filter(record_lines::record_id.eq_any(chunk))
                 .order((record_lines::record_id, record_lines::position))
                 .select(LineRow::as_select())
                 .load(&mut self.conn)?
             {
-                lines.entry(l.record_id).or_default().push(OrderLine {
-                    extra_work: serde_json::from_str::<Vec<ExtraWork>>(&l.extra_work)
-                        .unwrap_or_default(),
-                    item: l.item,
-                    machine_code: l.machine_code,
-                    resolution: l.resolution,
-                    material: l.material,
-                    material_code: l.material_code,
-                    width: l.width,
-                    height: l.height,
-                    quantity: l.quantity,
-                    price: l.price,
-                    amount: l.amount,
-                    is_service: l.is_service,
-                });
+                lines
+                    .entry(row.record_id)
+                    .or_default()
+                    .push(order_line(row)?);
             }
             for (record_id, line, status) in tech_cards::table
                 .filter(tech_cards::record_id.eq_any(chunk))
@@ -290,48 +238,13 @@ impl Store {
                     .push(TechCard { line, status });
             }
         }
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredRecord {
-                id: row.id,
-                tech_cards: cards.remove(&row.id).unwrap_or_default(),
-                result: row.result,
-                record: Record {
-                    kind: RecordKind::parse(&row.kind).unwrap_or(RecordKind::Lead),
-                    title: row.title,
-                    date: row.record_date,
-                    description: row.description,
-                    inn: row.inn,
-                    inn_valid: row.inn_valid,
-                    phone: row.phone,
-                    email: row.email,
-                    contact_name: row.contact_name,
-                    layout_files: json_list(&row.layout_files),
-                    lines: lines.remove(&row.id).unwrap_or_default(),
-                    source: SourceInfo {
-                        message_id: row.message_id,
-                        subject: row.subject,
-                        order_ref: row.order_ref,
-                        attachment_name: row.attachment_name,
-                        charset: row.charset,
-                    },
-                    warnings: json_list(&row.warnings),
-                    payload: row.payload,
-                    service: row.service.as_deref().and_then(|json| {
-                        let mut service: ServiceRequest = serde_json::from_str(json).ok()?;
-                        service.number = row.number.clone();
-                        Some(service)
-                    }),
-                },
-                queue: row.queue,
-                collector: row.collector,
-                status: row.status,
-                created_at: row.created_at.and_utc(),
-                updated_at: row.updated_at.and_utc(),
-                counterparty_id: row.counterparty_id,
-                contact_id: row.contact_id,
+        rows.into_iter()
+            .map(|row| {
+                let lines = lines.remove(&row.id).unwrap_or_default();
+                let tech_cards = cards.remove(&row.id).unwrap_or_default();
+                stored_record(row, lines, tech_cards)
             })
-            .collect())
+            .collect()
     }
 
     /// Quarantine entries (open ones only unless `all`), oldest first, raw bytes included.
@@ -351,4 +264,76 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoQuarantineEntry(id))
     }
+}
+
+/// A goods line as read; its extra works are JSON.
+fn order_line(row: LineRow) -> Result<OrderLine, StoreError> {
+    let cell = Cell::new("record_lines", row.id, "extra_work");
+    Ok(OrderLine {
+        extra_work: cell.json(&row.extra_work)?,
+        item: row.item,
+        machine_code: row.machine_code,
+        resolution: row.resolution,
+        material: row.material,
+        material_code: row.material_code,
+        width: row.width,
+        height: row.height,
+        quantity: row.quantity,
+        price: row.price,
+        amount: row.amount,
+        is_service: row.is_service,
+    })
+}
+
+/// A record as read, with its lines and tech cards.
+fn stored_record(
+    row: RecordRow,
+    lines: Vec<OrderLine>,
+    tech_cards: Vec<TechCard>,
+) -> Result<StoredRecord, StoreError> {
+    let cell = |column| Cell::new("records", row.id, column);
+    let kind = RecordKind::parse(&row.kind)
+        .ok_or_else(|| cell("kind").corrupt(format!("`{}` is not a record kind", row.kind)))?;
+    let service = match row.service.as_deref() {
+        Some(json) => {
+            let mut service: ServiceRequest = cell("service").json(json)?;
+            service.number = row.number;
+            Some(service)
+        }
+        None => None,
+    };
+    Ok(StoredRecord {
+        id: row.id,
+        tech_cards,
+        result: row.result,
+        record: Record {
+            kind,
+            title: row.title,
+            date: row.record_date,
+            description: row.description,
+            inn: row.inn.map(Inn::parse),
+            phone: row.phone.map(Phone::parse),
+            email: row.email,
+            contact_name: row.contact_name,
+            layout_files: cell("layout_files").json(&row.layout_files)?,
+            lines,
+            source: SourceInfo {
+                message_id: row.message_id,
+                subject: row.subject,
+                order_ref: row.order_ref,
+                attachment_name: row.attachment_name,
+                charset: row.charset,
+            },
+            warnings: cell("warnings").json(&row.warnings)?,
+            payload: row.payload,
+            service,
+        },
+        queue: row.queue,
+        collector: row.collector,
+        status: row.status,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+        counterparty_id: row.counterparty_id,
+        contact_id: row.contact_id,
+    })
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{actor_or_os_user, phone_digits_arg, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
+use crate::domain::{StatusChange, StatusNames};
 use crate::map::RecordKind;
 use crate::map::declarative::Target;
 use crate::store::{
@@ -242,25 +243,23 @@ fn show_record(store: &mut Store, id: i64, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Moves record `id` to `status` (with `result` when resolved), records `event` and `detail`
-/// in its history, and says so.
+/// Applies a workflow status change to record `id` (refused unless its current status
+/// allows it) and says which status it now has.
 fn change_status(
     store: &mut Store,
+    names: &StatusNames,
     id: i64,
-    status: &str,
-    result: Option<&str>,
-    event: &str,
-    detail: Option<&str>,
+    change: StatusChange<'_>,
     actor: &ActorArg,
 ) -> Result<()> {
-    store.change_status(id, status, result, event, detail, &actor.name())?;
+    let status = store.change_status(id, names, change, &actor.name())?;
     println!("record {id}: {status}");
     Ok(())
 }
 
 /// Runs a `records` subcommand.
 pub(super) fn run(config: &Config, store: &mut Store, command: &RecordsCommand) -> Result<()> {
-    let workflow = &config.workflow;
+    let names = config.workflow.status_names();
     match command {
         RecordsCommand::List(args) => list_records(store, args),
         RecordsCommand::Show { id, json } => show_record(store, *id, *json),
@@ -303,41 +302,17 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &RecordsCommand) 
             println!("record {id}: triaged as {}", outcome.as_str());
             Ok(())
         }
-        RecordsCommand::Start { id, actor } => change_status(
-            store,
-            *id,
-            &workflow.in_progress,
-            None,
-            "status changed",
-            None,
-            actor,
-        ),
-        RecordsCommand::Resolve { id, result, actor } => change_status(
-            store,
-            *id,
-            &workflow.resolved,
-            Some(result),
-            "resolved",
-            Some(result),
-            actor,
-        ),
-        RecordsCommand::Accept { id, actor } => change_status(
-            store,
-            *id,
-            &workflow.accepted,
-            None,
-            "accepted",
-            None,
-            actor,
-        ),
-        RecordsCommand::Reject { id, reason, actor } => change_status(
-            store,
-            *id,
-            &workflow.rejected,
-            None,
-            "rejected",
-            Some(reason),
-            actor,
-        ),
+        RecordsCommand::Start { id, actor } => {
+            change_status(store, &names, *id, StatusChange::Start, actor)
+        }
+        RecordsCommand::Resolve { id, result, actor } => {
+            change_status(store, &names, *id, StatusChange::Resolve { result }, actor)
+        }
+        RecordsCommand::Accept { id, actor } => {
+            change_status(store, &names, *id, StatusChange::Accept, actor)
+        }
+        RecordsCommand::Reject { id, reason, actor } => {
+            change_status(store, &names, *id, StatusChange::Reject { reason }, actor)
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `records show` and `parse` share.
 
 use crate::cli::table::{or_dash, print_table};
-use crate::map::{OrderLine, Record};
+use crate::map::{OrderLine, Phone, Record};
 use crate::store::{RecordEvent, StoredRecord};
 
 fn number(value: Option<f64>) -> String {
@@ -23,7 +23,7 @@ pub(in crate::cli) fn print_record_table(records: &[StoredRecord]) {
                     .date
                     .map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d %H:%M").to_string()),
                 or_dash(r.record.source.order_ref.as_deref()),
-                or_dash(r.record.phone.as_deref()),
+                or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(r.record.contact_name.as_deref()),
                 r.record.lines.len().to_string(),
                 or_dash(r.record.title.as_deref()),
@@ -73,13 +73,13 @@ pub(in crate::cli) fn print_record_details(record: &Record) {
         ("title", record.title.clone()),
         ("date", record.date.map(|d| d.to_string())),
         ("contact", record.contact_name.clone()),
-        ("phone", record.phone.clone()),
+        ("phone", record.phone.as_ref().map(Phone::to_string)),
         ("email", record.email.clone()),
         (
             "inn",
             record.inn.as_ref().map(|i| {
-                if record.inn_valid {
-                    i.clone()
+                if i.is_valid() {
+                    i.to_string()
                 } else {
                     format!("{i} (invalid)")
                 }
@@ -172,10 +172,10 @@ pub(super) fn print_triage_table(records: &[StoredRecord]) {
             vec![
                 r.id.to_string(),
                 or_dash(service.number.as_deref()),
-                service.request_type.clone(),
+                service.request_type.to_string(),
                 or_dash(service.contact.as_deref()),
                 or_dash(service.gender.as_deref()),
-                or_dash(r.record.phone.as_deref()),
+                or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(service.region.as_deref()),
                 or_dash(service.address.as_deref()),
                 or_dash(r.record.description.as_deref()),

@@ -1,0 +1,230 @@
+//! Inserting one record with its lines, tech cards and `created` event, inside the caller's
+//! transaction. What the record starts with (status, counterparty, number, tech cards) is
+//! decided by [`crate::domain::intake`]; this file looks up and writes.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
+
+use super::rows::{NewEvent, NewLine, NewRecord, NewTechCard, to_json};
+use super::schema::{contacts, counterparties, record_events, record_lines, records, tech_cards};
+use crate::domain::intake::{self, CounterpartyLink};
+use crate::domain::{EventKind, UnknownCustomer, status};
+use crate::map::Record;
+
+pub(super) fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// Counterparty ids by INN and contact ids by phone digits, learnt from the database, and
+/// the unknown-customer policy the writers apply.
+///
+/// Rows are never deleted, so a cached id stays right, unless the transaction that created
+/// it rolled back: the writers clear the cache then.
+#[derive(Debug, Default)]
+pub(super) struct IdCache {
+    counterparties: HashMap<String, i64>,
+    contacts: HashMap<String, i64>,
+    pub(super) unknown_customer: Option<UnknownCustomer>,
+}
+
+impl IdCache {
+    pub(super) fn clear(&mut self) {
+        self.counterparties.clear();
+        self.contacts.clear();
+    }
+}
+
+fn find_or_create_counterparty(
+    conn: &mut SqliteConnection,
+    cache: &mut HashMap<String, i64>,
+    inn: &str,
+) -> QueryResult<i64> {
+    if let Some(id) = cache.get(inn) {
+        return Ok(*id);
+    }
+    let found = counterparties::table
+        .filter(counterparties::inn.eq(inn))
+        .select(counterparties::id)
+        .first(conn)
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => diesel::insert_into(counterparties::table)
+            .values((
+                counterparties::inn.eq(inn),
+                counterparties::created_at.eq(now()),
+            ))
+            .returning(counterparties::id)
+            .get_result(conn)?,
+    };
+    cache.insert(inn.to_string(), id);
+    Ok(id)
+}
+
+fn find_or_create_contact(
+    conn: &mut SqliteConnection,
+    cache: &mut HashMap<String, i64>,
+    digits: &str,
+    record: &Record,
+) -> QueryResult<i64> {
+    if let Some(id) = cache.get(digits) {
+        return Ok(*id);
+    }
+    // One statement: insert, or on a known number touch nothing and hand back its id.
+    let id = diesel::insert_into(contacts::table)
+        .values((
+            contacts::phone_digits.eq(digits),
+            contacts::name.eq(record.contact_name.as_deref()),
+            contacts::email.eq(record.email.as_deref()),
+            contacts::created_at.eq(now()),
+        ))
+        .on_conflict(contacts::phone_digits)
+        .do_update()
+        .set(contacts::phone_digits.eq(excluded(contacts::phone_digits)))
+        .returning(contacts::id)
+        .get_result(conn)?;
+    cache.insert(digits.to_string(), id);
+    Ok(id)
+}
+
+/// Inserts a record with its lines, extra works, tech cards and `created` event.
+pub(super) fn insert_record(
+    conn: &mut SqliteConnection,
+    ids: &mut IdCache,
+    collector: &str,
+    queue: &str,
+    record: &Record,
+    actor: &str,
+) -> QueryResult<i64> {
+    let at = now();
+    let decided = intake::intake(record, ids.unknown_customer.as_ref(), |customer| {
+        counterparties::table
+            .filter(counterparties::inn.eq(customer))
+            .select(counterparties::id)
+            .first::<i64>(conn)
+            .optional()
+    })?;
+    let counterparty_id = match decided.counterparty {
+        Some(CounterpartyLink::Known(id)) => Some(id),
+        Some(CounterpartyLink::FindOrCreate(key)) => Some(find_or_create_counterparty(
+            conn,
+            &mut ids.counterparties,
+            key,
+        )?),
+        None => None,
+    };
+    let digits = record.phone.as_ref().and_then(|p| p.digits());
+    let contact_id = digits
+        .map(|d| find_or_create_contact(conn, &mut ids.contacts, d, record))
+        .transpose()?;
+    let number = match &record.service {
+        Some(service) => Some(next_number(conn, &service.number_prefix)?),
+        None => None,
+    };
+    let record_id: i64 = diesel::insert_into(records::table)
+        .values(NewRecord {
+            queue,
+            collector,
+            kind: record.kind.as_str(),
+            status: decided.status,
+            title: record.title.as_deref(),
+            record_date: record.date,
+            description: record.description.as_deref(),
+            inn: record.inn.as_ref().map(|i| i.as_str()),
+            inn_valid: record.inn.as_ref().is_some_and(|i| i.is_valid()),
+            phone: record.phone.as_ref().map(|p| p.as_str()),
+            phone_digits: digits,
+            email: record.email.as_deref(),
+            contact_name: record.contact_name.as_deref(),
+            counterparty_id,
+            contact_id,
+            layout_files: to_json(&record.layout_files)?,
+            message_id: record.source.message_id.as_deref(),
+            subject: record.source.subject.as_deref(),
+            order_ref: record.source.order_ref.as_deref(),
+            attachment_name: record.source.attachment_name.as_deref(),
+            charset: &record.source.charset,
+            warnings: to_json(&record.warnings)?,
+            payload: &record.payload,
+            created_at: at,
+            updated_at: at,
+            number,
+            request_type: record.service.as_ref().map(|s| s.request_type.as_str()),
+            service: record.service.as_ref().map(to_json).transpose()?,
+        })
+        .returning(records::id)
+        .get_result(conn)?;
+
+    // NOTE: one row per statement: diesel keeps single-row inserts as prepared statements,
+    // while a multi-row insert is new SQL, prepared again, for every row count.
+    let mut cards = 0;
+    for (position, line) in (1..).zip(&record.lines) {
+        diesel::insert_into(record_lines::table)
+            .values(NewLine {
+                record_id,
+                position,
+                item: line.item.as_deref(),
+                machine_code: line.machine_code.as_deref(),
+                resolution: line.resolution.as_deref(),
+                material: line.material.as_deref(),
+                material_code: line.material_code.as_deref(),
+                width: line.width,
+                height: line.height,
+                quantity: line.quantity,
+                price: line.price,
+                amount: line.amount,
+                is_service: line.is_service,
+                extra_work: to_json(&line.extra_work)?,
+            })
+            .execute(conn)?;
+        if intake::needs_tech_card(line) {
+            diesel::insert_into(tech_cards::table)
+                .values(NewTechCard {
+                    record_id,
+                    line_position: position,
+                    status: status::TECH_CARD_NEW,
+                    created_at: at,
+                })
+                .execute(conn)?;
+            cards += 1;
+        }
+    }
+    let detail = intake::created_detail(record, cards);
+    add_event(conn, record_id, actor, EventKind::Created, Some(&detail))?;
+    Ok(record_id)
+}
+
+/// The next service request number. Runs inside the write transaction, so numbers never
+/// collide.
+fn next_number(conn: &mut SqliteConnection, prefix: &str) -> QueryResult<String> {
+    let day = intake::number_day(prefix, chrono::Local::now().date_naive());
+    let taken: i64 = records::table
+        .filter(records::number.like(format!("{day}%")))
+        .count()
+        .get_result(conn)?;
+    Ok(intake::service_number(&day, taken))
+}
+
+/// Adds one entry to a record's history.
+pub(super) fn add_event(
+    conn: &mut SqliteConnection,
+    record_id: i64,
+    actor: &str,
+    event: EventKind,
+    detail: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(record_events::table)
+        .values(NewEvent {
+            record_id,
+            at: now(),
+            actor,
+            event: event.as_str(),
+            detail,
+        })
+        .execute(conn)?;
+    Ok(())
+}
