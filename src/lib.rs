@@ -4,7 +4,6 @@
 //! payload, [`map`] turns it into a typed [`map::Record`], [`store`] commits it with its ledger
 //! row, and [`ingest`] ties them together for one collector pass. [`cli`] sits on top.
 
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -72,8 +72,6 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
-    /// Measure decode and decode+store throughput on a generated corpus
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,7 +309,6 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(args),
     }
 }
 
