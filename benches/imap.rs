@@ -13,7 +13,7 @@
 //!   record being visible in SQLite. The floor is a bare IDLE client seeing `* N EXISTS`.
 //!   Target: median within 50 ms of the floor.
 //!
-//! Needs root and Debian's dovecot-imapd (see tests/common/dovecot.rs), and the release
+//! Needs root and Debian's dovecot-imapd (see tests/kit/dovecot.rs), and the release
 //! binary, which `cargo bench` builds. Figures go to stdout (a table, then one JSON line),
 //! progress to stderr. Wrong results (record counts, unacknowledged messages, a daemon that
 //! does not stop cleanly) panic, so a fast but broken run cannot pass for a good one.
@@ -22,27 +22,35 @@
 //! (default 200), `MAILINTAKE_BENCH_IDLE_SETTLE_MS` (pause after each push sample, default
 //! 750; see [`Settings::idle_settle`]).
 
-#[path = "../tests/common/dovecot.rs"]
+// NOTE: shared with the tests (tests/kit/); this bench uses a part of each.
+#[allow(dead_code)]
+#[path = "../tests/kit/dovecot.rs"]
 mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/kit/mail.rs"]
+mod mail;
+#[allow(dead_code)]
+#[path = "../tests/kit/process.rs"]
+mod process;
+mod support;
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use diesel::sql_types::BigInt;
-use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::SqliteConnection;
 use dovecot::{Dovecot, DovecotOptions, Imap};
-use mail_builder::MessageBuilder;
-use mail_builder::headers::content_type::ContentType;
-use mail_builder::mime::MimePart;
-use mailintake::config::{Collector, Config, StorageUrl};
+use mail::Corpus;
+use mailintake::config::{Collector, Config};
 use mailintake::ingest::{CollectReport, Decision, Fetched, commit_messages, prepare};
 use mailintake::store::Store;
+use process::{Daemon, wait_until};
 use serde_json::{Value, json};
+use support::{open_read_only, proc_status_kb, record_count};
 
 /// Every test login shares this password.
 const PASSWORD: &str = "bench-pass";
@@ -69,7 +77,7 @@ fn main() {
     let backlogs = settings.backlogs();
     let corpus_len = backlogs[backlogs.len() - 1].max(settings.idle_samples);
     progress(&format!("generating {corpus_len} order e-mails"));
-    let corpus: Vec<Vec<u8>> = (0..corpus_len).map(order_email).collect();
+    let corpus = Corpus::generate(corpus_len).messages;
 
     let server = Dovecot::start(DovecotOptions { tls: false });
     let drains: Vec<Drain> = backlogs
@@ -152,119 +160,7 @@ fn env_number(name: &str, default: usize) -> usize {
 // Corpus
 // ---------------------------------------------------------------------------------------
 
-/// The website's order mails are this size or more (bytes)...
-const MIN_MESSAGE_BYTES: usize = 3 * 1024;
-/// ...and this size or less.
-const MAX_MESSAGE_BYTES: usize = 5 * 1024;
-const GOODS: [&str; 5] = [
-    "Баннер 3x6 м",
-    "Ролап 85x200",
-    "Плакат А1",
-    "Наклейки на витрину",
-    "Холст на подрамнике",
-];
-/// Cycled to pad Описание up to a message's drawn size.
-const FILLER: &str = "Просьба напечатать к сроку, макет согласован с менеджером. ";
-
-/// Order e-mail `i`: deterministic (figures stay comparable between runs) and unique (the
-/// ledger would take repeated content for a duplicate), padded to a size in 3–5 KB.
-fn order_email(i: usize) -> Vec<u8> {
-    let spread = MAX_MESSAGE_BYTES - MIN_MESSAGE_BYTES - 512;
-    let target = (MIN_MESSAGE_BYTES + 256 + i.wrapping_mul(7919) % spread) as i64;
-    let mut padding = 0i64;
-    let mut raw = build_order_email(i, 0);
-    // NOTE: the attachment is base64, ~1.37 bytes per cp1251 character with line breaks, so
-    // a few rounds of measuring and padding land close to the target.
-    for _ in 0..6 {
-        let missing = target - raw.len() as i64;
-        if missing.abs() < 64 {
-            break;
-        }
-        padding = (padding + missing * 73 / 100).max(0);
-        raw = build_order_email(i, padding as usize);
-    }
-    assert!(
-        (MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&raw.len()),
-        "corpus message {i} is {} bytes, outside 3–5 KB",
-        raw.len()
-    );
-    raw
-}
-
-/// multipart/mixed [ multipart/alternative [text/plain, text/html], order_{i}.txt (cp1251
-/// JSON) ], with 1–5 goods lines and `padding` filler characters in Описание.
-fn build_order_email(i: usize, padding: usize) -> Vec<u8> {
-    let goods: Vec<Value> = (0..1 + i % 5).map(|line| goods_line(i, line)).collect();
-    let total: f64 = goods.iter().filter_map(|g| g["Сумма"].as_f64()).sum();
-    let mut description = String::from("Заказ с сайта, оплата по счету. ");
-    description.extend(FILLER.chars().cycle().take(padding));
-    let payload = json!({
-        "Тема": format!("Заказ №{i}"),
-        "Дата": format!("{:02}.{:02}.2024 {:02}:{:02}:00", 1 + i % 28, 1 + i / 28 % 12, i % 24, i % 60),
-        "Описание": description,
-        "ИНН": "7709745454",
-        "Телефон": format!("+7 925 {:03} {:02}-{:02}", i % 1000, i % 97, i % 89),
-        "АдресЭлектроннойПочты": format!("client{}@example.ru", i % 1000),
-        "КонтактноеЛицо": "Иванов Иван Иванович",
-        "ФайлыМакета": [{"Файл": format!("https://shop.example/print/{i}.jpg")}],
-        "Товары": goods,
-    });
-    let json = serde_json::to_string_pretty(&payload).expect("serialise an order");
-    let attachment = MimePart::new(
-        ContentType::new("text/plain").attribute("charset", "windows-1251"),
-        encoding_rs::WINDOWS_1251.encode(&json).0.into_owned(),
-    )
-    .attachment(format!("order_{i}.txt"));
-    let mut html = format!("<p>Заказ №{i}</p><table>");
-    for g in &goods {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td></tr>",
-            g["Номенклатура"], g["Сумма"]
-        );
-    }
-    let _ = write!(html, "</table><p>Итого: {total:.2} руб.</p>");
-    // Fixed boundaries: mail-builder's own depend on the clock.
-    let alternative = MimePart::new(
-        ContentType::new("multipart/alternative").attribute("boundary", format!("alt-{i}")),
-        vec![
-            MimePart::new("text/plain", format!("Заказ №{i}, сумма {total:.2} руб.")),
-            MimePart::new("text/html", html),
-        ],
-    );
-    MessageBuilder::new()
-        .from(("Сайт shop.example", "site@shop.example"))
-        .to("orders@shop.example")
-        .subject(format!("ORDER: {i}"))
-        .message_id(format!("imap-bench-{i}@shop.example"))
-        .date(1_717_200_000 + i as i64 * 60)
-        .body(MimePart::new(
-            ContentType::new("multipart/mixed").attribute("boundary", format!("mix-{i}")),
-            vec![alternative, attachment],
-        ))
-        .write_to_vec()
-        .expect("build a corpus message")
-}
-
-/// Goods line `line` of order `i` (a printed item, so it gets a tech card when stored).
-fn goods_line(i: usize, line: usize) -> Value {
-    let width = 1.0 + ((i + line) % 40) as f64 / 10.0;
-    let quantity = 1 + (i + line) % 9;
-    let price = 450;
-    json!({
-        "Номенклатура": GOODS[(i + line) % GOODS.len()],
-        "СтанокКод": 1 + (i + line) % 4,
-        "Разрешение": "720 dpi",
-        "Материал": "Баннеры - Эконом (340 гр./м2) - 360 dpi",
-        "МатериалКод": "00-00000021",
-        "Ширина": width,
-        "Высота": 2.0,
-        "Количество": quantity,
-        "Цена": price,
-        "Сумма": width * 2.0 * (quantity * price) as f64,
-        "Услуга": false,
-    })
-}
+// The corpus is the pipeline bench's (tests/kit/mail.rs): 3–5 KB order mails, deterministic.
 
 fn total_bytes(messages: &[Vec<u8>]) -> usize {
     messages.iter().map(Vec::len).sum()
@@ -493,10 +389,14 @@ impl Install {
         self.dir.path().join(name)
     }
 
+    /// The config as mailintake reads it.
+    fn config(&self) -> Config {
+        Config::load(&self.path("collectors.toml")).expect("load the bench config")
+    }
+
     /// The collector as mailintake reads it from the config (rules, batch size).
     fn collector(&self) -> Collector {
-        let config = Config::load(&self.path("collectors.toml")).expect("load the bench config");
-        config.collectors[0].clone()
+        self.config().collectors[0].clone()
     }
 
     /// `[WRAPPER…] mailintake --config … ARGS` (the wrapper being e.g. GNU time and its
@@ -597,7 +497,8 @@ fn run_polling_rss(install: &Install, args: &[&str]) -> Measured {
         if let Some(status) = child.try_wait().expect("wait for mailintake") {
             break status;
         }
-        peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(child.id()).unwrap_or(0));
+        peak_rss_kib =
+            peak_rss_kib.max(proc_status_kb(&child.id().to_string(), "VmHWM").unwrap_or(0));
         std::thread::sleep(Duration::from_millis(2));
     };
     Measured {
@@ -606,35 +507,6 @@ fn run_polling_rss(install: &Install, args: &[&str]) -> Measured {
         peak_rss_kib,
         cpu_seconds: None,
     }
-}
-
-/// The peak RSS of a running process, from /proc/PID/status.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix("VmHWM:")?;
-        value.trim().strip_suffix("kB")?.trim().parse().ok()
-    })
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// A read-only connection, so that polling can never create or lock the daemon's database.
-fn open_read_only(db: &Path) -> Option<SqliteConnection> {
-    if !db.exists() {
-        return None;
-    }
-    SqliteConnection::establish(&format!("file:{}?mode=ro", db.display())).ok()
-}
-
-fn record_count(conn: &mut SqliteConnection) -> diesel::QueryResult<i64> {
-    diesel::sql_query("SELECT COUNT(*) AS n FROM records")
-        .get_result::<Count>(conn)
-        .map(|c| c.n)
 }
 
 /// Fails unless every message of the user's INBOX carries `\Seen` (was acknowledged).
@@ -763,8 +635,8 @@ fn in_process(messages: &[Vec<u8>]) -> Pipeline {
     }
     let decode_seconds = started.elapsed().as_secs_f64();
 
-    let url = StorageUrl::Sqlite(install.path("in-process.db"));
-    let mut store = Store::open(&url).expect("open a fresh database");
+    // The install's own database, which nothing else uses here.
+    let mut store = Store::open(&install.config().storage).expect("open a fresh database");
     let mut report = CollectReport::default();
     let started = Instant::now();
     for (b, batch) in messages.chunks(collector.batch_size).enumerate() {
@@ -877,59 +749,19 @@ fn exists_count(line: &str) -> Option<usize> {
         .ok()
 }
 
-/// `mailintake run` as our child; killed on drop when a panic skips the SIGTERM.
-struct Daemon(Option<Child>);
-
-impl Daemon {
-    fn start(install: &Install) -> Daemon {
-        // Info level: the log then has one "collector pass done" line per pass, counted below.
-        let child = install
-            .command(&[], &["run"], "info")
-            .spawn()
-            .expect("start mailintake run");
-        Daemon(Some(child))
-    }
-
-    /// Panics (with the daemon's log) if it has exited.
-    fn assert_running(&mut self, install: &Install) {
-        let child = self.0.as_mut().expect("a running daemon");
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "mailintake run exited early ({status}): {}",
-                install.stderr()
-            );
-        }
-    }
-
-    /// SIGTERM, then its exit status.
-    fn terminate(mut self) -> ExitStatus {
-        let mut child = self.0.take().expect("a running daemon");
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(sent, "kill -TERM failed");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("mailintake run did not stop within {PATIENCE:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+/// `mailintake run` as our child (the kit's wrapper kills it on drop when a panic skips the
+/// SIGTERM); info level, so the log has one "collector pass done" line per pass.
+fn start_daemon(install: &Install) -> Daemon {
+    Daemon::spawn(&mut install.command(&[], &["run"], "info"))
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// Panics (with the daemon's log) if it has exited.
+fn assert_running(daemon: &mut Daemon, install: &Install) {
+    if let Some(status) = daemon.exited() {
+        panic!(
+            "mailintake run exited early ({status}): {}",
+            install.stderr()
+        );
     }
 }
 
@@ -949,19 +781,18 @@ fn idle_daemon(server: &Dovecot, messages: &[Vec<u8>], settle: Duration) -> Push
     progress(&format!("push: {} mailintake IDLE samples", messages.len()));
     let user = fresh_user(server, "push-daemon");
     let install = Install::new(server.port(), &user, "mode = \"idle\"");
-    let mut daemon = Daemon::start(&install);
+    let mut daemon = start_daemon(&install);
     let mut conn = wait_for_database(&mut daemon, &install);
     // The start-up pass found nothing; give the IDLE connection time to be established.
     std::thread::sleep(Duration::from_secs(1));
     let latencies = time_pushes(server, &user, messages, settle, |count| {
-        let deadline = Instant::now() + PATIENCE;
-        while record_count(&mut conn).unwrap_or(0) < count as i64 {
-            if Instant::now() > deadline {
-                daemon.assert_running(&install);
-                panic!("record {count} not stored within {PATIENCE:?}");
+        wait_until(PATIENCE, POLL, || {
+            if record_count(&mut conn).unwrap_or(0) >= count as i64 {
+                return Ok(());
             }
-            std::thread::sleep(POLL);
-        }
+            assert_running(&mut daemon, &install);
+            Err(format!("record {count} not stored"))
+        });
     });
     let status = daemon.terminate();
     assert!(
@@ -979,20 +810,15 @@ fn idle_daemon(server: &Dovecot, messages: &[Vec<u8>], settle: Duration) -> Push
 
 /// A read-only connection once the daemon has created and migrated its database.
 fn wait_for_database(daemon: &mut Daemon, install: &Install) -> SqliteConnection {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    wait_until(PATIENCE, Duration::from_millis(20), || {
         if let Some(mut conn) = open_read_only(&install.path("bench.db"))
             && record_count(&mut conn).is_ok()
         {
-            return conn;
+            return Ok(conn);
         }
-        daemon.assert_running(install);
-        assert!(
-            Instant::now() < deadline,
-            "the daemon created no database within {PATIENCE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        assert_running(daemon, install);
+        Err("the daemon created no database")
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@
 //! [`domain`] holds what map and store share: the typed values a record is made of (INN,
 //! phone, request type, statuses, history events) and the business rules, as pure functions.
 
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;

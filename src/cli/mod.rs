@@ -74,8 +74,6 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
-    /// Measure decode and decode+store throughput on a generated corpus
-    Bench(crate::bench::BenchArgs),
 }
 
 impl Cli {
@@ -178,7 +176,6 @@ pub fn run(cli: Cli) -> Result<()> {
             check::run(&cli.load_config()?);
             Ok(())
         }
-        Command::Bench(args) => crate::bench::run(args),
     }
 }
 

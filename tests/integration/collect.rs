@@ -1,13 +1,13 @@
 //! `mailintake collect` over real Maildirs into real SQLite files: exactly once, nothing
 //! lost, quarantine retrievable, counterparties and tech cards.
 
-mod common;
-
-use std::collections::HashSet;
 use std::fs;
 
-use common::{Sandbox, copy_tree, counts, order_message, repo, sample};
 use serde_json::Value;
+
+use crate::kit::mail::order_message;
+use crate::kit::process::Daemon;
+use crate::kit::sandbox::{Sandbox, copy_tree, counts, repo, sample};
 
 const INBOX: &str = "inbox";
 
@@ -316,10 +316,8 @@ fn concurrent_collect_processes_store_each_message_once() {
         );
     }
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
-            .arg("--config")
-            .arg(sandbox.path("collectors.toml"))
-            .args(["collect", "--json"])
+        sandbox
+            .command(&["collect", "--json"])
             .env("MAILINTAKE_LOG", "error")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -336,12 +334,7 @@ fn concurrent_collect_processes_store_each_message_once() {
         );
     }
     sandbox.collect();
-    let records = sandbox.records();
-    let refs: HashSet<&str> = records
-        .iter()
-        .map(|r| r["source"]["order_ref"].as_str().unwrap())
-        .collect();
-    assert_eq!((records.len(), refs.len()), (400, 400));
+    sandbox.assert_one_record_per_order(400);
     assert!(files_in(&sandbox, "new").is_empty());
 }
 
@@ -358,25 +351,17 @@ fn killed_mid_drain_and_restarted_ends_with_exactly_one_record_per_message() {
     }
     // SIGKILL at varying moments, then let a last pass finish.
     for delay_ms in [150u64, 300, 60, 450] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
-            .arg("--config")
-            .arg(sandbox.path("collectors.toml"))
-            .args(["collect"])
-            .env("MAILINTAKE_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let collect = Daemon::spawn(
+            sandbox
+                .command(&["collect"])
+                .env("MAILINTAKE_LOG", "error")
+                .stdout(std::process::Stdio::null()),
+        );
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        collect.kill();
     }
     sandbox.collect();
-    let records = sandbox.records();
-    let refs: HashSet<&str> = records
-        .iter()
-        .map(|r| r["source"]["order_ref"].as_str().unwrap())
-        .collect();
-    assert_eq!((records.len(), refs.len()), (total, total));
+    let records = sandbox.assert_one_record_per_order(total);
     let lines: usize = records
         .iter()
         .map(|r| r["lines"].as_array().unwrap().len())
@@ -418,13 +403,25 @@ fn check_names_file_line_and_key_of_a_config_error() {
 
 #[test]
 fn shipped_demo_config_collects_orders_and_service_requests() {
+    // The README's demo in a copy of the checkout: samples/demo copies the samples beside the
+    // shipped config, and the config reads them there.
     let sandbox = Sandbox::new();
     copy_tree(&repo().join("samples"), &sandbox.path("samples"));
-    std::fs::copy(
+    // A samples/demo-state/ of the working tree is someone's running demo: not copied along.
+    for state in ["samples/demo-state", "samples/demo-state.partial"] {
+        let _ = fs::remove_dir_all(sandbox.path(state));
+    }
+    fs::copy(
         repo().join("collectors.toml"),
         sandbox.path("collectors.toml"),
     )
     .unwrap();
+    let seeded = std::process::Command::new("bash")
+        .arg(sandbox.path("samples/demo"))
+        .arg("--seed-only")
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
     let reports = sandbox.collect_all();
     let accepted: Vec<(String, u64)> = reports
         .iter()
@@ -440,8 +437,8 @@ fn shipped_demo_config_collects_orders_and_service_requests() {
     let triage = sandbox.json(&["records", "triage-list", "--json"]);
     assert_eq!(triage.as_array().unwrap().len(), 3);
     assert!(
-        sandbox.path("mailintake.db").is_file(),
-        "the database sits next to the config"
+        sandbox.path("samples/demo-state/mailintake.db").is_file(),
+        "the database sits where the config says, relative to the config's folder"
     );
 }
 
@@ -451,10 +448,9 @@ fn output_into_a_closed_pipe_is_not_a_crash() {
     copy_tree(&repo().join("samples/maildir"), &sandbox.path(INBOX));
     sandbox.write_config(&[("site-orders", INBOX)], "");
     sandbox.collect();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
-        .arg("--config")
-        .arg(sandbox.path("collectors.toml"))
-        .args(["records", "list"])
+    let mut child = sandbox
+        .command(&["records", "list"])
+        .env_remove("MAILINTAKE_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

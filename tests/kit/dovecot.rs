@@ -27,7 +27,6 @@
 //! - Stopping takes ~1s (the master waits for its log process). An imap process with a
 //!   connected client would outlive the master, so it gets SIGTERM too.
 //! - `pgrep dovecot` only shows masters: the services are named `imap`, `auth`, `log`, ...
-#![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::fs;
@@ -165,11 +164,6 @@ impl Dovecot {
     /// The temp folder holding config, log, mail and certificates.
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// The config file, for running `doveadm -c` by hand.
-    pub fn conf(&self) -> &Path {
-        &self.conf
     }
 
     /// Adds a login (any name, e.g. `user@example.test`); returns once Dovecot accepts it.
@@ -431,7 +425,7 @@ fn config(base: &Path, port: u16, tls_port: Option<u16>) -> String {
     };
     let tls_port = tls_port.unwrap_or(0); // port 0 disables the imaps listener
     format!(
-        r#"# Written by tests/common/dovecot.rs
+        r#"# Written by tests/kit/dovecot.rs
 base_dir = {b}/run
 state_dir = {b}/run/state
 log_path = {b}/log/dovecot.log

@@ -1,18 +1,16 @@
-//! IMAP collectors against a real Dovecot started by the tests (see common/dovecot.rs):
+//! IMAP collectors against a real Dovecot started by the tests (see tests/kit/dovecot.rs):
 //! TLS modes, routing, after-processing actions, quarantine keyword, UIDVALIDITY change,
 //! failing collectors, the daemon with IDLE, SIGTERM and SIGKILL.
 
-mod common;
-#[path = "common/dovecot.rs"]
-mod dovecot;
+use std::process::Stdio;
+use std::time::Duration;
 
-use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{Sandbox, counts, order_message, sample};
-use dovecot::{Dovecot, DovecotOptions};
 use serde_json::Value;
+
+use crate::kit::dovecot::{Dovecot, DovecotOptions};
+use crate::kit::mail::order_message;
+use crate::kit::process::Daemon;
+use crate::kit::sandbox::{Sandbox, counts, sample};
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret-pass";
@@ -299,10 +297,9 @@ fn a_failing_collector_does_not_stop_the_others() {
         1,
     );
     std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mailintake"))
-        .arg("--config")
-        .arg(sandbox.path("collectors.toml"))
-        .args(["collect", "--json"])
+    let out = sandbox
+        .command(&["collect", "--json"])
+        .env("MAILINTAKE_LOG", "info")
         .env("MAILINTAKE_TEST_WRONG_PASSWORD", "not-the-password")
         .output()
         .unwrap();
@@ -340,67 +337,15 @@ fn a_failing_collector_does_not_stop_the_others() {
     assert!(error_of("good").is_null());
 }
 
-/// A running `mailintake run`.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(sandbox: &Sandbox) -> Daemon {
-        Daemon(
-            Command::new(env!("CARGO_BIN_EXE_mailintake"))
-                .arg("--config")
-                .arg(sandbox.path("collectors.toml"))
-                .arg("run")
-                .env("MAILINTAKE_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_records(sandbox: &Sandbox, want: usize, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let have = sandbox.records().len();
-        if have >= want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "{have} of {want} records after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `mailintake run` on the sandbox's config (its output is not looked at).
+fn start_daemon(sandbox: &Sandbox) -> Daemon {
+    Daemon::spawn(
+        sandbox
+            .command(&["run"])
+            .env("MAILINTAKE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 #[test]
@@ -411,11 +356,11 @@ fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "mode = \"idle\"";
     let sandbox = sandbox_for(&[collector]);
-    let daemon = Daemon::start(&sandbox);
-    wait_for_records(&sandbox, 1, Duration::from_secs(15));
+    let daemon = start_daemon(&sandbox);
+    sandbox.wait_for_records(1, Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
     server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
-    wait_for_records(&sandbox, 2, Duration::from_secs(10));
+    sandbox.wait_for_records(2, Duration::from_secs(10));
     assert!(daemon.terminate().success());
 }
 
@@ -437,19 +382,14 @@ fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     collector.keys = "batch-size = 50";
     let sandbox = sandbox_for(&[collector]);
     for delay in [400u64, 700, 250] {
-        let daemon = Daemon::start(&sandbox);
+        let daemon = start_daemon(&sandbox);
         std::thread::sleep(Duration::from_millis(delay));
-        drop(daemon); // SIGKILL
+        daemon.kill();
     }
-    let daemon = Daemon::start(&sandbox);
-    wait_for_records(&sandbox, total, Duration::from_secs(60));
+    let daemon = start_daemon(&sandbox);
+    sandbox.wait_for_records(total, Duration::from_secs(60));
     assert!(daemon.terminate().success());
-    let records = sandbox.records();
-    let refs: HashSet<&str> = records
-        .iter()
-        .map(|r| r["source"]["order_ref"].as_str().unwrap())
-        .collect();
-    assert_eq!((records.len(), refs.len()), (total, total));
+    sandbox.assert_one_record_per_order(total);
     let unseen = server
         .messages(USER, "INBOX")
         .iter()

@@ -1,54 +1,31 @@
 //! `mailintake run` as systemd sees it: notifications over a real NOTIFY_SOCKET, SIGHUP
 //! reloads (a broken file keeps the old config), SIGTERM stops; the unit files verify.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Sandbox, order_message};
-
-/// Kills the daemon if the test fails before stopping it, so no daemon outlives its test.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    assert!(
-        Command::new("kill")
-            .args([&format!("-{name}"), &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
+use crate::kit::mail::order_message;
+use crate::kit::process::{Daemon, wait_until};
+use crate::kit::sandbox::{Sandbox, repo};
 
 /// Waits until a notification containing `want` arrives; returns everything received so far.
 fn wait_notify(socket: &UnixDatagram, seen: &mut Vec<String>, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !seen.iter().any(|m| m.contains(want)) {
-        assert!(Instant::now() < deadline, "no {want} in {seen:?}");
+    // The socket's read timeout paces the polling.
+    wait_until(Duration::from_secs(15), Duration::ZERO, || {
+        if seen.iter().any(|m| m.contains(want)) {
+            return Ok(());
+        }
         let mut buf = [0u8; 4096];
         if let Ok(n) = socket.recv(&mut buf) {
             seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
-    }
+        Err(format!("no {want} in {seen:?}"))
+    });
 }
 
 fn wait_records(sandbox: &Sandbox, want: usize) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sandbox.records().len() < want {
-        assert!(Instant::now() < deadline, "fewer than {want} records");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sandbox.wait_for_records(want, Duration::from_secs(15));
 }
 
 #[test]
@@ -71,19 +48,15 @@ fn daemon_talks_to_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailintake"))
-        .arg("--config")
-        .arg(&config_path)
-        .arg("run")
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("MAILINTAKE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let reaper = KillOnDrop(pid);
+    let log = sandbox.path("daemon.log");
+    let mut daemon = Daemon::spawn(
+        sandbox
+            .command(&["run"])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
     let mut seen = Vec::new();
     wait_notify(&socket, &mut seen, "READY=1");
     wait_notify(&socket, &mut seen, "WATCHDOG=1");
@@ -92,14 +65,14 @@ fn daemon_talks_to_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     // A broken file is rejected; the running collectors go on.
     std::fs::write(&config_path, format!("{config}\nbogus-key = 1\n")).unwrap();
     seen.clear();
-    signal(pid, "HUP");
+    daemon.signal("HUP");
     wait_notify(&socket, &mut seen, "RELOADING=1");
     wait_notify(&socket, &mut seen, "READY=1");
     // Put the good file back (for this test's own CLI calls); the daemon already judged it.
     std::fs::write(&config_path, &config).unwrap();
     sandbox.deliver("a", "2.M2.mx", &order_message(2, "7709745454", 1));
     wait_records(&sandbox, 2);
-    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert!(daemon.exited().is_none(), "still running");
 
     // A good file with a second collector is taken.
     sandbox.write_config(&[("shop", "a"), ("forms", "b")], every_second);
@@ -108,28 +81,18 @@ fn daemon_talks_to_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         .replace("schedule = \"0 */5 * * * *\"\n", "");
     std::fs::write(&config_path, text).unwrap();
     seen.clear();
-    signal(pid, "HUP");
+    daemon.signal("HUP");
     wait_notify(&socket, &mut seen, "READY=1");
     sandbox.deliver("b", "3.M3.mx", &order_message(3, "7709745454", 1));
     wait_records(&sandbox, 3);
     let forms = sandbox.json(&["records", "list", "--json", "--queue", "forms"]);
     assert_eq!(forms.as_array().unwrap().len(), 1);
 
-    signal(pid, "TERM");
+    daemon.signal("TERM");
     wait_notify(&socket, &mut seen, "STOPPING=1");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Reaped: its pid may be reused now, so the guard must not fire.
-    std::mem::forget(reaper);
+    let status = daemon.wait(Duration::from_secs(20));
     assert!(status.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(
         stderr.contains("bogus-key") && stderr.contains("rejected"),
         "{stderr}"
@@ -147,7 +110,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let units = common::repo().join("systemd");
+    let units = repo().join("systemd");
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&units).unwrap() {
         let entry = entry.unwrap();

@@ -1,13 +1,10 @@
-//! Proves the real-Dovecot test harness (tests/common/dovecot.rs): start-up, users, APPEND,
+//! Proves the real-Dovecot test harness (tests/kit/dovecot.rs): start-up, users, APPEND,
 //! flags, UIDVALIDITY changes, TLS and parallel instances.
-
-#[path = "common/dovecot.rs"]
-mod dovecot;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dovecot::{Dovecot, DovecotOptions};
+use crate::kit::dovecot::{Dovecot, DovecotOptions};
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret \"quoted\" \\ pass";
@@ -293,4 +290,25 @@ fn many_servers_start_in_parallel() {
     for h in handles {
         assert_eq!(h.join().unwrap(), 1);
     }
+}
+
+/// What the IMAP bench's push floor relies on: a bare client in IDLE hears an APPEND from
+/// another connection as `* N EXISTS`, and DONE ends the IDLE.
+#[test]
+fn idle_client_hears_an_append_as_exists() {
+    let server = plain_server_with_user();
+    let mut watcher = server.connect_as(USER, PASSWORD);
+    watcher.select("INBOX");
+    watcher.write_line("i1 IDLE");
+    let continuation = watcher.read_line();
+    assert!(
+        continuation.as_deref().is_some_and(|l| l.starts_with('+')),
+        "{continuation:?}"
+    );
+    server.append(USER, PASSWORD, "INBOX", &message("idle"));
+    let exists = std::iter::from_fn(|| watcher.read_line()).find(|l| l.ends_with(" EXISTS"));
+    assert_eq!(exists.as_deref(), Some("* 1 EXISTS"));
+    watcher.write_line("DONE");
+    assert!(std::iter::from_fn(|| watcher.read_line()).any(|l| l.starts_with("i1 OK")));
+    watcher.logout();
 }

@@ -1,10 +1,9 @@
 //! `mailintake parse --json` on every sample e-mail gives exactly the expected result
 //! (samples/cases.json, written from the decoding rules, not from the decoder's output).
 
-mod common;
-
-use common::{assert_subset, repo, run_bare, success_json};
 use serde_json::Value;
+
+use crate::kit::sandbox::{assert_subset, repo, run_bare, success_json};
 
 #[test]
 fn every_sample_decodes_to_its_expected_result() {

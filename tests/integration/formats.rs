@@ -1,12 +1,12 @@
 //! Declarative formats from `collectors.toml`: a website's own JSON keys become a service
 //! request, with no code change (the seed's EMES consult form).
 
-mod common;
-
-use common::{Sandbox, counts};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
+
+use crate::kit::mail::order_message;
+use crate::kit::sandbox::{Sandbox, counts};
 
 const CONSULT_FORMAT: &str = r#"
 [[format]]
@@ -458,11 +458,7 @@ fn unknown_customer_ids_get_the_fallback_counterparty_and_status() {
         + "\n[[queue]]\nname = \"orders\"\n[[collector]]\nname = \"orders\"\nqueue = \"orders\"\n[collector.maildir]\npath = \"orders\"\n";
     std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
     // A known customer: the counterparty with INN 7709745454 exists after this order.
-    sandbox.deliver(
-        "orders",
-        "0.M0.mx",
-        &common::order_message(1, "7709745454", 1),
-    );
+    sandbox.deliver("orders", "0.M0.mx", &order_message(1, "7709745454", 1));
     sandbox.json(&["collect", "--json", "--collector", "orders"]);
     let with_customer = |n: u32, customer: &str| {
         let json = serde_json::json!({"姓名": "李雷", "性别": "男", "手机": "13800000001", "描述": "电梯困人", "客户编号": customer});

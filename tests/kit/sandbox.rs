@@ -1,11 +1,15 @@
-//! Shared test harness: runs the real `mailintake` binary against temp folders with real
-//! SQLite files and real Maildirs.
-#![allow(dead_code)]
+//! A sandbox per test: the real `mailintake` binary run against a temp folder with its own
+//! config, real SQLite files and real Maildirs. Samples are only ever read from the working
+//! tree or copied into the sandbox, never changed in place.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::process::wait_until;
 
 /// Repo root (for samples/).
 pub fn repo() -> PathBuf {
@@ -55,15 +59,21 @@ impl Sandbox {
         path
     }
 
-    /// Runs the binary with this sandbox's config.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mailintake"))
+    /// The binary with this sandbox's config and `args`, logging warnings and errors; for
+    /// children a test spawns, signals or kills itself.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailintake"));
+        command
             .arg("--config")
             .arg(self.path("collectors.toml"))
             .args(args)
-            .env("MAILINTAKE_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("MAILINTAKE_LOG", "warn");
+        command
+    }
+
+    /// Runs the binary with this sandbox's config to its end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Runs the binary, expects success, and parses stdout as JSON.
@@ -91,6 +101,40 @@ impl Sandbox {
         let reports = self.json(&["collect", "--json"]);
         assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
         reports[0].clone()
+    }
+
+    /// Runs `collect --json` for all collectors, expecting success.
+    pub fn collect_all(&self) -> Vec<Value> {
+        self.json(&["collect", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Asserts that the database holds exactly `total` records with `total` different order
+    /// numbers: every message stored once, none lost; returns the records.
+    pub fn assert_one_record_per_order(&self, total: usize) -> Vec<Value> {
+        let records = self.records();
+        let refs: HashSet<&str> = records
+            .iter()
+            .map(|r| r["source"]["order_ref"].as_str().unwrap())
+            .collect();
+        assert_eq!((records.len(), refs.len()), (total, total));
+        records
+    }
+
+    /// Waits until the database holds `want` records or more (a daemon stores them);
+    /// returns how long that took.
+    pub fn wait_for_records(&self, want: usize, within: Duration) -> Duration {
+        let start = Instant::now();
+        wait_until(within, Duration::from_millis(50), || {
+            let have = self.records().len();
+            if have >= want {
+                Ok(start.elapsed())
+            } else {
+                Err(format!("{have} of {want} records"))
+            }
+        })
     }
 }
 
@@ -167,56 +211,6 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
 /// Reads a sample e-mail.
 pub fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repo().join("samples/eml").join(name)).unwrap()
-}
-
-/// A generated order e-mail (mail-builder), cp1251 JSON attachment, `lines` goods lines.
-pub fn order_message(n: usize, inn: &str, lines: usize) -> Vec<u8> {
-    use mail_builder::MessageBuilder;
-    use mail_builder::headers::content_type::ContentType;
-    use mail_builder::mime::MimePart;
-    let goods: Vec<Value> = (0..lines)
-        .map(|l| {
-            serde_json::json!({
-                "Номенклатура": format!("Баннер {n}-{l}"), "Количество": l + 1, "Цена": "100,50",
-                "Сумма": 100.5 * (l + 1) as f64, "Услуга": l == 1
-            })
-        })
-        .collect();
-    let payload = serde_json::json!({
-        "Тема": format!("Заказ №{n}"), "Дата": "01.06.2019 10:00:00", "ИНН": inn,
-        "Телефон": format!("+7 (900) 123-{:02}-{:02}", (n % 1000) / 100, n % 100),
-        "КонтактноеЛицо": "Иванов Иван", "Товары": goods
-    });
-    let json = serde_json::to_string_pretty(&payload).unwrap();
-    let attachment = MimePart::new(
-        ContentType::new("text/plain").attribute("charset", "windows-1251"),
-        encoding_rs::WINDOWS_1251.encode(&json).0.into_owned(),
-    )
-    .attachment(format!("order_{n}.txt"));
-    MessageBuilder::new()
-        .from("site@shop.example")
-        .to("orders@shop.example")
-        .subject(format!("ORDER: {n}"))
-        .message_id(format!("gen-{n}@shop.example"))
-        .body(MimePart::new(
-            "multipart/mixed",
-            vec![
-                MimePart::new("text/plain", format!("Заказ {n}")),
-                attachment,
-            ],
-        ))
-        .write_to_vec()
-        .unwrap()
-}
-
-impl Sandbox {
-    /// Runs `collect --json` for all collectors, expecting success.
-    pub fn collect_all(&self) -> Vec<Value> {
-        self.json(&["collect", "--json"])
-            .as_array()
-            .unwrap()
-            .clone()
-    }
 }
 
 /// The five counts of a collect report, in contract order:

@@ -1,0 +1,18 @@
+//! The integration tests, one binary (as crates.io does): every module below is an area of
+//! behaviour, and all of them share one kit (`tests/kit/`), so no helper is copied and none
+//! is unused.
+//!
+//! They run the real `mailintake` binary on temp folders (real Maildirs and SQLite files)
+//! and against a real Dovecot the tests start; `cargo test --test integration imap::` runs
+//! one area.
+
+#[path = "../kit/mod.rs"]
+mod kit;
+
+mod collect;
+mod corpus;
+mod daemon;
+mod dovecot_harness;
+mod formats;
+mod imap;
+mod parse_samples;
