@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{ConfigError, ErrorSite};
+use super::keyword::{Choice, pick};
 use crate::map::declarative::{DeclarativeFormat, Target};
 use crate::map::template::{Template, ValueTables};
 use crate::map::{PayloadFormat, RecordKind};
@@ -24,7 +25,7 @@ pub(super) struct RawFormat {
     /// Name collectors give as `format = "..."`; unique, and not `order-json`. Required.
     name: Spanned<String>,
     /// Record kind: `lead`, `order` or `service-request`. Required.
-    kind: Spanned<String>,
+    kind: Spanned<Choice<RecordKind>>,
     /// Fields a payload must give a value for, or it is quarantined. Default: none.
     #[serde(default)]
     required: Vec<Spanned<String>>,
@@ -48,16 +49,7 @@ impl RawFormat {
         if name.is_empty() {
             return Err(site.at(self.name.span(), "format.name", "a format needs a name"));
         }
-        let kind = RecordKind::parse(self.kind.get_ref()).ok_or_else(|| {
-            site.at(
-                self.kind.span(),
-                "format.kind",
-                format!(
-                    "unknown kind `{}`; expected lead, order or service-request",
-                    self.kind.get_ref()
-                ),
-            )
-        })?;
+        let kind = pick(site, &self.kind, "format.kind", "kind")?;
         let mut fields = Vec::new();
         for (key, text) in self.fields.get_ref() {
             let at =
