@@ -159,7 +159,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Contacts { command } => {
             let config = cli.load_config()?;
             let mut store = open_store(&config)?;
-            contacts::run(&mut store, command)
+            contacts::run(&config.workflow, &mut store, command)
         }
         Command::Quarantine { command } => {
             let config = cli.load_config()?;

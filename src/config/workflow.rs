@@ -19,9 +19,11 @@ pub struct Workflow {
     pub accepted: String,
     /// Status set by `records reject`. Default: `rejected`.
     pub rejected: String,
-    /// Statuses in which a record's result is shown to the customer (seed 001's "Ergebnis
-    /// für Kunden sichtbar"). Default: `["resolved", "accepted", "rejected"]`.
-    pub visible_to_customer: Vec<String>,
+    /// Statuses in which a record's result may be told to the customer (seed 001's
+    /// "Ergebnis für Kunden sichtbar"): `contacts show`, the hotline's view of a caller's
+    /// requests, prints the result only then. Default: the resolved, accepted and rejected
+    /// statuses as named above.
+    pub visible_to_customer: Option<Vec<String>>,
 }
 
 impl Default for Workflow {
@@ -31,7 +33,7 @@ impl Default for Workflow {
             resolved: "resolved".into(),
             accepted: "accepted".into(),
             rejected: "rejected".into(),
-            visible_to_customer: vec!["resolved".into(), "accepted".into(), "rejected".into()],
+            visible_to_customer: None,
         }
     }
 }
@@ -50,7 +52,12 @@ impl Workflow {
     /// Whether a record in `status` may show its result to the customer; before that, a
     /// customer-facing view says only that the request is being worked on.
     pub fn result_visible_to_customer(&self, status: &str) -> bool {
-        self.visible_to_customer.iter().any(|s| s == status)
+        match &self.visible_to_customer {
+            Some(statuses) => statuses.iter().any(|s| s == status),
+            None => [&self.resolved, &self.accepted, &self.rejected]
+                .iter()
+                .any(|s| *s == status),
+        }
     }
 }
 
@@ -76,6 +83,14 @@ mod tests {
         assert_eq!(workflow.in_progress, "in-progress");
         assert!(workflow.result_visible_to_customer("已解决"));
         assert!(!workflow.result_visible_to_customer("rejected"));
+    }
+
+    #[test]
+    fn by_default_the_renamed_finished_statuses_show_their_result() {
+        let workflow: Workflow = toml::from_str("resolved = \"已解决\"").unwrap();
+        assert!(workflow.result_visible_to_customer("已解决"));
+        assert!(!workflow.result_visible_to_customer("resolved"));
+        assert!(workflow.result_visible_to_customer("accepted"));
     }
 
     #[test]

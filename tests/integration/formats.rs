@@ -422,6 +422,37 @@ fn lifecycle_uses_the_configured_status_names_and_keeps_the_history_in_order() {
 }
 
 #[test]
+fn contacts_show_tells_a_result_only_in_customer_visible_statuses() {
+    let sandbox = fault_sandbox();
+    let text = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    let text = text.replace(
+        "[workflow]\n",
+        "[workflow]\nvisible-to-customer = [\"已确认\"]\n",
+    );
+    std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
+    sandbox.deliver("faults", "1.M1.mx", &fault_mail(1, "13800000001"));
+    sandbox.collect();
+    let id = sandbox.json(&["records", "triage-list", "--json"])[0]["id"].to_string();
+    let run = |args: &[&str]| assert!(sandbox.run(args).status.success(), "{args:?}");
+    let hotline_view = || {
+        let out = sandbox.run(&["contacts", "show", "13800000001"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["records", "triage", &id, "--as", "fault"]);
+    run(&["records", "resolve", &id, "--result", "更换门锁"]);
+    let resolved = hotline_view();
+    assert!(resolved.contains("1 record(s)"), "{resolved}");
+    assert!(!resolved.contains("更换门锁"), "not final yet: {resolved}");
+    run(&["records", "accept", &id]);
+    let accepted = hotline_view();
+    assert!(
+        accepted.contains(&format!("record {id} (已确认): 更换门锁")),
+        "{accepted}"
+    );
+}
+
+#[test]
 fn the_same_phone_links_records_to_one_contact() {
     let sandbox = fault_sandbox();
     sandbox.deliver("faults", "1.M1.mx", &fault_mail(1, "13800000001"));
