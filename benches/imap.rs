@@ -40,7 +40,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 use mailintake::config::{Collector, Config, StorageUrl};
-use mailintake::ingest::{CollectReport, Decision, Fetched, commit_messages, prepare};
+use mailintake::ingest::{CollectReport, Fetched, Mapped, commit_messages, prepare};
 use mailintake::store::Store;
 use serde_json::{Value, json};
 
@@ -755,9 +755,9 @@ fn in_process(messages: &[Vec<u8>]) -> Pipeline {
             &collector.rules,
             &collector.format,
         )
-        .decision;
+        .mapped;
         assert!(
-            matches!(decision, Decision::Accept(_)),
+            matches!(decision, Mapped::Accept(_)),
             "message {i}: {decision:?}"
         );
     }

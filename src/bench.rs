@@ -33,7 +33,7 @@ use crate::config::{
     AfterPolicy, CollectMode, Collector, DEFAULT_BATCH_SIZE, SourceConfig, StorageUrl,
 };
 use crate::decode::DecodeRules;
-use crate::ingest::{CollectReport, Decision, Fetched, collect_blocking, commit_messages, prepare};
+use crate::ingest::{CollectReport, Fetched, Mapped, collect_blocking, commit_messages, prepare};
 use crate::map::PayloadFormat;
 use crate::store::{RecordFilter, Store};
 
@@ -713,8 +713,8 @@ fn bench_decode(corpus: &Corpus, rules: &DecodeRules) -> Result<PhaseFigures> {
     let (figures, lines) = measure("decode", corpus.len(), || {
         let mut lines = 0;
         for (i, raw) in corpus.messages.iter().enumerate() {
-            match prepare(std::hint::black_box(raw), rules, &PayloadFormat::OrderJson).decision {
-                Decision::Accept(record) => lines += record.lines.len(),
+            match prepare(std::hint::black_box(raw), rules, &PayloadFormat::OrderJson).mapped {
+                Mapped::Accept(record) => lines += record.lines.len(),
                 other => bail!("message {i} was not accepted: {other:?}"),
             }
         }
@@ -984,8 +984,8 @@ mod tests {
         let rules = DecodeRules::default();
         for (raw, lines) in corpus.messages.iter().zip(&corpus.lines) {
             assert!((MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&raw.len()));
-            match prepare(raw, &rules, &PayloadFormat::OrderJson).decision {
-                Decision::Accept(record) => {
+            match prepare(raw, &rules, &PayloadFormat::OrderJson).mapped {
+                Mapped::Accept(record) => {
                     assert_eq!(record.lines.len(), *lines);
                     assert!(record.date.is_some() && record.warnings.is_empty());
                 }

@@ -11,10 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::ingest::{CollectReport, Decision, Shutdown, collect, prepare, runtime};
+use crate::ingest::{CollectReport, Mapped, Shutdown, collect, prepare, record_run, runtime};
 use crate::map::declarative::Target;
 use crate::map::{RecordKind, phone_digits};
-use crate::store::{RecordFilter, RunOutcome, Store, Triage, TriageFilter, TriageState};
+use crate::store::{RecordFilter, Store, Triage, TriageFilter, TriageState};
 
 /// Website form e-mails become leads and orders, exactly once.
 #[derive(Debug, Parser)]
@@ -291,7 +291,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Run => {
             let config = cli.load_config()?;
-            runtime()?.block_on(crate::daemon::run(cli.config_path(), config))
+            runtime()?.block_on(async {
+                let signals = crate::daemon::Signals::from_os()?;
+                crate::daemon::run(cli.config_path(), config, signals).await
+            })
         }
         Command::Collectors {
             command: CollectorsCommand::Status { json },
@@ -334,10 +337,10 @@ fn parse(cli: &Cli, json: bool, collector: Option<&str>, file: &Path) -> Result<
         Default::default()
     };
     let prepared = prepare(&raw, &rules, &format);
-    let (status, reason, record) = match &prepared.decision {
-        Decision::Accept(record) => ("accepted", None, Some(record)),
-        Decision::Skip(reason) => ("skipped", Some(reason), None),
-        Decision::Quarantine(reason) => ("quarantined", Some(reason), None),
+    let (status, reason, record) = match &prepared.mapped {
+        Mapped::Accept(record) => ("accepted", None, Some(record)),
+        Mapped::Skip(reason) => ("skipped", Some(reason), None),
+        Mapped::Quarantine(reason) => ("quarantined", Some(reason), None),
     };
     if json {
         let mut out = json!({ "status": status });
@@ -377,17 +380,7 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         // One broken collector does not stop the others; the exit status reports it.
         let result = runtime.block_on(collect(collector, &mut store, &shutdown));
         // Recorded so `collectors status` also works for the systemd-timer style.
-        let recorded = match &result {
-            Ok(report) => store.record_run(
-                &collector.name,
-                RunOutcome::Success(&serde_json::to_value(report)?),
-                None,
-            ),
-            Err(e) => store.record_run(&collector.name, RunOutcome::Failure(&e.to_string()), None),
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(collector = %collector.name, error = %e, "could not record the run");
-        }
+        record_run(&mut store, &collector.name, &result, None);
         match result {
             Ok(report) => reports.push(report),
             Err(e) => {
@@ -526,18 +519,18 @@ fn quarantine(config: &Config, store: &mut Store, command: &QuarantineCommand) -
                 )
             })?;
             let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
-            let (status, reason, record_id) = match prepared.decision {
-                Decision::Accept(record) => {
+            let (status, reason, record_id) = match prepared.mapped {
+                Mapped::Accept(record) => {
                     let actor = actor.clone().unwrap_or_else(os_user);
                     let record_id =
                         store.release_quarantine(*id, &collector.queue, &record, &actor)?;
                     ("accepted", None, Some(record_id))
                 }
-                Decision::Quarantine(reason) => {
+                Mapped::Quarantine(reason) => {
                     store.update_quarantine_reason(*id, &reason)?;
                     ("quarantined", Some(reason), None)
                 }
-                Decision::Skip(reason) => ("skipped", Some(reason), None),
+                Mapped::Skip(reason) => ("skipped", Some(reason), None),
             };
             if *json {
                 print_json(&json!({ "status": status, "reason": reason, "record_id": record_id }))

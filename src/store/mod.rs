@@ -22,7 +22,7 @@ use crate::config::StorageUrl;
 pub use lifecycle::{Triage, TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
-pub use write::{Committed, Incoming, IncomingOutcome, UnknownCustomer};
+pub use write::{Committed, Incoming, UnknownCustomer, Unusable};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
