@@ -1,13 +1,13 @@
 //! `mailintake run`: every collector on its schedule, each in its own task.
 //!
-//! A collector never runs twice at once (one task, one loop; see [`collector`]). A failing
+//! A collector never runs twice at once (one task, one loop; see `collector.rs`). A failing
 //! collector (server down, wrong password) backs off exponentially, capped, and reports the
 //! error in its state, while the others go on. [`run`] takes its stop and reload requests as
 //! [`Signals`]: `main` wires them to SIGTERM/SIGINT and SIGHUP ([`Signals::from_os`]), a test
 //! to a token and a channel. Stopping lets the batch in flight commit and acknowledge;
 //! reloading re-reads `collectors.toml` (a broken file is rejected and the running
 //! configuration stays). systemd is told READY, RELOADING, STOPPING and pinged for its
-//! watchdog ([`systemd`]).
+//! watchdog (`systemd.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,4 +152,78 @@ async fn reload_config(path: &Path, running: Running, root: &Shutdown) -> Runnin
     };
     systemd::notify(&[NotifyState::Ready]);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::ingest::testing::{lead, maildir_config};
+    use crate::store::Store;
+
+    /// Waits (real time, the daemon does real I/O) until `done` holds.
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn acknowledged(dir: &Path, maildir: &str) -> bool {
+        std::fs::read_dir(dir.join(maildir).join("new"))
+            .unwrap()
+            .next()
+            .is_none()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_in_process_reloads_on_request_and_stops_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["first"], "");
+        std::fs::write(dir.path().join("first/new/1.M1.mx"), lead("a")).unwrap();
+        let shutdown = Shutdown::new();
+        let (reload, reload_rx) = mpsc::channel(1);
+        let daemon = tokio::spawn(run(
+            dir.path().join("collectors.toml"),
+            config.clone(),
+            Signals {
+                shutdown: shutdown.clone(),
+                reload: reload_rx,
+            },
+        ));
+        wait_until("the first collector has run", || {
+            acknowledged(dir.path(), "first")
+        })
+        .await;
+
+        // A second collector appears in the file; a reload request starts it.
+        maildir_config(dir.path(), &["first", "second"], "");
+        std::fs::write(dir.path().join("second/new/2.M1.mx"), lead("b")).unwrap();
+        reload.send(()).await.unwrap();
+        wait_until("the second collector has run", || {
+            acknowledged(dir.path(), "second")
+        })
+        .await;
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), daemon)
+            .await
+            .expect("the daemon stops when cancelled")
+            .unwrap()
+            .unwrap();
+        let mut store = Store::open(&config.storage).unwrap();
+        let states = store.collector_states().unwrap();
+        let succeeded: Vec<&str> = states
+            .iter()
+            .filter(|s| s.last_success_at.is_some() && s.last_error.is_none())
+            .map(|s| s.collector.as_str())
+            .collect();
+        assert_eq!(succeeded, ["first", "second"]);
+    }
 }

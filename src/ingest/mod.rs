@@ -9,7 +9,7 @@
 //! # The journey of one message
 //!
 //! 1. **Source** ([`crate::source`]): the collector's [`Mailbox`](crate::source::Mailbox)
-//!    lists the message's position; the pass ([`pass`]) looks the position up in the ledger.
+//!    lists the message's position; the pass (`pass.rs`) looks the position up in the ledger.
 //!    A known position is not read again: acknowledged if it produced a record, set aside if
 //!    it was quarantined. Otherwise its bytes are read into a [`Fetched`].
 //! 2. **Decode** ([`crate::decode`]): the bytes give an [`Envelope`](crate::decode::Envelope)
@@ -43,6 +43,8 @@ use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable}
 
 mod pass;
 mod prepare;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
 

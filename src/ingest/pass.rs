@@ -107,3 +107,101 @@ async fn expunge_processed<M: Mailbox>(
     mailbox.expunge(&processed).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ingest::testing::{form_message, lead, maildir_config};
+    use crate::source::{ReadBatch, SourceError};
+
+    /// A source with nothing to acknowledge in, as the HTTP intake will be: positions are
+    /// request ids, and every request stays listed, so a pass sees what earlier passes did.
+    #[derive(Default)]
+    struct Requests {
+        bodies: BTreeMap<u32, Vec<u8>>,
+        read: Vec<u32>,
+        acknowledged: Vec<u32>,
+        set_aside: Vec<u32>,
+    }
+
+    impl Mailbox for &mut Requests {
+        type Position = u32;
+
+        fn key(&self, id: &u32) -> String {
+            format!("request:{id}")
+        }
+
+        async fn list_new(&mut self, _: Option<Checkpoint>) -> Result<Vec<u32>, SourceError> {
+            Ok(self.bodies.keys().copied().collect())
+        }
+
+        async fn read(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
+            self.read.extend(ids);
+            Ok(ids
+                .iter()
+                .map(|id| (*id, self.bodies[id].clone()))
+                .collect())
+        }
+
+        async fn acknowledge(&mut self, ids: &[u32]) -> Result<(), SourceError> {
+            self.acknowledged.extend(ids);
+            Ok(())
+        }
+
+        async fn set_aside(&mut self, ids: &[u32]) -> Result<(), SourceError> {
+            self.set_aside.extend(ids);
+            Ok(())
+        }
+    }
+
+    fn counts(report: &CollectReport) -> [usize; 5] {
+        [
+            report.fetched,
+            report.accepted,
+            report.skipped,
+            report.quarantined,
+            report.duplicates,
+        ]
+    }
+
+    #[tokio::test]
+    async fn known_messages_are_not_read_again_and_quarantined_ones_are_set_aside_uncounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["web"], "batch-size = 2");
+        let collector = &config.collectors[0];
+        let mut store = Store::open(&config.storage).unwrap();
+        let mut requests = Requests::default();
+        requests.bodies.insert(1, lead("r1"));
+        requests
+            .bodies
+            .insert(2, form_message("r2", "ORDER: 2", "{\"Тема\": "));
+        requests.bodies.insert(3, form_message("r3", "Hello", "{}"));
+        requests.bodies.insert(4, lead("r1"));
+        let stop = Shutdown::new();
+
+        let report = run(collector, &mut store, &mut requests, &stop)
+            .await
+            .unwrap();
+        assert_eq!(counts(&report), [4, 1, 1, 1, 1], "{report:?}");
+        assert_eq!(requests.read, [1, 2, 3, 4]);
+        assert_eq!(requests.acknowledged, [1, 4], "the record and its copy");
+        assert_eq!(requests.set_aside, [2]);
+
+        // Everything is listed again: only the skipped request is read, the stored ones are
+        // acknowledged as duplicates, the quarantined one set aside without being counted.
+        let (read, acknowledged, set_aside) = (
+            requests.read.len(),
+            requests.acknowledged.len(),
+            requests.set_aside.len(),
+        );
+        let report = run(collector, &mut store, &mut requests, &stop)
+            .await
+            .unwrap();
+        assert_eq!(counts(&report), [3, 0, 1, 0, 2], "{report:?}");
+        assert_eq!(requests.read[read..], [3]);
+        assert_eq!(requests.acknowledged[acknowledged..], [1, 4]);
+        assert_eq!(requests.set_aside[set_aside..], [2]);
+    }
+}

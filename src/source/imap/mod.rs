@@ -7,7 +7,7 @@
 //! collector's after-action; a quarantined message gets [`QUARANTINE_KEYWORD`] (or moves to
 //! `quarantine-move-to`) so no later search returns it.
 //!
-//! [`connection`] speaks the protocol; [`idle`] waits for new mail with IDLE.
+//! `connection.rs` speaks the protocol; [`idle`] waits for new mail with IDLE.
 
 use chrono::{Duration as Days, Utc};
 use tracing::{info, warn};
