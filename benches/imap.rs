@@ -46,7 +46,7 @@ use diesel::SqliteConnection;
 use dovecot::{Dovecot, DovecotOptions, Imap};
 use mail::Corpus;
 use mailintake::config::{Collector, Config};
-use mailintake::ingest::{CollectReport, Decision, Fetched, commit_messages, prepare};
+use mailintake::ingest::{CollectReport, Fetched, Mapped, commit_messages, prepare};
 use mailintake::store::Store;
 use process::{Daemon, wait_until};
 use serde_json::{Value, json};
@@ -627,9 +627,9 @@ fn in_process(messages: &[Vec<u8>]) -> Pipeline {
             &collector.rules,
             &collector.format,
         )
-        .decision;
+        .mapped;
         assert!(
-            matches!(decision, Decision::Accept(_)),
+            matches!(decision, Mapped::Accept(_)),
             "message {i}: {decision:?}"
         );
     }

@@ -34,7 +34,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use mailintake::config::{Collector, Config};
 use mailintake::ingest::{
-    CollectReport, Decision, Fetched, collect_blocking, commit_messages, prepare,
+    CollectReport, Fetched, Mapped, collect_blocking, commit_messages, prepare,
 };
 use mailintake::store::Store;
 use serde_json::{Map, Value, json};
@@ -297,8 +297,8 @@ fn bench_decode(corpus: &Corpus, collector: &Collector) -> Result<PhaseFigures> 
         let mut lines = 0;
         for (i, raw) in corpus.messages.iter().enumerate() {
             let raw = std::hint::black_box(raw);
-            match prepare(raw, &collector.rules, &collector.format).decision {
-                Decision::Accept(record) => lines += record.lines.len(),
+            match prepare(raw, &collector.rules, &collector.format).mapped {
+                Mapped::Accept(record) => lines += record.lines.len(),
                 other => bail!("message {i} was not accepted: {other:?}"),
             }
         }

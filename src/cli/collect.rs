@@ -5,8 +5,7 @@ use clap::Args;
 
 use super::{open_store, print_json};
 use crate::config::Config;
-use crate::ingest::{CollectReport, Shutdown, collect, runtime};
-use crate::store::RunOutcome;
+use crate::ingest::{CollectReport, Shutdown, collect, record_run, runtime};
 
 #[derive(Debug, Args)]
 pub struct CollectArgs {
@@ -41,17 +40,7 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         // One broken collector does not stop the others; the exit status reports it.
         let result = runtime.block_on(collect(collector, &mut store, &shutdown));
         // Recorded so `collectors status` also works for the systemd-timer style.
-        let recorded = match &result {
-            Ok(report) => store.record_run(
-                &collector.name,
-                RunOutcome::Success(&serde_json::to_value(report)?),
-                None,
-            ),
-            Err(e) => store.record_run(&collector.name, RunOutcome::Failure(&e.to_string()), None),
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(collector = %collector.name, error = %e, "could not record the run");
-        }
+        record_run(&mut store, &collector.name, &result, None);
         match result {
             Ok(report) => reports.push(report),
             Err(e) => {

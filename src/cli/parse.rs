@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::records::print_record_details;
 use super::{Cli, print_json_sorted_keys};
-use crate::ingest::{Decision, prepare};
+use crate::ingest::{Mapped, prepare};
 use crate::map::Record;
 
 #[derive(Debug, Args)]
@@ -66,10 +66,10 @@ fn parse(cli: &Cli, json: bool, collector: Option<&str>, file: &Path) -> Result<
         Default::default()
     };
     let prepared = prepare(&raw, &rules, &format);
-    let (status, reason, record) = match &prepared.decision {
-        Decision::Accept(record) => ("accepted", None, Some(record)),
-        Decision::Skip(reason) => ("skipped", Some(reason.as_str()), None),
-        Decision::Quarantine(reason) => ("quarantined", Some(reason.as_str()), None),
+    let (status, reason, record) = match &prepared.mapped {
+        Mapped::Accept(record) => ("accepted", None, Some(record)),
+        Mapped::Skip(reason) => ("skipped", Some(reason.as_str()), None),
+        Mapped::Quarantine(reason) => ("quarantined", Some(reason.as_str()), None),
     };
     if json {
         return print_json_sorted_keys(&ParseOutcome {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::table::{or_dash, print_table};
 use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
-use crate::ingest::{Decision, prepare};
+use crate::ingest::{Mapped, prepare};
 use crate::store::{QuarantineEntry, Store};
 
 #[derive(Debug, Subcommand)]
@@ -81,18 +81,18 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
                 )
             })?;
             let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
-            let (status, reason, record_id) = match prepared.decision {
-                Decision::Accept(record) => {
+            let (status, reason, record_id) = match prepared.mapped {
+                Mapped::Accept(record) => {
                     let actor = actor_or_os_user(actor.as_deref());
                     let record_id =
                         store.release_quarantine(*id, &collector.queue, &record, &actor)?;
                     ("accepted", None, Some(record_id))
                 }
-                Decision::Quarantine(reason) => {
+                Mapped::Quarantine(reason) => {
                     store.update_quarantine_reason(*id, &reason)?;
                     ("quarantined", Some(reason), None)
                 }
-                Decision::Skip(reason) => ("skipped", Some(reason), None),
+                Mapped::Skip(reason) => ("skipped", Some(reason), None),
             };
             if *json {
                 print_json_sorted_keys(&RetryOutcome {

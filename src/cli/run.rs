@@ -8,5 +8,8 @@ use crate::ingest::runtime;
 /// Runs the daemon until a signal stops it.
 pub(super) fn run(cli: &Cli) -> Result<()> {
     let config = cli.load_config()?;
-    runtime()?.block_on(crate::daemon::run(cli.config_path(), config))
+    runtime()?.block_on(async {
+        let signals = crate::daemon::Signals::from_os()?;
+        crate::daemon::run(cli.config_path(), config, signals).await
+    })
 }

@@ -5,20 +5,48 @@
 //! unseen (read again next pass); a crash after the commit but before the acknowledgement
 //! is caught by the ledger (the message is known by its position), so it is acknowledged
 //! then, and counted as a duplicate, never stored twice.
+//!
+//! # The journey of one message
+//!
+//! 1. **Source** ([`crate::source`]): the collector's [`Mailbox`](crate::source::Mailbox)
+//!    lists the message's position; the pass (`pass.rs`) looks the position up in the ledger.
+//!    A known position is not read again: acknowledged if it produced a record, set aside if
+//!    it was quarantined. Otherwise its bytes are read into a [`Fetched`].
+//! 2. **Decode** ([`crate::decode`]): the bytes give an [`Envelope`](crate::decode::Envelope)
+//!    (Message-ID, subject, fingerprint) and decode's [`Verdict`](crate::decode::Verdict):
+//!    skipped (not for us), quarantined (for us, unreadable), or matched with its payload.
+//! 3. **Map** ([`crate::map`]): a matched payload becomes a record, or a quarantine reason
+//!    if it does not fit the collector's format. [`prepare`] does steps 2 and 3 and says
+//!    what came of it as [`Mapped`]: `Skip`, `Quarantine` or `Accept`.
+//! 4. **Commit** ([`crate::store`]): a skipped message stops here, leaving no trace. Every
+//!    other one becomes an [`Incoming`] (its record, or its reason and raw bytes) and the
+//!    batch commits in one transaction ([`commit_messages`]). The store answers
+//!    [`Committed`] per message: created, quarantined, or a duplicate of a message it knows
+//!    (same position, or same content under another position).
+//! 5. **Acknowledge**: [`Committed::record_id`] tells the source what to do. A message
+//!    with a record (new, or a duplicate of one) is acknowledged with the collector's
+//!    after-action; one without (quarantined) is set aside, kept in the mailbox, never read
+//!    again. A skipped message is left untouched.
+//!
+//! [`CollectReport`] counts each message once, by what became of it; [`record_run`] writes
+//! the pass's outcome into the collector's state.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::config::{Collector, SourceConfig};
-use crate::decode::{DecodeRules, Envelope, Verdict, decode_message};
-use crate::map::{PayloadFormat, Record};
 use crate::source::SourceError;
-use crate::source::imap::ImapError;
+use crate::source::imap::ImapMailbox;
 use crate::source::maildir::Maildir;
+use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
-mod imap;
-mod maildir;
-use crate::store::{Committed, Incoming, IncomingOutcome, Store, StoreError};
+mod pass;
+mod prepare;
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
 
 /// Errors that stop a collector pass (per-message problems never do).
 #[derive(Debug, thiserror::Error)]
@@ -27,93 +55,12 @@ pub enum IngestError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Imap(#[from] ImapError),
 }
 
-/// What happens to a message, decided without I/O.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Not for us; left untouched.
-    Skip(String),
-    /// For us but unusable.
-    Quarantine(String),
-    Accept(Box<Record>),
-}
-
-/// A decoded and mapped message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
-    pub envelope: Envelope,
-    pub decision: Decision,
-}
-
-/// Decodes and maps one raw message (the pure core of a pass; also `parse` and `retry`).
-pub fn prepare(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepared {
-    let decoded = decode_message(raw, rules);
-    let decision = match decoded.verdict {
-        Verdict::Skipped(reason) => Decision::Skip(reason),
-        Verdict::Quarantined(reason) => Decision::Quarantine(reason),
-        Verdict::Matched { order_ref, payload } => {
-            match format.map(&payload, order_ref, &decoded.envelope) {
-                Ok(record) => Decision::Accept(Box::new(record)),
-                Err(e) => {
-                    Decision::Quarantine(format!("attachment `{}`: {e}", payload.attachment_name))
-                }
-            }
-        }
-    };
-    Prepared {
-        envelope: decoded.envelope,
-        decision,
+impl From<crate::source::imap::ImapError> for IngestError {
+    fn from(e: crate::source::imap::ImapError) -> Self {
+        IngestError::Source(e.into())
     }
-}
-
-/// [`prepare`], but a panic in a parser becomes a quarantine reason: one poisoned message
-/// must not take the daemon down and then crash it again on every restart.
-pub fn prepare_guarded(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepared {
-    std::panic::catch_unwind(|| prepare(raw, rules, format)).unwrap_or_else(|_| Prepared {
-        envelope: Envelope {
-            message_id: None,
-            subject: None,
-            fingerprint: crate::decode::Fingerprint::of(raw),
-        },
-        decision: Decision::Quarantine(
-            "the decoder failed on this message (internal error); kept for inspection".into(),
-        ),
-    })
-}
-
-/// Decodes a batch on every core (decoding is pure), keeping the order.
-fn prepare_all(messages: &[Fetched], rules: &DecodeRules, format: &PayloadFormat) -> Vec<Prepared> {
-    const MIN_PER_THREAD: usize = 16;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(messages.len() / MIN_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return messages
-            .iter()
-            .map(|m| prepare_guarded(&m.raw, rules, format))
-            .collect();
-    }
-    let per_thread = messages.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = messages
-            .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|m| prepare_guarded(&m.raw, rules, format))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 /// Counts of one collector pass.
@@ -146,81 +93,64 @@ pub struct Fetched {
     pub raw: Vec<u8>,
 }
 
-/// What the source should do with a message after the commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Stored (now or before): apply the after-processing action.
-    Acknowledge,
-    /// Quarantined (now or before): keep it, marked so it is not fetched again.
-    Quarantined,
-    /// Not for us: leave it untouched.
-    Leave,
-}
-
 /// Decodes, maps and commits fetched messages in one transaction, counting them into
-/// `report`; returns one disposition per message, in order.
+/// `report`. Returns one entry per message, in order: what the commit did with it, or `None`
+/// for a skipped message (not ours; never committed).
 pub fn commit_messages(
     collector: &Collector,
     store: &mut Store,
     messages: Vec<Fetched>,
     report: &mut CollectReport,
-) -> Result<Vec<Disposition>, StoreError> {
-    let mut dispositions = vec![Disposition::Leave; messages.len()];
-    let mut positions = Vec::new();
-    let mut items = Vec::new();
-    let prepared_all = prepare_all(&messages, &collector.rules, &collector.format);
+) -> Result<Vec<Option<Committed>>, StoreError> {
+    let raws: Vec<&[u8]> = messages.iter().map(|m| m.raw.as_slice()).collect();
+    let prepared_all = prepare::prepare_all(&raws, &collector.rules, &collector.format);
+    drop(raws);
+    let count = messages.len();
+    let mut positions = Vec::with_capacity(count);
+    let mut items = Vec::with_capacity(count);
+    report.fetched += count;
     for (i, (message, prepared)) in messages.into_iter().zip(prepared_all).enumerate() {
-        report.fetched += 1;
-        let outcome = match prepared.decision {
-            Decision::Skip(reason) => {
+        let record = match prepared.mapped {
+            Mapped::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");
                 report.skipped += 1;
                 continue;
             }
-            Decision::Quarantine(reason) => IncomingOutcome::Quarantine {
+            Mapped::Quarantine(reason) => Err(Unusable {
                 reason,
                 raw: message.raw,
-            },
-            Decision::Accept(record) => IncomingOutcome::Record(record),
+            }),
+            Mapped::Accept(record) => Ok(record),
         };
         positions.push(i);
         items.push(Incoming {
             source_key: message.key,
             envelope: prepared.envelope,
-            outcome,
+            record,
         });
     }
+    let mut outcomes = vec![None; count];
     let results = store.commit_batch(&collector.name, &collector.queue, &items)?;
     for ((i, item), committed) in positions.into_iter().zip(&items).zip(results) {
-        dispositions[i] = match committed {
-            Committed::Created(_) => {
-                report.accepted += 1;
-                Disposition::Acknowledge
-            }
+        match committed {
+            Committed::Created(_) => report.accepted += 1,
             Committed::Quarantined(id) => {
                 report.quarantined += 1;
-                if let IncomingOutcome::Quarantine { reason, .. } = &item.outcome {
+                if let Err(unusable) = &item.record {
                     warn!(
                         collector = %collector.name,
                         message_id = item.envelope.message_id.as_deref().unwrap_or("-"),
                         quarantine_id = id,
-                        %reason,
+                        reason = %unusable.reason,
                         "message quarantined"
                     );
                 }
-                Disposition::Quarantined
             }
-            Committed::Duplicate { record_id } => {
-                report.duplicates += 1;
-                if record_id.is_some() {
-                    Disposition::Acknowledge
-                } else {
-                    Disposition::Quarantined
-                }
-            }
-        };
+            Committed::Duplicate { .. } => report.duplicates += 1,
+        }
+        outcomes[i] = Some(committed);
     }
-    Ok(dispositions)
+    Ok(outcomes)
 }
 
 /// Asks a running pass to stop after the batch in flight.
@@ -234,10 +164,19 @@ pub async fn collect(
     shutdown: &Shutdown,
 ) -> Result<CollectReport, IngestError> {
     let report = match &collector.source {
-        SourceConfig::Maildir { path } => tokio::task::block_in_place(|| {
-            maildir::collect(collector, &Maildir::open(path)?, store, shutdown)
-        })?,
-        SourceConfig::Imap(imap) => imap::collect(collector, imap, store, shutdown).await?,
+        SourceConfig::Maildir { path } => {
+            pass::run(collector, store, Maildir::open(path)?, shutdown).await?
+        }
+        SourceConfig::Imap(imap) => {
+            let mailbox = ImapMailbox::open(
+                imap,
+                &collector.name,
+                &collector.after,
+                &collector.rules.subject_keyword,
+            )
+            .await?;
+            pass::run(collector, store, mailbox, shutdown).await?
+        }
     };
     info!(
         collector = %report.collector,
@@ -249,6 +188,27 @@ pub async fn collect(
         "collector pass done"
     );
     Ok(report)
+}
+
+/// Writes how a pass ended into the collector's state (for `collectors status`), with when
+/// the next one is due if something schedules it. A failure to write is logged, not
+/// returned: the pass itself is done either way.
+pub fn record_run(
+    store: &mut Store,
+    collector: &str,
+    result: &Result<CollectReport, IngestError>,
+    next_run: Option<DateTime<Utc>>,
+) {
+    let recorded = match result {
+        Ok(report) => {
+            let counts = serde_json::to_value(report).expect("a report serialises to JSON");
+            store.record_run(collector, RunOutcome::Success(&counts), next_run)
+        }
+        Err(e) => store.record_run(collector, RunOutcome::Failure(&e.to_string()), next_run),
+    };
+    if let Err(e) = recorded {
+        warn!(collector, error = %e, "could not record the run");
+    }
 }
 
 /// A runtime for running passes from synchronous code (the CLI, the benchmark). Multi-thread,

@@ -4,12 +4,20 @@
 //! identity is its unique name (the file name before `:2,`), which survives the move from
 //! `new/` to `cur/`. Acknowledging marks it seen the Maildir way: moved to `cur/` with `S`
 //! added to its flags. Dotfiles are ignored, as the Maildir convention says.
+//!
+//! Setting aside a quarantined message leaves it where it is, unseen in `new/` (or `cur/`),
+//! for a person to find with a mail client. Each pass lists it again, finds its position in
+//! the ledger, and neither reads nor counts it: a quarantined message is read once, as over
+//! IMAP. (Marking it would mean renaming it, and a Maildir keyword flag is a Dovecot
+//! extension other readers do not know.)
 
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::SourceError;
+use tracing::{debug, warn};
+
+use super::{Mailbox, SourceError, blocking};
 
 /// A Maildir folder.
 #[derive(Debug, Clone)]
@@ -100,6 +108,55 @@ impl Maildir {
             .join("cur")
             .join(format!("{}:2,{flags}", entry.key));
         fs::rename(&entry.path, &target).map_err(io_error(&entry.path))
+    }
+}
+
+impl Mailbox for Maildir {
+    type Position = MaildirEntry;
+
+    fn key(&self, entry: &MaildirEntry) -> String {
+        entry.key.clone()
+    }
+
+    async fn list_new(
+        &mut self,
+        _resume: Option<super::Checkpoint>,
+    ) -> Result<Vec<MaildirEntry>, SourceError> {
+        blocking(|| self.unseen())
+    }
+
+    async fn read(
+        &mut self,
+        entries: &[MaildirEntry],
+    ) -> Result<Vec<(MaildirEntry, Vec<u8>)>, SourceError> {
+        blocking(|| {
+            let mut read = Vec::with_capacity(entries.len());
+            for entry in entries {
+                match Maildir::read(self, entry)? {
+                    Some(raw) => read.push((entry.clone(), raw)),
+                    None => debug!(key = %entry.key, "message vanished before it was read"),
+                }
+            }
+            Ok(read)
+        })
+    }
+
+    /// Marks stored messages seen. A failure is logged, not returned: the message is stored
+    /// already, and the next pass finds it in the ledger and acknowledges it then.
+    async fn acknowledge(&mut self, entries: &[MaildirEntry]) -> Result<(), SourceError> {
+        blocking(|| {
+            for entry in entries {
+                if let Err(e) = self.mark_seen(entry) {
+                    warn!(key = %entry.key, error = %e, "could not mark the message seen");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Leaves quarantined messages untouched (see the module doc).
+    async fn set_aside(&mut self, _entries: &[MaildirEntry]) -> Result<(), SourceError> {
+        Ok(())
     }
 }
 

@@ -27,7 +27,7 @@ pub use lifecycle::{TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use url::{StorageUrl, StorageUrlError};
-pub use write::{Committed, Incoming, IncomingOutcome};
+pub use write::{Committed, Incoming, Unusable};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 

@@ -22,24 +22,21 @@ pub(super) const OUTCOME_DUPLICATE: &str = "duplicate";
 pub(super) const QUARANTINE_OPEN: &str = "open";
 pub(super) const QUARANTINE_RELEASED: &str = "released";
 
-/// A message for us, ready to commit.
+/// A message for us, ready to commit (a skipped message never becomes one).
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// The message's position in its mailbox (Maildir unique name, or UIDVALIDITY:UID).
     pub source_key: String,
     pub envelope: Envelope,
-    pub outcome: IncomingOutcome,
+    /// The record to store, or why the message is quarantined instead.
+    pub record: Result<Box<Record>, Unusable>,
 }
 
-/// What to store for an incoming message.
+/// A message for us that could not be made into a record: kept whole, with the reason.
 #[derive(Debug, Clone)]
-pub enum IncomingOutcome {
-    Record(Box<Record>),
-    /// Unusable: keep the raw bytes and the reason.
-    Quarantine {
-        reason: String,
-        raw: Vec<u8>,
-    },
+pub struct Unusable {
+    pub reason: String,
+    pub raw: Vec<u8>,
 }
 
 /// What the commit did with one message.
@@ -52,6 +49,18 @@ pub enum Committed {
     Duplicate {
         record_id: Option<i64>,
     },
+}
+
+impl Committed {
+    /// The record this message produced, now or as an earlier copy. The source acknowledges
+    /// a message that has one, and sets aside one that has none (it was quarantined).
+    pub fn record_id(&self) -> Option<i64> {
+        match *self {
+            Committed::Created(id) => Some(id),
+            Committed::Quarantined(_) => None,
+            Committed::Duplicate { record_id } => record_id,
+        }
+    }
 }
 
 impl Store {
@@ -124,19 +133,19 @@ fn commit_one(
         .into_iter()
         .find(|k| k.message_id.as_deref() == item.envelope.message_id.as_deref())
         .map(|k| (k.record_id, k.quarantine_id));
-    let (outcome, record_id, quarantine_id, committed) = match (first_copy, &item.outcome) {
+    let (outcome, record_id, quarantine_id, committed) = match (first_copy, &item.record) {
         (Some((record_id, quarantine_id)), _) => (
             OUTCOME_DUPLICATE,
             record_id,
             quarantine_id,
             Committed::Duplicate { record_id },
         ),
-        (None, IncomingOutcome::Record(record)) => {
+        (None, Ok(record)) => {
             let actor = format!("collector:{collector}");
             let id = insert_record(conn, ids, collector, queue, record, &actor)?;
             (OUTCOME_ACCEPTED, Some(id), None, Committed::Created(id))
         }
-        (None, IncomingOutcome::Quarantine { reason, raw }) => {
+        (None, Err(Unusable { reason, raw })) => {
             let at = now();
             let id = diesel::insert_into(quarantine::table)
                 .values(NewQuarantine {

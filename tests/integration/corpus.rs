@@ -2,7 +2,7 @@
 //! every run, 3–5 KB each, and every message an order the decoder accepts whole.
 
 use mailintake::decode::DecodeRules;
-use mailintake::ingest::{Decision, prepare};
+use mailintake::ingest::{Mapped, prepare};
 use mailintake::map::{Inn, PayloadFormat};
 
 use crate::kit::mail::{Corpus, MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, Rng, inn_pool};
@@ -24,8 +24,8 @@ fn corpus_is_deterministic_sized_and_accepted() {
     let mut decoded_lines = 0;
     for (raw, lines) in corpus.messages.iter().zip(&corpus.lines) {
         assert!((MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&raw.len()));
-        match prepare(raw, &rules, &PayloadFormat::OrderJson).decision {
-            Decision::Accept(record) => {
+        match prepare(raw, &rules, &PayloadFormat::OrderJson).mapped {
+            Mapped::Accept(record) => {
                 assert_eq!(record.lines.len(), *lines);
                 assert!(record.date.is_some() && record.warnings.is_empty());
                 decoded_lines += record.lines.len();

@@ -1,4 +1,5 @@
-//! An IMAP mailbox over async-imap, with TLS by rustls (certificates always verified).
+//! An IMAP connection over async-imap, with TLS by rustls (certificates always verified):
+//! log in, select, and the few UID commands a collector needs.
 //!
 //! Every command runs under a timeout (async-imap has none), and only the fetch items the
 //! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`.
@@ -16,46 +17,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::ImapError;
 use crate::config::{ImapConfig, TlsMode};
-
-/// The keyword that marks a quarantined message so it is not fetched again.
-pub const QUARANTINE_KEYWORD: &str = "$MailintakeQuarantined";
 
 /// What an IMAP session runs over: TCP, or TLS over TCP.
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
 
-type ImapSession = Session<Box<dyn ImapIo>>;
-
-/// Errors talking to an IMAP server. None of them carries the password.
-#[derive(Debug, thiserror::Error)]
-pub enum ImapError {
-    #[error("cannot connect to {host}:{port}: {source}")]
-    Connect {
-        host: String,
-        port: u16,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("TLS with {host}: {message}")]
-    Tls { host: String, message: String },
-    #[error("login as {username} refused: {message}")]
-    Login { username: String, message: String },
-    #[error("password: {0}")]
-    Secret(String),
-    #[error("IMAP {command}: {source}")]
-    Command {
-        command: &'static str,
-        #[source]
-        source: async_imap::error::Error,
-    },
-    #[error("IMAP {0}: no answer within the timeout")]
-    Timeout(&'static str),
-    #[error("the server did not send a greeting")]
-    NoGreeting,
-    #[error("mailbox {0} has no UIDVALIDITY; the server does not support UIDs")]
-    NoUidValidity(String),
-}
+pub(super) type ImapSession = Session<Box<dyn ImapIo>>;
 
 /// Runs `fut` with the command timeout; `command` names it in errors.
 async fn timed<T>(
@@ -192,8 +161,8 @@ async fn login(config: &ImapConfig) -> Result<ImapSession, ImapError> {
     }
 }
 
-/// A selected mailbox.
-pub struct ImapMailbox {
+/// A logged-in connection with the collector's mailbox selected.
+pub struct Connection {
     session: ImapSession,
     timeout: Duration,
     pub uidvalidity: u32,
@@ -227,16 +196,16 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-impl ImapMailbox {
+impl Connection {
     /// Connects, logs in and selects the configured mailbox.
-    pub async fn open(config: &ImapConfig) -> Result<ImapMailbox, ImapError> {
+    pub async fn open(config: &ImapConfig) -> Result<Connection, ImapError> {
         let mut session = login(config).await?;
         let capabilities = timed(config.timeout, "CAPABILITY", session.capabilities()).await?;
         let mailbox = timed(config.timeout, "SELECT", session.select(&config.mailbox)).await?;
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::NoUidValidity(config.mailbox.clone()))?;
-        Ok(ImapMailbox {
+        Ok(Connection {
             session,
             timeout: config.timeout,
             uidvalidity,
@@ -344,7 +313,7 @@ impl ImapMailbox {
     }
 
     /// Hands the session over for IDLE.
-    pub fn into_session(self) -> (ImapSession, Duration) {
+    pub(super) fn into_session(self) -> (ImapSession, Duration) {
         (self.session, self.timeout)
     }
 }

@@ -1,0 +1,343 @@
+//! One collector's life in the daemon: a pass at start-up, then one per schedule tick or
+//! IDLE push; after a failure, retries with capped exponential backoff (never later than
+//! the next tick), while the other collectors go on.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tracing::{error, warn};
+
+use crate::config::{Collector, SourceConfig, StorageUrl};
+use crate::ingest::{CollectReport, IngestError, Shutdown, collect, record_run};
+use crate::source::blocking;
+use crate::source::imap::idle::{IdleEnd, wait_for_mail};
+use crate::store::{Store, UnknownCustomer};
+
+/// Schedule of a collector that names none: every five minutes.
+const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
+/// First retry delay after a failure; doubles up to [`BACKOFF_CAP`].
+const BACKOFF_START: Duration = Duration::from_secs(2);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// The wait when a schedule has no next tick.
+const NO_NEXT_TICK: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Exponential backoff, capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: BACKOFF_START,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next retry; each call doubles the one after, up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(BACKOFF_CAP);
+        delay
+    }
+}
+
+/// When a collector runs next: at its schedule's next tick, or sooner after a failure.
+pub(super) struct Cadence {
+    schedule: cron::Schedule,
+    backoff: Backoff,
+}
+
+impl Cadence {
+    pub(super) fn of(collector: &Collector) -> Cadence {
+        Cadence {
+            schedule: collector.schedule.clone().unwrap_or_else(|| {
+                cron::Schedule::from_str(DEFAULT_SCHEDULE).expect("the default schedule is valid")
+            }),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// How long to wait after a pass that ended at `now`, successfully or not.
+    fn wait_after(&mut self, succeeded: bool, now: DateTime<Utc>) -> Duration {
+        let until_tick = self
+            .schedule
+            .after(&now)
+            .next()
+            .map_or(NO_NEXT_TICK, |tick| {
+                (tick - now).to_std().unwrap_or(Duration::ZERO)
+            });
+        if succeeded {
+            self.backoff = Backoff::default();
+            until_tick
+        } else {
+            self.backoff.next_delay().min(until_tick)
+        }
+    }
+}
+
+/// One collector's passes, as [`drive`] runs them; a trait so the timing is tested without
+/// a mailbox or a database.
+pub(super) trait Pass {
+    fn run(&mut self) -> impl Future<Output = Result<CollectReport, IngestError>> + Send;
+    /// Records how the pass ended and when the next one is due.
+    fn record(&mut self, result: &Result<CollectReport, IngestError>, next_run: DateTime<Utc>);
+}
+
+/// The real pass: the collector over its mailbox, into the store.
+struct CollectorPass {
+    collector: Collector,
+    store: Store,
+    stop: Shutdown,
+}
+
+impl Pass for CollectorPass {
+    async fn run(&mut self) -> Result<CollectReport, IngestError> {
+        collect(&self.collector, &mut self.store, &self.stop).await
+    }
+
+    fn record(&mut self, result: &Result<CollectReport, IngestError>, next_run: DateTime<Utc>) {
+        let name = &self.collector.name;
+        if let Err(e) = result {
+            error!(collector = %name, error = %e, retry_at = %next_run, "collector pass failed");
+        }
+        blocking(|| record_run(&mut self.store, name, result, Some(next_run)));
+    }
+}
+
+/// Runs `pass` at start, then whenever `cadence` says or `pushed` is notified, until `stop`.
+pub(super) async fn drive(
+    mut pass: impl Pass,
+    mut cadence: Cadence,
+    stop: &Shutdown,
+    pushed: &Notify,
+) {
+    loop {
+        let result = pass.run().await;
+        let now = Utc::now();
+        let wait = cadence.wait_after(result.is_ok(), now);
+        pass.record(
+            &result,
+            now + chrono::Duration::from_std(wait).unwrap_or_default(),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = pushed.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Opens the store, retrying with backoff (the database may be on a disk not yet mounted).
+async fn open_store(url: &StorageUrl, name: &str, stop: &Shutdown) -> Option<Store> {
+    let mut backoff = Backoff::default();
+    loop {
+        match blocking(|| Store::open(url)) {
+            Ok(store) => return Some(store),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                error!(collector = name, error = %e, retry_in = ?delay, "cannot open the database");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// One collector's task: opens its store, then [`drive`]s its passes until `stop`.
+pub(super) async fn run(
+    collector: Collector,
+    storage: StorageUrl,
+    unknown_customer: Option<UnknownCustomer>,
+    stop: Shutdown,
+    pushed: Arc<Notify>,
+) {
+    let Some(mut store) = open_store(&storage, &collector.name, &stop).await else {
+        return;
+    };
+    store.set_unknown_customer(unknown_customer);
+    let cadence = Cadence::of(&collector);
+    let pass = CollectorPass {
+        collector,
+        store,
+        stop: stop.clone(),
+    };
+    drive(pass, cadence, &stop, &pushed).await;
+}
+
+/// Keeps an IMAP IDLE session open and wakes the collector when the server announces mail,
+/// reconnecting with backoff after an error. Ends at `stop`, or at once if the server has no
+/// IDLE (the schedule alone drives the collector then).
+pub(super) async fn idle_watch(collector: Collector, stop: Shutdown, pushed: Arc<Notify>) {
+    let SourceConfig::Imap(config) = &collector.source else {
+        return;
+    };
+    let mut backoff = Backoff::default();
+    while !stop.is_cancelled() {
+        match wait_for_mail(config, &stop, &pushed).await {
+            Ok(IdleEnd::Stopped) => return,
+            Ok(IdleEnd::Unsupported) => {
+                warn!(collector = %collector.name, "the server does not offer IDLE; polling on the schedule only");
+                return;
+            }
+            Ok(IdleEnd::Renew) => backoff = Backoff::default(),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(collector = %collector.name, error = %e, retry_in = ?delay, "IDLE session failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use chrono::TimeZone;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::source::SourceError;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u64> = (0..10).map(|_| backoff.next_delay().as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+
+    fn every_five_minutes() -> Cadence {
+        Cadence {
+            schedule: cron::Schedule::from_str(DEFAULT_SCHEDULE).unwrap(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    #[test]
+    fn a_failure_retries_with_backoff_but_never_after_the_next_tick() {
+        let mut cadence = every_five_minutes();
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 1, 30).unwrap();
+        assert_eq!(cadence.wait_after(true, now), Duration::from_secs(210));
+        let waits: Vec<u64> = (0..9)
+            .map(|_| cadence.wait_after(false, now).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 210, 210]);
+        assert_eq!(cadence.wait_after(true, now), Duration::from_secs(210));
+        assert_eq!(
+            cadence.wait_after(false, now),
+            Duration::from_secs(2),
+            "a success resets the backoff"
+        );
+    }
+
+    /// A pass that plays a script of outcomes and notes when (in tokio's paused time) it
+    /// ran; it cancels `stop` when the script runs out.
+    struct Scripted {
+        outcomes: VecDeque<bool>,
+        ran_at: Vec<Instant>,
+        stop: Shutdown,
+    }
+
+    impl Scripted {
+        fn new(outcomes: &[bool], stop: &Shutdown) -> Scripted {
+            Scripted {
+                outcomes: outcomes.iter().copied().collect(),
+                ran_at: Vec::new(),
+                stop: stop.clone(),
+            }
+        }
+
+        /// Seconds between consecutive passes.
+        fn gaps(&self) -> Vec<u64> {
+            self.ran_at
+                .windows(2)
+                .map(|w| (w[1] - w[0]).as_secs())
+                .collect()
+        }
+    }
+
+    impl Pass for &mut Scripted {
+        async fn run(&mut self) -> Result<CollectReport, IngestError> {
+            self.ran_at.push(Instant::now());
+            match self.outcomes.pop_front() {
+                Some(true) => Ok(CollectReport::for_collector("scripted")),
+                Some(false) => Err(IngestError::Source(SourceError::NotAMaildir {
+                    path: "scripted".into(),
+                })),
+                None => {
+                    self.stop.cancel();
+                    Ok(CollectReport::for_collector("scripted"))
+                }
+            }
+        }
+
+        fn record(&mut self, _: &Result<CollectReport, IngestError>, _: DateTime<Utc>) {}
+    }
+
+    fn yearly() -> Cadence {
+        Cadence {
+            schedule: cron::Schedule::from_str("0 0 0 1 1 *").unwrap(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_passes_are_retried_with_backoff_and_a_success_waits_for_the_schedule() {
+        let stop = Shutdown::new();
+        let mut pass = Scripted::new(&[false, false, false, true, false], &stop);
+        drive(&mut pass, yearly(), &stop, &Notify::new()).await;
+        let gaps = pass.gaps();
+        assert_eq!(gaps.len(), 5, "{gaps:?}");
+        assert_eq!(gaps[..3], [2, 4, 8]);
+        assert!(
+            gaps[3] > 24 * 3600,
+            "after a success, the next tick: {gaps:?}"
+        );
+        assert_eq!(gaps[4], 2, "the success reset the backoff");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_push_runs_a_pass_before_the_tick_and_stop_ends_the_wait() {
+        let stop = Shutdown::new();
+        let pushed = Arc::new(Notify::new());
+        let pusher = {
+            let pushed = pushed.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                pushed.notify_one();
+            })
+        };
+        let mut pass = Scripted::new(&[true], &stop);
+        drive(&mut pass, yearly(), &stop, &pushed).await;
+        pusher.await.unwrap();
+        assert_eq!(pass.gaps(), [10]);
+
+        // Stopped while waiting for a tick a year away: returns at once.
+        let stop = Shutdown::new();
+        let mut pass = Scripted::new(&[true, true], &stop);
+        let started = Instant::now();
+        let canceller = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                stop.cancel();
+            })
+        };
+        drive(&mut pass, yearly(), &stop, &Notify::new()).await;
+        canceller.await.unwrap();
+        assert_eq!(pass.ran_at.len(), 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+}
