@@ -30,7 +30,7 @@ pub use quarantine::QuarantineCommand;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::map::phone_digits;
+use crate::domain::phone_digits;
 use crate::store::Store;
 
 /// Website form e-mails become leads and orders, exactly once.

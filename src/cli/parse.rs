@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::records::print_record_details;
 use super::{Cli, print_json_sorted_keys};
 use crate::ingest::{Mapped, prepare};
-use crate::map::Record;
+use crate::mapping::Record;
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {

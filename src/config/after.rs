@@ -6,6 +6,7 @@ use toml::Spanned;
 use super::error::{ConfigError, ErrorSite};
 use super::imap::check_folder;
 use super::keyword::{Choice, pick};
+use crate::source::imap::{AfterAction, AfterPolicy};
 
 /// `[collector.after]` as written (IMAP collectors only).
 #[derive(Deserialize)]
@@ -28,38 +29,6 @@ enum ActionName {
     Seen,
     Move,
     Delete,
-}
-
-/// What happens to a message once it is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AfterAction {
-    /// Set `\Seen` (the Maildir `S` flag).
-    Seen,
-    /// Move to this folder (created if missing).
-    Move(String),
-    /// Delete (expunge) it.
-    Delete,
-}
-
-/// After-processing policy of a collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AfterPolicy {
-    /// What happens to a stored message.
-    pub action: AfterAction,
-    /// Expunge processed messages older than this many days.
-    pub delete_after_days: Option<u32>,
-    /// Move quarantined messages here instead of flagging them in place.
-    pub quarantine_move_to: Option<String>,
-}
-
-impl Default for AfterPolicy {
-    fn default() -> Self {
-        AfterPolicy {
-            action: AfterAction::Seen,
-            delete_after_days: None,
-            quarantine_move_to: None,
-        }
-    }
 }
 
 impl RawAfter {

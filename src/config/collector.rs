@@ -8,13 +8,15 @@ use encoding_rs::Encoding;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::after::{AfterPolicy, RawAfter};
+use super::after::RawAfter;
 use super::error::{ConfigError, ErrorSite};
 use super::format::Formats;
-use super::imap::{ImapConfig, RawImap};
+use super::imap::RawImap;
 use super::keyword::{Choice, pick};
 use crate::decode::DecodeRules;
-use crate::map::PayloadFormat;
+use crate::mapping::PayloadFormat;
+use crate::source::imap::AfterPolicy;
+use crate::source::imap::ImapConfig;
 
 /// Messages a collector reads and commits in one transaction when nothing else is configured.
 pub const DEFAULT_BATCH_SIZE: usize = 200;

@@ -11,9 +11,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ErrorSite};
 use super::keyword::{Choice, pick};
-use crate::map::declarative::{DeclarativeFormat, Target};
-use crate::map::template::{Template, ValueTables};
-use crate::map::{PayloadFormat, RecordKind};
+use crate::mapping::declarative::{DeclarativeFormat, Target};
+use crate::mapping::template::{Template, ValueTables};
+use crate::mapping::{PayloadFormat, RecordKind};
 
 /// The only payload format built in so far (the seed's v0.1 order file).
 pub const ORDER_JSON_FORMAT: &str = "order-json";

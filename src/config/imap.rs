@@ -1,7 +1,6 @@
 //! `[collector.imap]`: an IMAP mailbox, its TLS mode and the password, given by reference.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,6 +8,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ErrorSite};
 use super::keyword::{Choice, pick};
+use crate::source::imap::{ImapConfig, Secret, TlsMode};
 
 /// `[collector.imap]` as written.
 #[derive(Deserialize)]
@@ -37,71 +37,6 @@ pub(super) struct RawImap {
     ca_file: Option<Spanned<String>>,
     /// Limit in seconds for one IMAP command (1..3600). Default: 60.
     timeout_secs: Option<Spanned<i64>>,
-}
-
-/// An IMAP mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImapConfig {
-    /// Server host name or IP address (also the name its certificate must carry).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// How the connection is protected.
-    pub tls: TlsMode,
-    /// Login name.
-    pub username: String,
-    /// The password, read at connect time.
-    pub password: Secret,
-    /// Folder read.
-    pub mailbox: String,
-    /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
-    pub ca_file: Option<PathBuf>,
-    /// Limit for one IMAP command; a server slower than this is reconnected.
-    pub timeout: Duration,
-}
-
-/// How the IMAP connection is protected. Certificates are always verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (port 993).
-    Implicit,
-    /// Plain connection upgraded with STARTTLS (port 143).
-    Starttls,
-    /// No TLS: only to a loopback host, or with `allow-insecure = true`.
-    None,
-}
-
-/// A secret given by reference, never inline.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// The value of an environment variable.
-    Env(String),
-    /// The contents of a file (trailing newline removed), e.g. a systemd credential.
-    File(PathBuf),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Env(name) => write!(f, "Secret::Env({name})"),
-            Secret::File(path) => write!(f, "Secret::File({})", path.display()),
-        }
-    }
-}
-
-impl Secret {
-    /// Reads the secret now (at connect time, so a rotated credential is picked up).
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            Secret::Env(name) => {
-                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
-            }
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| format!("cannot read password file {}: {e}", path.display())),
-        }
-    }
 }
 
 /// Folder names go into IMAP commands: refuse what could break out of a quoted string.

@@ -37,12 +37,11 @@ use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
 use self::workflow::RawUnknownCustomer;
 
-pub use self::after::{AfterAction, AfterPolicy};
 pub use self::collector::{CollectMode, Collector, DEFAULT_BATCH_SIZE, SourceConfig};
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
-pub use self::imap::{ImapConfig, Secret, TlsMode};
 pub use self::workflow::Workflow;
+pub use crate::source::imap::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 pub use crate::store::StorageUrl;
 
 /// Where the config is looked for when neither `--config` nor `MAILINTAKE_CONFIG` is given.
@@ -62,7 +61,7 @@ pub struct Config {
     /// Status names (`[workflow]`).
     pub workflow: Workflow,
     /// Fallback for records naming a customer id no counterparty has.
-    pub unknown_customer: Option<crate::store::UnknownCustomer>,
+    pub unknown_customer: Option<crate::domain::UnknownCustomer>,
 }
 
 /// A queue (the seed's "calendar") that records are routed into.
@@ -157,10 +156,12 @@ impl Config {
             queues,
             collectors,
             workflow: raw.workflow,
-            unknown_customer: raw.unknown_customer.map(|u| crate::store::UnknownCustomer {
-                counterparty: u.counterparty,
-                status: u.status,
-            }),
+            unknown_customer: raw
+                .unknown_customer
+                .map(|u| crate::domain::UnknownCustomer {
+                    counterparty: u.counterparty,
+                    status: u.status,
+                }),
         })
     }
 

@@ -12,10 +12,11 @@ use tokio::sync::Notify;
 use tracing::{error, warn};
 
 use crate::config::{Collector, SourceConfig, StorageUrl};
+use crate::domain::UnknownCustomer;
 use crate::ingest::{CollectReport, IngestError, Shutdown, collect, record_run};
 use crate::source::blocking;
 use crate::source::imap::idle::{IdleEnd, wait_for_mail};
-use crate::store::{Store, UnknownCustomer};
+use crate::store::Store;
 
 /// Schedule of a collector that names none: every five minutes.
 const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use super::status;
-use crate::map::{OrderLine, Record};
+use crate::mapping::{OrderLine, Record};
 
 /// What a record gets when it names a customer id that matches no counterparty
 /// (seed 001's "Kundennr. / Status Kunde unbekannt"), from `[unknown-customer]`.
@@ -97,11 +97,11 @@ pub fn created_detail(record: &Record, tech_cards: usize) -> String {
 mod tests {
     use super::*;
     use crate::domain::Inn;
-    use crate::map::declarative::ServiceRequest;
+    use crate::mapping::declarative::ServiceRequest;
 
     fn record(inn: Option<&str>, customer_id: Option<&str>) -> Record {
-        let (payload, envelope) = crate::map::test_input("{}", "order.txt", "utf-8");
-        let mut record = crate::map::map_order_json(&payload, None, &envelope).unwrap();
+        let (payload, envelope) = crate::mapping::test_input("{}", "order.txt", "utf-8");
+        let mut record = crate::mapping::map_order_json(&payload, None, &envelope).unwrap();
         record.inn = inn.map(Inn::parse);
         record.service = customer_id.map(|c| ServiceRequest {
             customer_id: Some(c.into()),

@@ -8,7 +8,7 @@
 //! resolved record awaits the customer's accept or reject; an accepted record is closed.
 
 use super::{EventKind, RequestType, Stage, StatusNames, Triage};
-use crate::map::declarative::{ServiceRequest, Target};
+use crate::mapping::declarative::{ServiceRequest, Target};
 
 /// Why a change to a record is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

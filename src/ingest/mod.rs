@@ -15,7 +15,7 @@
 //! 2. **Decode** ([`crate::decode`]): the bytes give an [`Envelope`](crate::decode::Envelope)
 //!    (Message-ID, subject, fingerprint) and decode's [`Verdict`](crate::decode::Verdict):
 //!    skipped (not for us), quarantined (for us, unreadable), or matched with its payload.
-//! 3. **Map** ([`crate::map`]): a matched payload becomes a record, or a quarantine reason
+//! 3. **Map** ([`crate::mapping`]): a matched payload becomes a record, or a quarantine reason
 //!    if it does not fit the collector's format. [`prepare`] does steps 2 and 3 and says
 //!    what came of it as [`Mapped`]: `Skip`, `Quarantine` or `Accept`.
 //! 4. **Commit** ([`crate::store`]): a skipped message stops here, leaving no trace. Every

@@ -1,7 +1,7 @@
 //! The pure core of a pass: decode and map one message, or a batch on every core.
 
 use crate::decode::{DecodeRules, Envelope, Fingerprint, Verdict, decode_message};
-use crate::map::{PayloadFormat, Record};
+use crate::mapping::{PayloadFormat, Record};
 
 /// What decoding and mapping made of one message: the input of the commit.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@ use super::rows::{NewEvent, NewLine, NewRecord, NewTechCard, to_json};
 use super::schema::{contacts, counterparties, record_events, record_lines, records, tech_cards};
 use crate::domain::intake::{self, CounterpartyLink};
 use crate::domain::{EventKind, UnknownCustomer, status};
-use crate::map::Record;
+use crate::mapping::Record;
 
 pub(super) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()

@@ -12,7 +12,7 @@ use super::schema::{record_events, records};
 use super::{Store, StoreError};
 use crate::domain::workflow::{self, Refusal, StatusChange};
 use crate::domain::{EventKind, RequestType, StatusNames, Triage};
-use crate::map::declarative::{ServiceRequest, Target};
+use crate::mapping::declarative::{ServiceRequest, Target};
 
 /// Which requests the triage list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

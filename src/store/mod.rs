@@ -22,7 +22,7 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use crate::domain::{Triage, UnknownCustomer};
+use crate::domain::UnknownCustomer;
 pub use lifecycle::{TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};

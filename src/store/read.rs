@@ -11,8 +11,8 @@ use super::schema::{ledger, quarantine, record_events, record_lines, records, te
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
 use crate::domain::{EventKind, Inn, Phone};
-use crate::map::declarative::ServiceRequest;
-use crate::map::{OrderLine, Record, RecordKind, SourceInfo};
+use crate::mapping::declarative::ServiceRequest;
+use crate::mapping::{OrderLine, Record, RecordKind, SourceInfo};
 
 /// What the ledger knows about one message position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use crate::domain::{Refusal, StatusChange, StatusNames};
 fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
-    let (payload, envelope) = crate::map::test_input(
+    let (payload, envelope) = crate::mapping::test_input(
         r#"{"Телефон": "+7 900 000-00-00", "ИНН": "7709745454"}"#,
         "order.txt",
         "utf-8",
     );
-    let record = crate::map::map_order_json(&payload, None, &envelope).unwrap();
+    let record = crate::mapping::map_order_json(&payload, None, &envelope).unwrap();
     let Store { conn, ids } = &mut store;
     let id = insert::insert_record(conn, ids, "c", "q", &record, "test").unwrap();
     (dir, store, id)

@@ -11,7 +11,7 @@ use super::schema::{ledger, quarantine};
 use super::{Store, StoreError};
 use crate::decode::Envelope;
 use crate::domain::EventKind;
-use crate::map::Record;
+use crate::mapping::Record;
 
 /// Ledger outcomes, as stored.
 pub(super) const OUTCOME_ACCEPTED: &str = "accepted";

@@ -2,8 +2,9 @@
 //! every run, 3–5 KB each, and every message an order the decoder accepts whole.
 
 use mailintake::decode::DecodeRules;
+use mailintake::domain::Inn;
 use mailintake::ingest::{Mapped, prepare};
-use mailintake::map::{Inn, PayloadFormat};
+use mailintake::mapping::PayloadFormat;
 
 use crate::kit::mail::{Corpus, MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, Rng, inn_pool};
 

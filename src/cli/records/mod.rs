@@ -9,12 +9,10 @@ use serde::Serialize;
 
 use super::{actor_or_os_user, phone_digits_arg, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
-use crate::domain::{StatusChange, StatusNames};
-use crate::map::RecordKind;
-use crate::map::declarative::Target;
-use crate::store::{
-    RecordEvent, RecordFilter, Store, StoredRecord, Triage, TriageFilter, TriageState,
-};
+use crate::domain::{StatusChange, StatusNames, Triage};
+use crate::mapping::RecordKind;
+use crate::mapping::declarative::Target;
+use crate::store::{RecordEvent, RecordFilter, Store, StoredRecord, TriageFilter, TriageState};
 
 pub(super) use view::{print_record_details, print_record_table};
 

@@ -2,7 +2,8 @@
 //! `records show` and `parse` share.
 
 use crate::cli::table::{or_dash, print_table};
-use crate::map::{OrderLine, Phone, Record};
+use crate::domain::Phone;
+use crate::mapping::{OrderLine, Record};
 use crate::store::{RecordEvent, StoredRecord};
 
 fn number(value: Option<f64>) -> String {

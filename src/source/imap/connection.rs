@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::ImapError;
-use crate::config::{ImapConfig, TlsMode};
+use super::{ImapConfig, TlsMode};
 
 /// What an IMAP session runs over: TCP, or TLS over TCP.
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}

@@ -8,8 +8,8 @@ use async_imap::imap_proto::{MailboxDatum, Response};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::ImapConfig;
 use super::{Connection, ImapError};
-use crate::config::ImapConfig;
 
 /// IDLE is re-issued before servers drop it (RFC 2177 allows them to after 30 minutes).
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);

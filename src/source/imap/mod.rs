@@ -13,12 +13,13 @@ use chrono::{Duration as Days, Utc};
 use tracing::{info, warn};
 
 use super::{Checkpoint, Mailbox, SourceError};
-use crate::config::{AfterAction, AfterPolicy, ImapConfig};
 
 mod connection;
 pub mod idle;
+mod settings;
 
 pub use connection::Connection;
+pub use settings::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 
 /// The keyword that marks a quarantined message so it is not fetched again.
 pub const QUARANTINE_KEYWORD: &str = "$MailintakeQuarantined";

@@ -288,7 +288,7 @@ mod tests {
     }
 
     fn map(json: &str) -> Result<Record, FormatError> {
-        let (payload, envelope) = crate::map::test_input(json, "form.json", "utf-8");
+        let (payload, envelope) = crate::mapping::test_input(json, "form.json", "utf-8");
         consult_format().map(&payload, Some("1".into()), &envelope)
     }
 

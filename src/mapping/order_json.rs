@@ -260,7 +260,7 @@ pub fn map_order_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::test_input;
+    use crate::mapping::test_input;
 
     const SEED: &str = r#"{
 	"Тема": "Заказ №123 от 01.06.2019 бла бла бла",

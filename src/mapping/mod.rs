@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{Envelope, Payload};
-// NOTE: `Inn` and `phone_digits` lived here before `domain`; the paths stay for callers.
-pub use crate::domain::{Inn, Phone, phone_digits};
+use crate::domain::{Inn, Phone};
+
 pub use order_json::{MapError, map_order_json};
 
 /// What a record is.
