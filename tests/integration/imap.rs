@@ -134,6 +134,57 @@ fn plain_imap_collect_stores_marks_seen_and_leaves_the_rest() {
     );
 }
 
+/// `text` in base64, by coreutils (the forms a SASL PLAIN login would put on the wire).
+fn base64(text: &[u8]) -> String {
+    let mut child = std::process::Command::new("base64")
+        .args(["-w", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// Issue 15: at `trace`, async-imap logged the `LOGIN "user" "password"` it sent. The most
+/// specific directive for its target is asked for too: the filter must hold against it.
+#[test]
+fn the_password_is_never_logged_even_at_trace() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    server.append(USER, PASSWORD, "INBOX", &sample("21-reply-question.eml"));
+    let sandbox = sandbox_for(&[ImapCollector::new("site-orders", server.port())]);
+
+    let output = sandbox
+        .command(&["collect", "--json"])
+        .env(
+            "MAILINTAKE_LOG",
+            "trace,async_imap=trace,async_imap::imap_stream=trace",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts(&report[0]), [2, 1, 1, 0, 0]);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("skipped"),
+        "the log ran at debug level or finer: {stderr}"
+    );
+    let secrets = [
+        PASSWORD.to_string(),
+        base64(PASSWORD.as_bytes()),
+        base64(format!("\0{USER}\0{PASSWORD}").as_bytes()),
+        base64(format!("{USER}\0{PASSWORD}").as_bytes()),
+    ];
+    for secret in &secrets {
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "`{secret}` was logged:\n{stderr}"
+        );
+    }
+}
+
 #[test]
 fn implicit_tls_and_starttls_verify_the_server_against_the_ca_file() {
     let server = dovecot(true);
