@@ -125,6 +125,40 @@ fn committed_but_unacknowledged_message_is_acknowledged_not_stored_again() {
     assert_eq!(files_in(&sandbox, "cur"), ["1000.M1.mx:2,S"]);
 }
 
+/// Issue 15: two names that differ only in bytes that are not UTF-8 once shared one key;
+/// the second order was taken for a duplicate of the first and its rename into cur/ replaced
+/// the first file, so one order was gone from the database and the mailbox.
+#[test]
+fn maildir_names_differing_only_in_invalid_utf8_are_two_orders() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    let sandbox = sandbox_with_inbox();
+    let names: [&[u8]; 2] = [b"1000.M1\xff.mx", b"1000.M1\xfe.mx"];
+    for (n, name) in (1..).zip(names) {
+        let path = sandbox
+            .path(INBOX)
+            .join("new")
+            .join(OsString::from_vec(name.to_vec()));
+        fs::write(path, order_message(n, "7709745454", 1)).unwrap();
+    }
+    assert_eq!(counts(&sandbox.collect()), [2, 2, 0, 0, 0]);
+    sandbox.assert_one_record_per_order(2);
+    let mut in_cur: Vec<Vec<u8>> = fs::read_dir(sandbox.path(INBOX).join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    in_cur.sort();
+    assert_eq!(
+        in_cur,
+        [
+            b"1000.M1\xfe.mx:2,S".to_vec(),
+            b"1000.M1\xff.mx:2,S".to_vec()
+        ]
+    );
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+}
+
 #[test]
 fn quarantined_message_stays_in_the_mailbox_and_is_kept_byte_for_byte() {
     let sandbox = sandbox_with_inbox();
