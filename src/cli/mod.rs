@@ -175,7 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
             collectors::run(&config, &mut store, command)
         }
         Command::Check => {
-            check::run(&cli.load_config()?);
+            check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())
         }
     }

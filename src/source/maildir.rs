@@ -114,6 +114,17 @@ impl Maildir {
         })
     }
 
+    /// Opens the Maildir at `root` and lists `new/` and `cur/` once: what `mailintake check`
+    /// can know about it without reading mail.
+    pub fn probe(root: &Path) -> Result<(), SourceError> {
+        let maildir = Maildir::open(root)?;
+        for folder in ["new", "cur"] {
+            let dir = maildir.root.join(folder);
+            fs::read_dir(&dir).map_err(io_error(&dir))?;
+        }
+        Ok(())
+    }
+
     /// Unseen messages, ordered by unique name (delivery time, for standard names).
     pub fn unseen(&self) -> Result<Vec<MaildirEntry>, SourceError> {
         let mut entries = Vec::new();

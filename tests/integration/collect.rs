@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
-use crate::kit::sandbox::{Sandbox, copy_tree, counts, repo, sample};
+use crate::kit::sandbox::{Sandbox, copy_tree, counts, failure_text, repo, sample};
 
 const INBOX: &str = "inbox";
 
@@ -433,6 +433,33 @@ fn check_names_file_line_and_key_of_a_config_error() {
         !sandbox.run(&["collect"]).status.success(),
         "collect refuses a broken config too"
     );
+}
+
+/// Issue 15: `check` said OK for a Maildir that is not there; `collect` then failed.
+#[test]
+fn check_refuses_a_maildir_that_is_missing_or_not_a_maildir() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&[("site-orders", INBOX)], "");
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collectors.toml:13:8: collector.maildir.path: collector `site-orders`: ")
+            && err.contains("is not a Maildir"),
+        "{err}"
+    );
+
+    fs::create_dir_all(sandbox.path(INBOX).join("new")).unwrap();
+    fs::write(sandbox.path(INBOX).join("cur"), b"a file, not a folder").unwrap();
+    assert!(!sandbox.run(&["check"]).status.success(), "cur/ is a file");
+
+    fs::remove_file(sandbox.path(INBOX).join("cur")).unwrap();
+    sandbox.maildir(INBOX);
+    let ok = sandbox.run(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(": OK ("));
 }
 
 #[test]

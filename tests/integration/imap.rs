@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
-use crate::kit::sandbox::{Sandbox, counts, sample};
+use crate::kit::sandbox::{Sandbox, counts, failure_text, sample};
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret-pass";
@@ -183,6 +183,44 @@ fn the_password_is_never_logged_even_at_trace() {
             "`{secret}` was logged:\n{stderr}"
         );
     }
+}
+
+/// Issue 15: `check` reads the `ca-file` (PEM) and the password, without connecting.
+#[test]
+fn check_reads_the_ca_file_and_the_password_file() {
+    let server = dovecot(true);
+    let ca_file = server.ca_file().unwrap();
+    let ca = format!("ca-file = \"{}\"", ca_file.display());
+    let mut collector = ImapCollector::new("implicit", server.tls_port().unwrap());
+    collector.tls = "implicit";
+    collector.imap_keys = &ca;
+    let sandbox = sandbox_for(&[collector]);
+    let ok = sandbox.run(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // A file that holds no PEM certificate (the password file).
+    let not_a_ca = format!("ca-file = \"{}\"", sandbox.path("imap-password").display());
+    let mut collector = ImapCollector::new("implicit", server.tls_port().unwrap());
+    collector.imap_keys = &not_a_ca;
+    write_imap_config(&sandbox, &[collector]);
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collector.imap.ca-file: collector `implicit`: ")
+            && err.contains("holds no certificate"),
+        "{err}"
+    );
+
+    std::fs::remove_file(sandbox.path("imap-password")).unwrap();
+    write_imap_config(&sandbox, &[ImapCollector::new("plain", server.port())]);
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collector.imap.password-file: collector `plain`: cannot read password file"),
+        "{err}"
+    );
 }
 
 #[test]
