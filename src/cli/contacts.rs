@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::records::print_record_table;
+use super::terminal::{indented, one_line};
 use super::{phone_digits_arg, print_json_or};
 use crate::config::Workflow;
 use crate::store::{Store, StoredRecord};
@@ -37,7 +38,12 @@ fn print_results_for_the_customer(workflow: &Workflow, records: &[StoredRecord])
         if let Some(result) = &record.result
             && workflow.result_visible_to_customer(&record.status)
         {
-            println!("record {} ({}): {}", record.id, record.status, result);
+            println!(
+                "record {} ({}): {}",
+                record.id,
+                one_line(&record.status),
+                indented(result, 2)
+            );
         }
     }
 }

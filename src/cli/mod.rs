@@ -4,7 +4,8 @@
 //! shares (loading the config, opening the store, printing JSON) and the dispatch. Each
 //! command group lives in its own file with its arguments, its logic and its output:
 //! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors`, `check`;
-//! `table` is the one table layout they share.
+//! `table` is the one table layout they share, `terminal` the escaping every plain-text view
+//! applies to text that came with the mail.
 
 mod check;
 mod collect;
@@ -15,6 +16,7 @@ mod quarantine;
 mod records;
 mod run;
 mod table;
+mod terminal;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -173,7 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
             collectors::run(&config, &mut store, command)
         }
         Command::Check => {
-            check::run(&cli.load_config()?);
+            check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())
         }
     }

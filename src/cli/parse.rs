@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::records::print_record_details;
+use super::terminal::indented;
 use super::{Cli, print_json_sorted_keys};
 use crate::ingest::{Mapped, prepare};
 use crate::mapping::Record;
@@ -84,7 +85,7 @@ fn parse(cli: &Cli, json: bool, collector: Option<&str>, file: &Path) -> Result<
     }
     match record {
         Some(record) => print_record_details(record),
-        None => println!("{status}: {}", reason.unwrap_or_default()),
+        None => println!("{status}: {}", indented(reason.unwrap_or_default(), 2)),
     }
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! `mailintake quarantine`: messages that could not be decoded, kept whole with their reason.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use serde::Serialize;
 
 use super::table::{or_dash, print_table};
+use super::terminal::{indented, one_line};
 use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
 use crate::ingest::{Mapped, prepare};
@@ -27,7 +28,7 @@ pub enum QuarantineCommand {
         id: i64,
         #[arg(long)]
         json: bool,
-        /// Write the message's raw bytes to stdout, exactly as received
+        /// Write the message's raw bytes to stdout, exactly as received (not to a terminal)
         #[arg(long, conflicts_with = "json")]
         raw: bool,
     },
@@ -61,6 +62,14 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
             let entry = store.quarantine_entry(*id)?;
             if *raw {
                 let mut out = std::io::stdout().lock();
+                // NOTE: the raw bytes are the sender's, escape sequences included; they are
+                // for a file or a pipe. On a terminal they would be obeyed, not shown, and
+                // whoever means it can still pipe them through `cat`.
+                if out.is_terminal() {
+                    bail!(
+                        "quarantine show --raw writes the message byte for byte and stdout is a terminal; redirect it (> entry.eml) or pipe it (| less)"
+                    );
+                }
                 out.write_all(&entry.raw)?;
                 out.flush()?;
                 Ok(())
@@ -107,7 +116,7 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
                     }
                     None => println!(
                         "quarantine entry {id}: still {status}: {}",
-                        reason.unwrap_or_default()
+                        indented(&reason.unwrap_or_default(), 2)
                     ),
                 }
                 Ok(())
@@ -150,15 +159,25 @@ fn print_quarantine_table(entries: &[QuarantineEntry]) {
 }
 
 fn print_quarantine_entry(entry: &QuarantineEntry) {
-    println!("quarantine entry {} ({})", entry.id, entry.status);
-    println!("   collector: {}", entry.collector);
-    println!("      source: {}", entry.source_key);
+    println!(
+        "quarantine entry {} ({})",
+        entry.id,
+        one_line(&entry.status)
+    );
+    println!("   collector: {}", one_line(&entry.collector));
+    println!("      source: {}", one_line(&entry.source_key));
     println!(
         "  message-id: {}",
-        entry.message_id.as_deref().unwrap_or("-")
+        entry
+            .message_id
+            .as_deref()
+            .map_or("-".to_string(), one_line)
     );
-    println!("     subject: {}", entry.subject.as_deref().unwrap_or("-"));
-    println!("      reason: {}", entry.reason);
+    println!(
+        "     subject: {}",
+        entry.subject.as_deref().map_or("-".to_string(), one_line)
+    );
+    println!("      reason: {}", indented(&entry.reason, 14));
     println!(
         "        size: {} bytes (quarantine show {} --raw prints them)",
         entry.raw.len(),

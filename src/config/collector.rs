@@ -17,6 +17,7 @@ use crate::decode::DecodeRules;
 use crate::mapping::PayloadFormat;
 use crate::source::imap::AfterPolicy;
 use crate::source::imap::ImapConfig;
+use crate::source::maildir::Maildir;
 
 /// Messages a collector reads and commits in one transaction when nothing else is configured.
 pub const DEFAULT_BATCH_SIZE: usize = 200;
@@ -108,6 +109,16 @@ pub(super) struct Known<'a> {
     pub(super) queues: &'a HashSet<String>,
     pub(super) formats: &'a Formats,
     pub(super) collectors: HashSet<String>,
+    pub(super) probe: Probe,
+}
+
+/// Whether validation also looks at what the sources refer to (files, folders, variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// The text alone: what every command that loads the config needs.
+    Nothing,
+    /// Also each Maildir, `ca-file` and password, without a network (`mailintake check`).
+    Sources,
 }
 
 impl RawCollector {
@@ -167,7 +178,7 @@ impl RawCollector {
             )?,
             None => DEFAULT_BATCH_SIZE,
         };
-        let source = self.source(site, known.base, &name)?;
+        let source = self.source(site, known, &name)?;
         let is_imap = matches!(source, SourceConfig::Imap(_));
         let after = match &self.after {
             Some(after) => after.validate(site, is_imap)?,
@@ -233,9 +244,10 @@ impl RawCollector {
     fn source(
         &self,
         site: &ErrorSite<'_>,
-        base: &Path,
+        known: &Known<'_>,
         name: &str,
     ) -> Result<SourceConfig, ConfigError> {
+        let base = known.base;
         match (&self.maildir, &self.imap) {
             (Some(_), Some(imap)) => Err(site.at(
                 imap.host.span(),
@@ -249,10 +261,26 @@ impl RawCollector {
                 "collector.maildir.path",
                 "the Maildir path is empty",
             )),
-            (Some(m), None) => Ok(SourceConfig::Maildir {
-                path: base.join(m.path.get_ref()),
-            }),
-            (None, Some(imap)) => Ok(SourceConfig::Imap(imap.validate(site, base)?)),
+            (Some(m), None) => {
+                let path = base.join(m.path.get_ref());
+                if known.probe == Probe::Sources {
+                    Maildir::probe(&path).map_err(|e| {
+                        site.at(
+                            m.path.span(),
+                            "collector.maildir.path",
+                            format!("collector `{name}`: {e}"),
+                        )
+                    })?;
+                }
+                Ok(SourceConfig::Maildir { path })
+            }
+            (None, Some(imap)) => {
+                let config = imap.validate(site, base)?;
+                if known.probe == Probe::Sources {
+                    imap.probe(site, &config, name)?;
+                }
+                Ok(SourceConfig::Imap(config))
+            }
             (None, None) => Err(site.at(
                 self.name.span(),
                 "collector",

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, ErrorSite};
 use super::keyword::{Choice, pick};
-use crate::source::imap::{ImapConfig, Secret, TlsMode};
+use crate::source::imap::{ImapConfig, Secret, TlsMode, add_ca_file};
 
 /// `[collector.imap]` as written.
 #[derive(Deserialize)]
@@ -140,5 +140,34 @@ impl RawImap {
             ca_file: self.ca_file.as_ref().map(|f| base.join(f.get_ref())),
             timeout: Duration::from_secs(timeout_secs),
         })
+    }
+
+    /// Checks, without a network, what `config` (validated from `self`) refers to: the
+    /// `ca-file` holds PEM certificates, and the password can be read now. Errors name the
+    /// key and the collector; the password itself is dropped at once.
+    pub(super) fn probe(
+        &self,
+        site: &ErrorSite<'_>,
+        config: &ImapConfig,
+        collector: &str,
+    ) -> Result<(), ConfigError> {
+        if let (Some(path), Some(value)) = (&config.ca_file, &self.ca_file) {
+            add_ca_file(&mut rustls::RootCertStore::empty(), path).map_err(|e| {
+                site.at(
+                    value.span(),
+                    "collector.imap.ca-file",
+                    format!("collector `{collector}`: {e}"),
+                )
+            })?;
+        }
+        let (span, key) = match (&self.password_env, &self.password_file) {
+            (Some(var), _) => (var.span(), "collector.imap.password-env"),
+            (None, Some(file)) => (file.span(), "collector.imap.password-file"),
+            (None, None) => return Ok(()),
+        };
+        match config.password.read() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(site.at(span, key, format!("collector `{collector}`: {e}"))),
+        }
     }
 }

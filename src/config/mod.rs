@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use self::collector::{Known, RawCollector};
+use self::collector::{Known, Probe, RawCollector};
 use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
 use self::workflow::RawUnknownCustomer;
@@ -116,15 +116,24 @@ struct RawQueue {
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::from_toml(path, &text)
+        Config::from_toml(path, &read_text(path)?)
+    }
+
+    /// Reads and validates the config file at `path`, and checks what its sources refer to
+    /// as far as can be done without a network (`mailintake check`): each Maildir exists and
+    /// lists, each `ca-file` holds PEM certificates, each password can be read (here, in this
+    /// environment). `load` leaves that to the pass, so one broken source never stops the
+    /// other collectors.
+    pub fn load_and_probe(path: &Path) -> Result<Config, ConfigError> {
+        Config::validate(path, &read_text(path)?, Probe::Sources)
     }
 
     /// Validates config text; `path` names the file in errors and anchors relative paths.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::validate(path, text, Probe::Nothing)
+    }
+
+    fn validate(path: &Path, text: &str, probe: Probe) -> Result<Config, ConfigError> {
         let site = ErrorSite { path, text };
         let raw: RawConfig = toml::from_str(text).map_err(|e| site.toml_error(&e))?;
         let base = path
@@ -144,6 +153,7 @@ impl Config {
             queues: &queue_names,
             formats: &formats,
             collectors: HashSet::new(),
+            probe,
         };
         let collectors = raw
             .collector
@@ -169,6 +179,14 @@ impl Config {
     pub fn collector(&self, name: &str) -> Option<&Collector> {
         self.collectors.iter().find(|c| c.name == name)
     }
+}
+
+/// The config file's text.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The queues, and their names for the collectors to refer to.

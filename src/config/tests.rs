@@ -320,3 +320,70 @@ fn shipped_config_and_its_commented_out_keys_load() {
     assert!(matches!(shop.source, SourceConfig::Imap(_)));
     assert_eq!(shop.after.quarantine_move_to.as_deref(), Some("Quarantine"));
 }
+
+/// Writes `text` as `collectors.toml` in `dir` and loads it the way `mailintake check` does.
+fn probe_in(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+    let path = dir.join("collectors.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load_and_probe(&path)
+}
+
+#[test]
+fn check_probes_the_maildir_but_loading_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = probe_in(dir.path(), GOOD).unwrap_err().to_string();
+    let file = dir.path().join("collectors.toml");
+    assert!(
+        err.starts_with(&format!(
+            "{}:17:8: collector.maildir.path: collector `site-orders`: ",
+            file.display()
+        )) && err.contains("is not a Maildir"),
+        "{err}"
+    );
+    assert!(Config::load(&file).is_ok(), "only check looks at the disk");
+
+    let maildir = dir.path().join("samples/maildir");
+    std::fs::create_dir_all(maildir.join("new")).unwrap();
+    assert!(probe_in(dir.path(), GOOD).is_err(), "cur/ is missing");
+    std::fs::create_dir_all(maildir.join("cur")).unwrap();
+    probe_in(dir.path(), GOOD).unwrap();
+}
+
+#[test]
+fn check_reads_the_password_and_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = probe_in(dir.path(), IMAP).unwrap_err().to_string();
+    assert!(
+        err.contains("collectors.toml:12:17: collector.imap.password-file: collector `shop`: cannot read password file"),
+        "{err}"
+    );
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/imap"), "secret\n").unwrap();
+    probe_in(dir.path(), IMAP).unwrap();
+
+    let unset = IMAP.replace(
+        "password-file = \"secrets/imap\"",
+        "password-env = \"MAILINTAKE_TEST_VARIABLE_NOBODY_SETS\"",
+    );
+    let err = probe_in(dir.path(), &unset).unwrap_err().to_string();
+    assert!(
+        err.contains(":12:16: collector.imap.password-env: collector `shop`: environment variable MAILINTAKE_TEST_VARIABLE_NOBODY_SETS is not set"),
+        "{err}"
+    );
+
+    for (ca_file, problem) in [
+        ("missing.pem", "cannot read ca-file"),
+        ("secrets/imap", "holds no certificate"),
+    ] {
+        let text = IMAP.replace(
+            "password-file = \"secrets/imap\"",
+            &format!("password-file = \"secrets/imap\"\nca-file = \"{ca_file}\""),
+        );
+        let err = probe_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(
+            err.contains(":13:11: collector.imap.ca-file: collector `shop`: ")
+                && err.contains(problem),
+            "{err}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! One collector's life in the daemon: a pass at start-up, then one per schedule tick or
-//! IDLE push; after a failure, retries with capped exponential backoff (never later than
-//! the next tick), while the other collectors go on.
+//! IDLE push; after a failure, retries with capped exponential backoff, while the other
+//! collectors go on. Backoff wins over the schedule: a collector ticking every 5 s must not
+//! hammer a dead server every 5 s, so after a failure the next pass waits the backoff delay
+//! even when a tick comes sooner (and no longer than it when the tick is later).
 
 use std::future::Future;
 use std::str::FromStr;
@@ -49,7 +51,8 @@ impl Backoff {
     }
 }
 
-/// When a collector runs next: at its schedule's next tick, or sooner after a failure.
+/// When a collector runs next: at its schedule's next tick after a success, after the
+/// backoff delay after a failure.
 pub(super) struct Cadence {
     schedule: cron::Schedule,
     backoff: Backoff,
@@ -67,19 +70,18 @@ impl Cadence {
 
     /// How long to wait after a pass that ended at `now`, successfully or not.
     fn wait_after(&mut self, succeeded: bool, now: DateTime<Utc>) -> Duration {
-        let until_tick = self
-            .schedule
+        if !succeeded {
+            // NOTE: the backoff alone, not capped by the next tick: a schedule faster than
+            // the backoff would otherwise turn every tick into a retry (issue 15).
+            return self.backoff.next_delay();
+        }
+        self.backoff = Backoff::default();
+        self.schedule
             .after(&now)
             .next()
             .map_or(NO_NEXT_TICK, |tick| {
                 (tick - now).to_std().unwrap_or(Duration::ZERO)
-            });
-        if succeeded {
-            self.backoff = Backoff::default();
-            until_tick
-        } else {
-            self.backoff.next_delay().min(until_tick)
-        }
+            })
     }
 }
 
@@ -227,14 +229,14 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_retries_with_backoff_but_never_after_the_next_tick() {
+    fn a_failure_retries_after_the_backoff_even_past_the_next_tick() {
         let mut cadence = every_five_minutes();
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 1, 30).unwrap();
         assert_eq!(cadence.wait_after(true, now), Duration::from_secs(210));
-        let waits: Vec<u64> = (0..9)
+        let waits: Vec<u64> = (0..10)
             .map(|_| cadence.wait_after(false, now).as_secs())
             .collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 210, 210]);
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(cadence.wait_after(true, now), Duration::from_secs(210));
         assert_eq!(
             cadence.wait_after(false, now),
@@ -307,6 +309,19 @@ mod tests {
             "after a success, the next tick: {gaps:?}"
         );
         assert_eq!(gaps[4], 2, "the success reset the backoff");
+    }
+
+    /// Issue 15: a 5-second schedule once capped every retry at 5 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_schedule_does_not_shorten_the_backoff() {
+        let stop = Shutdown::new();
+        let mut pass = Scripted::new(&[false; 7], &stop);
+        let every_five_seconds = Cadence {
+            schedule: cron::Schedule::from_str("*/5 * * * * *").unwrap(),
+            backoff: Backoff::default(),
+        };
+        drive(&mut pass, every_five_seconds, &stop, &Notify::new()).await;
+        assert_eq!(pass.gaps(), [2, 4, 8, 16, 32, 64, 128]);
     }
 
     #[tokio::test(start_paused = true)]

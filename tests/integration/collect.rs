@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
-use crate::kit::sandbox::{Sandbox, copy_tree, counts, repo, sample};
+use crate::kit::sandbox::{Sandbox, copy_tree, counts, failure_text, repo, sample};
 
 const INBOX: &str = "inbox";
 
@@ -123,6 +123,40 @@ fn committed_but_unacknowledged_message_is_acknowledged_not_stored_again() {
     assert_eq!(counts(&sandbox.collect()), [1, 0, 0, 0, 1]);
     assert_eq!(sandbox.records().len(), 1);
     assert_eq!(files_in(&sandbox, "cur"), ["1000.M1.mx:2,S"]);
+}
+
+/// Issue 15: two names that differ only in bytes that are not UTF-8 once shared one key;
+/// the second order was taken for a duplicate of the first and its rename into cur/ replaced
+/// the first file, so one order was gone from the database and the mailbox.
+#[test]
+fn maildir_names_differing_only_in_invalid_utf8_are_two_orders() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    let sandbox = sandbox_with_inbox();
+    let names: [&[u8]; 2] = [b"1000.M1\xff.mx", b"1000.M1\xfe.mx"];
+    for (n, name) in (1..).zip(names) {
+        let path = sandbox
+            .path(INBOX)
+            .join("new")
+            .join(OsString::from_vec(name.to_vec()));
+        fs::write(path, order_message(n, "7709745454", 1)).unwrap();
+    }
+    assert_eq!(counts(&sandbox.collect()), [2, 2, 0, 0, 0]);
+    sandbox.assert_one_record_per_order(2);
+    let mut in_cur: Vec<Vec<u8>> = fs::read_dir(sandbox.path(INBOX).join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    in_cur.sort();
+    assert_eq!(
+        in_cur,
+        [
+            b"1000.M1\xfe.mx:2,S".to_vec(),
+            b"1000.M1\xff.mx:2,S".to_vec()
+        ]
+    );
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -399,6 +433,33 @@ fn check_names_file_line_and_key_of_a_config_error() {
         !sandbox.run(&["collect"]).status.success(),
         "collect refuses a broken config too"
     );
+}
+
+/// Issue 15: `check` said OK for a Maildir that is not there; `collect` then failed.
+#[test]
+fn check_refuses_a_maildir_that_is_missing_or_not_a_maildir() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&[("site-orders", INBOX)], "");
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collectors.toml:13:8: collector.maildir.path: collector `site-orders`: ")
+            && err.contains("is not a Maildir"),
+        "{err}"
+    );
+
+    fs::create_dir_all(sandbox.path(INBOX).join("new")).unwrap();
+    fs::write(sandbox.path(INBOX).join("cur"), b"a file, not a folder").unwrap();
+    assert!(!sandbox.run(&["check"]).status.success(), "cur/ is a file");
+
+    fs::remove_file(sandbox.path(INBOX).join("cur")).unwrap();
+    sandbox.maildir(INBOX);
+    let ok = sandbox.run(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(": OK ("));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
-use crate::kit::sandbox::{Sandbox, counts, sample};
+use crate::kit::sandbox::{Sandbox, counts, failure_text, sample};
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret-pass";
@@ -131,6 +131,95 @@ fn plain_imap_collect_stores_marks_seen_and_leaves_the_rest() {
     assert!(
         status[0]["last_success"].is_string() && status[0]["last_error"].is_null(),
         "{status}"
+    );
+}
+
+/// `text` in base64, by coreutils (the forms a SASL PLAIN login would put on the wire).
+fn base64(text: &[u8]) -> String {
+    let mut child = std::process::Command::new("base64")
+        .args(["-w", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// Issue 15: at `trace`, async-imap logged the `LOGIN "user" "password"` it sent. The most
+/// specific directive for its target is asked for too: the filter must hold against it.
+#[test]
+fn the_password_is_never_logged_even_at_trace() {
+    let server = dovecot(false);
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    server.append(USER, PASSWORD, "INBOX", &sample("21-reply-question.eml"));
+    let sandbox = sandbox_for(&[ImapCollector::new("site-orders", server.port())]);
+
+    let output = sandbox
+        .command(&["collect", "--json"])
+        .env(
+            "MAILINTAKE_LOG",
+            "trace,async_imap=trace,async_imap::imap_stream=trace",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts(&report[0]), [2, 1, 1, 0, 0]);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("skipped"),
+        "the log ran at debug level or finer: {stderr}"
+    );
+    let secrets = [
+        PASSWORD.to_string(),
+        base64(PASSWORD.as_bytes()),
+        base64(format!("\0{USER}\0{PASSWORD}").as_bytes()),
+        base64(format!("{USER}\0{PASSWORD}").as_bytes()),
+    ];
+    for secret in &secrets {
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "`{secret}` was logged:\n{stderr}"
+        );
+    }
+}
+
+/// Issue 15: `check` reads the `ca-file` (PEM) and the password, without connecting.
+#[test]
+fn check_reads_the_ca_file_and_the_password_file() {
+    let server = dovecot(true);
+    let ca_file = server.ca_file().unwrap();
+    let ca = format!("ca-file = \"{}\"", ca_file.display());
+    let mut collector = ImapCollector::new("implicit", server.tls_port().unwrap());
+    collector.tls = "implicit";
+    collector.imap_keys = &ca;
+    let sandbox = sandbox_for(&[collector]);
+    let ok = sandbox.run(&["check"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    // A file that holds no PEM certificate (the password file).
+    let not_a_ca = format!("ca-file = \"{}\"", sandbox.path("imap-password").display());
+    let mut collector = ImapCollector::new("implicit", server.tls_port().unwrap());
+    collector.imap_keys = &not_a_ca;
+    write_imap_config(&sandbox, &[collector]);
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collector.imap.ca-file: collector `implicit`: ")
+            && err.contains("holds no certificate"),
+        "{err}"
+    );
+
+    std::fs::remove_file(sandbox.path("imap-password")).unwrap();
+    write_imap_config(&sandbox, &[ImapCollector::new("plain", server.port())]);
+    let err = failure_text(sandbox.run(&["check"]));
+    assert!(
+        err.contains("collector.imap.password-file: collector `plain`: cannot read password file"),
+        "{err}"
     );
 }
 

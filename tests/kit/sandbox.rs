@@ -154,6 +154,19 @@ pub fn success_json(output: Output) -> Value {
     })
 }
 
+/// The error text of a run that failed with exit status 1 (asserting it did, and printed
+/// nothing on stdout), e.g. a `check` that found a config error.
+pub fn failure_text(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr
+}
+
 /// Runs the binary without a config.
 pub fn run_bare(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mailintake"))

@@ -2,6 +2,7 @@
 //! `records show` and `parse` share.
 
 use crate::cli::table::{or_dash, print_table};
+use crate::cli::terminal::{indented, one_line};
 use crate::domain::Phone;
 use crate::mapping::{OrderLine, Record};
 use crate::store::{RecordEvent, StoredRecord};
@@ -9,6 +10,14 @@ use crate::store::{RecordEvent, StoredRecord};
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
+
+/// A value from the mail on one line, or `-`.
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "-".to_string(), one_line)
+}
+
+/// Where the values of the detail view start: a 12-column label, then `: `.
+const VALUE_COLUMN: usize = 14;
 
 /// `records list` and `contacts show`.
 pub(in crate::cli) fn print_record_table(records: &[StoredRecord]) {
@@ -45,23 +54,23 @@ fn print_lines(lines: &[OrderLine]) {
     for (n, line) in (1..).zip(lines) {
         println!(
             "  {n}. {}{} | {} x {} = {} | {}x{} | {} [{}] {}",
-            or_dash(line.item.as_deref()),
+            shown(line.item.as_deref()),
             if line.is_service { " (service)" } else { "" },
             number(line.quantity),
             number(line.price),
             number(line.amount),
             number(line.width),
             number(line.height),
-            or_dash(line.material.as_deref()),
-            or_dash(line.material_code.as_deref()),
-            or_dash(line.resolution.as_deref()),
+            shown(line.material.as_deref()),
+            shown(line.material_code.as_deref()),
+            shown(line.resolution.as_deref()),
         );
         for work in &line.extra_work {
             println!(
                 "       + {} x{} {}",
-                or_dash(work.kind.as_deref()),
+                shown(work.kind.as_deref()),
                 number(work.quantity),
-                or_dash(work.description.as_deref())
+                shown(work.description.as_deref())
             );
         }
     }
@@ -100,13 +109,16 @@ pub(in crate::cli) fn print_record_details(record: &Record) {
         ),
     ];
     for (name, value) in fields {
-        println!("{name:>12}: {}", value.as_deref().unwrap_or("-"));
+        let value = value
+            .as_deref()
+            .map_or("-".to_string(), |v| indented(v, VALUE_COLUMN));
+        println!("{name:>12}: {value}");
     }
     for file in &record.layout_files {
-        println!("{:>12}: {file}", "layout file");
+        println!("{:>12}: {}", "layout file", one_line(file));
     }
     for warning in &record.warnings {
-        println!("{:>12}: {warning}", "warning");
+        println!("{:>12}: {}", "warning", indented(warning, VALUE_COLUMN));
     }
     if !record.lines.is_empty() {
         println!("lines:");
@@ -118,32 +130,38 @@ pub(in crate::cli) fn print_record_details(record: &Record) {
 pub(super) fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]) {
     println!(
         "record {} in queue {} ({}), status {}",
-        stored.id, stored.queue, stored.collector, stored.status
+        stored.id,
+        one_line(&stored.queue),
+        one_line(&stored.collector),
+        one_line(&stored.status)
     );
     print_record_details(&stored.record);
     if let Some(service) = &stored.record.service {
         println!(
             "service request {} ({}{}), contact {}, address {}, content {}",
-            service.number.as_deref().unwrap_or("-"),
+            shown(service.number.as_deref()),
             service.request_type,
             service
                 .sub_type
                 .as_deref()
-                .map(|s| format!(", {s}"))
+                .map(|s| format!(", {}", one_line(s)))
                 .unwrap_or_default(),
-            service.contact.as_deref().unwrap_or("-"),
-            service.address.as_deref().unwrap_or("-"),
-            service.content.as_deref().unwrap_or("-"),
+            shown(service.contact.as_deref()),
+            shown(service.address.as_deref()),
+            service
+                .content
+                .as_deref()
+                .map_or("-".to_string(), |c| indented(c, 2)),
         );
     }
     if let Some(result) = &stored.result {
-        println!("{:>12}: {result}", "result");
+        println!("{:>12}: {}", "result", indented(result, VALUE_COLUMN));
     }
     if !stored.tech_cards.is_empty() {
         let cards: Vec<String> = stored
             .tech_cards
             .iter()
-            .map(|c| format!("line {}: {}", c.line, c.status))
+            .map(|c| format!("line {}: {}", c.line, one_line(&c.status)))
             .collect();
         println!("tech cards: {}", cards.join(", "));
     }
@@ -153,11 +171,11 @@ pub(super) fn print_stored_record(stored: &StoredRecord, history: &[RecordEvent]
             "  {} {} by {}{}",
             event.at.format("%Y-%m-%d %H:%M:%S"),
             event.event,
-            event.actor,
+            one_line(&event.actor),
             event
                 .detail
                 .as_deref()
-                .map(|d| format!(": {d}"))
+                .map(|d| format!(": {}", indented(d, 4)))
                 .unwrap_or_default()
         );
     }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,26 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
+/// Adds the certificates of a PEM `ca-file` to `roots`; the error says what is wrong with
+/// the file. Also what `mailintake check` runs, so a bad file is found before a connection.
+pub fn add_ca_file(roots: &mut rustls::RootCertStore, ca_file: &Path) -> Result<(), String> {
+    let certs = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read ca-file {}: {e}", ca_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "ca-file {} holds no certificate",
+            ca_file.display()
+        ));
+    }
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("ca-file {}: {e}", ca_file.display()))?;
+    }
+    Ok(())
+}
+
 /// TLS settings: the system's roots plus the configured CA file; the ring provider explicitly,
 /// so a second provider elsewhere in the tree cannot make rustls panic.
 fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
@@ -57,20 +78,7 @@ fn tls_connector(config: &ImapConfig) -> Result<TlsConnector, ImapError> {
         let _ = roots.add(cert.clone());
     }
     if let Some(ca_file) = &config.ca_file {
-        let certs = CertificateDer::pem_file_iter(ca_file)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| tls_error(format!("cannot read ca-file {}: {e}", ca_file.display())))?;
-        if certs.is_empty() {
-            return Err(tls_error(format!(
-                "ca-file {} holds no certificate",
-                ca_file.display()
-            )));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| tls_error(format!("ca-file {}: {e}", ca_file.display())))?;
-        }
+        add_ca_file(&mut roots, ca_file).map_err(tls_error)?;
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -18,7 +18,7 @@ mod connection;
 pub mod idle;
 mod settings;
 
-pub use connection::Connection;
+pub use connection::{Connection, add_ca_file};
 pub use settings::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 
 /// The keyword that marks a quarantined message so it is not fetched again.
