@@ -325,10 +325,7 @@ fn bench_store(corpus: &Corpus, install: &Install) -> Result<PhaseFigures> {
             // NOTE: a source hands over owned bytes too (read from a file or a socket).
             let messages = batch
                 .iter()
-                .map(|(i, raw)| Fetched {
-                    key: message_key(*i),
-                    raw: raw.to_vec(),
-                })
+                .map(|(i, raw)| Fetched::whole(message_key(*i), raw.to_vec()))
                 .collect();
             commit_messages(collector, &mut store, messages, &mut report)?;
         }

@@ -1,8 +1,11 @@
 //! The collector pass, written once for every [`Mailbox`].
 
-use super::{CollectReport, Fetched, IngestError, Shutdown, commit_messages};
+use std::collections::HashMap;
+use std::ops::Range;
+
+use super::{CollectReport, Content, Fetched, IngestError, Shutdown, TooLarge, commit_messages};
 use crate::config::Collector;
-use crate::source::{Checkpoint, Mailbox, blocking};
+use crate::source::{Checkpoint, HEADER_LIMIT, Mailbox, blocking};
 use crate::store::{CollectorState, Store};
 
 /// Where the collector's last pass stopped, as saved in its state.
@@ -14,9 +17,14 @@ fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
     })
 }
 
-/// Runs one pass of `collector` over `mailbox`: batch by batch, ledger check, read, commit
-/// (and checkpoint), then acknowledge and set aside; then expunge what expired. Stops between
-/// batches when `shutdown` is cancelled.
+/// Runs one pass of `collector` over `mailbox`: batch by batch, ledger check, sizes, read,
+/// commit (and checkpoint), then acknowledge and set aside; then expunge what expired. Stops
+/// between batches when `shutdown` is cancelled.
+///
+/// Positions are taken `batch-size` at a time (a window): one ledger look-up and one size
+/// query each. A window is then cut into batches of at most `batch-bytes` of messages to
+/// read whole (one larger message is a batch of its own), so memory follows the budget,
+/// never the backlog. Each batch commits in one transaction before it is acknowledged.
 pub(super) async fn run<M: Mailbox>(
     collector: &Collector,
     store: &mut Store,
@@ -26,62 +34,176 @@ pub(super) async fn run<M: Mailbox>(
     let mut report = CollectReport::for_collector(&collector.name);
     let resume = saved_checkpoint(blocking(|| store.collector_state(&collector.name))?);
     let positions = mailbox.list_new(resume).await?;
-    for batch in positions.chunks(collector.batch_size) {
+    'windows: for window in positions.chunks(collector.batch_size) {
         if shutdown.is_cancelled() {
             break;
         }
-        let keys: Vec<String> = batch.iter().map(|p| mailbox.key(p)).collect();
-        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let known = blocking(|| store.ledger_entries(&collector.name, &key_refs))?;
-        let mut to_acknowledge = Vec::new();
-        let mut to_set_aside = Vec::new();
-        let mut to_read = Vec::new();
-        for (position, key) in batch.iter().zip(&keys) {
-            match known.get(key) {
-                // Committed by an earlier pass that died before acknowledging it.
-                Some(seen) if seen.record_id.is_some() => {
-                    report.fetched += 1;
-                    report.duplicates += 1;
-                    to_acknowledge.push(position.clone());
-                }
-                // Quarantined before: set aside again, never read or counted again.
-                Some(_) => to_set_aside.push(position.clone()),
-                None => to_read.push(position.clone()),
+        let steps = plan(collector, store, &mut mailbox, window).await?;
+        for batch in cut(&steps, collector.batch_bytes) {
+            if shutdown.is_cancelled() {
+                break 'windows;
             }
+            let steps = window[batch.clone()].iter().zip(&steps[batch]);
+            run_batch(collector, store, &mut mailbox, steps, &mut report).await?;
         }
-        let (read, messages): (Vec<M::Position>, Vec<Fetched>) = mailbox
-            .read(&to_read)
-            .await?
-            .into_iter()
-            .map(|(position, raw)| {
-                let key = mailbox.key(&position);
-                (position, Fetched { key, raw })
-            })
-            .unzip();
-        let checkpoint = mailbox.checkpoint(batch);
-        let committed = blocking(|| {
-            let committed = commit_messages(collector, store, messages, &mut report)?;
-            if let Some(at) = checkpoint {
-                store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
-            }
-            Ok::<_, IngestError>(committed)
-        })?;
-        for (position, committed) in read.into_iter().zip(committed) {
-            match committed {
-                // Skipped: not ours, left untouched.
-                None => {}
-                Some(c) if c.record_id().is_some() => to_acknowledge.push(position),
-                Some(_) => to_set_aside.push(position),
-            }
-        }
-        mailbox.acknowledge(&to_acknowledge).await?;
-        mailbox.set_aside(&to_set_aside).await?;
     }
     if !shutdown.is_cancelled() {
         expunge_processed(collector, store, &mut mailbox).await?;
     }
     mailbox.finish().await;
     Ok(report)
+}
+
+/// What a pass does with one listed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Committed by an earlier pass that died before acknowledging it: acknowledge.
+    Acknowledge,
+    /// Quarantined before: set aside again, never read or counted again.
+    SetAside,
+    /// New, of this many bytes: read it whole.
+    Read(u64),
+    /// New, and larger than `max-message-size` (this many bytes): read its headers only.
+    TooLarge(u64),
+    /// Gone from the mailbox since it was listed (another program took it).
+    Vanished,
+}
+
+/// The step for each position of `window`: from the ledger, then from the sizes of the
+/// positions it does not know.
+async fn plan<M: Mailbox>(
+    collector: &Collector,
+    store: &mut Store,
+    mailbox: &mut M,
+    window: &[M::Position],
+) -> Result<Vec<Step>, IngestError> {
+    let keys: Vec<String> = window.iter().map(|p| mailbox.key(p)).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let known = blocking(|| store.ledger_entries(&collector.name, &key_refs))?;
+    let unknown: Vec<M::Position> = window
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| !known.contains_key(*key))
+        .map(|(position, _)| position.clone())
+        .collect();
+    let mut sizes = mailbox.sizes(&unknown).await?.into_iter();
+    Ok(keys
+        .iter()
+        .map(|key| match known.get(key) {
+            Some(seen) if seen.record_id.is_some() => Step::Acknowledge,
+            Some(_) => Step::SetAside,
+            None => match sizes.next().flatten() {
+                None => Step::Vanished,
+                Some(size) if size > collector.max_message_size => Step::TooLarge(size),
+                Some(size) => Step::Read(size),
+            },
+        })
+        .collect())
+}
+
+/// Cuts a window's steps into consecutive batches that read at most `budget` bytes each,
+/// counting a too-large message as the [`HEADER_LIMIT`] bytes read of it; a message larger
+/// than the budget is read in a batch of its own.
+fn cut(steps: &[Step], budget: u64) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, step) in steps.iter().enumerate() {
+        let cost = match *step {
+            Step::Read(size) => size,
+            Step::TooLarge(_) => HEADER_LIMIT as u64,
+            _ => continue,
+        };
+        if bytes > 0 && bytes + cost > budget {
+            batches.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += cost;
+    }
+    if start < steps.len() {
+        batches.push(start..steps.len());
+    }
+    batches
+}
+
+/// Reads, commits (with the checkpoint), acknowledges and sets aside one batch.
+async fn run_batch<'a, M: Mailbox>(
+    collector: &Collector,
+    store: &mut Store,
+    mailbox: &mut M,
+    steps: impl Iterator<Item = (&'a M::Position, &'a Step)>,
+    report: &mut CollectReport,
+) -> Result<(), IngestError>
+where
+    M::Position: 'a,
+{
+    let mut batch = Vec::new();
+    let mut to_acknowledge = Vec::new();
+    let mut to_set_aside = Vec::new();
+    let mut to_read = Vec::new();
+    let mut too_large = HashMap::new();
+    for (position, step) in steps {
+        batch.push(position.clone());
+        match *step {
+            Step::Acknowledge => {
+                report.fetched += 1;
+                report.duplicates += 1;
+                to_acknowledge.push(position.clone());
+            }
+            Step::SetAside => to_set_aside.push(position.clone()),
+            Step::Read(_) => to_read.push(position.clone()),
+            Step::TooLarge(size) => {
+                too_large.insert(mailbox.key(position), size);
+            }
+            Step::Vanished => {}
+        }
+    }
+    // The positions of `messages`, in the same order.
+    let mut read = Vec::new();
+    let mut messages: Vec<Fetched> = Vec::new();
+    if !too_large.is_empty() {
+        let positions: Vec<M::Position> = batch
+            .iter()
+            .filter(|p| too_large.contains_key(&mailbox.key(p)))
+            .cloned()
+            .collect();
+        for (position, headers) in mailbox.read_headers(&positions).await? {
+            let key = mailbox.key(&position);
+            let size = too_large[&key];
+            let limit = collector.max_message_size;
+            read.push(position);
+            messages.push(Fetched {
+                key,
+                content: Content::TooLarge(TooLarge {
+                    headers,
+                    size,
+                    limit,
+                }),
+            });
+        }
+    }
+    for (position, raw) in mailbox.read(&to_read).await? {
+        messages.push(Fetched::whole(mailbox.key(&position), raw));
+        read.push(position);
+    }
+    let checkpoint = mailbox.checkpoint(&batch);
+    let committed = blocking(|| {
+        let committed = commit_messages(collector, store, messages, report)?;
+        if let Some(at) = checkpoint {
+            store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
+        }
+        Ok::<_, IngestError>(committed)
+    })?;
+    for (position, committed) in read.into_iter().zip(committed) {
+        match committed {
+            // Skipped: not ours, left untouched.
+            None => {}
+            Some(c) if c.record_id().is_some() => to_acknowledge.push(position),
+            Some(_) => to_set_aside.push(position),
+        }
+    }
+    mailbox.acknowledge(&to_acknowledge).await?;
+    mailbox.set_aside(&to_set_aside).await?;
+    Ok(())
 }
 
 /// Expunges expired messages that the ledger links to a record; messages that are not ours,
@@ -135,6 +257,17 @@ mod tests {
 
         async fn list_new(&mut self, _: Option<Checkpoint>) -> Result<Vec<u32>, SourceError> {
             Ok(self.bodies.keys().copied().collect())
+        }
+
+        async fn sizes(&mut self, ids: &[u32]) -> Result<Vec<Option<u64>>, SourceError> {
+            Ok(ids
+                .iter()
+                .map(|id| Some(self.bodies[id].len() as u64))
+                .collect())
+        }
+
+        async fn read_headers(&mut self, _: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
+            unreachable!("no request is larger than the default max-message-size")
         }
 
         async fn read(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
