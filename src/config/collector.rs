@@ -13,7 +13,7 @@ use super::error::{ConfigError, ErrorSite};
 use super::format::Formats;
 use super::imap::RawImap;
 use super::keyword::{Choice, pick};
-use super::size::{KIB, MIB, size_in};
+use super::size::{GIB, KIB, MIB, size_in};
 use crate::decode::DecodeRules;
 use crate::mapping::PayloadFormat;
 use crate::source::imap::AfterPolicy;
@@ -35,7 +35,7 @@ pub const DEFAULT_BATCH_BYTES: u64 = 16 * MIB;
 /// responses above 512 MB.
 const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = KIB..=512 * MIB;
 /// `batch-bytes` from 1 KB (a test's tiny batches) to 1 GB.
-const BATCH_BYTES_RANGE: std::ops::RangeInclusive<u64> = KIB..=1024 * MIB;
+const BATCH_BYTES_RANGE: std::ops::RangeInclusive<u64> = KIB..=GIB;
 
 /// `[[collector]]` as written.
 #[derive(Deserialize)]

@@ -16,6 +16,8 @@ use super::error::{ConfigError, ErrorSite};
 pub const KIB: u64 = 1024;
 /// One mebibyte: what `"1MB"` means.
 pub const MIB: u64 = 1024 * KIB;
+/// One gibibyte: what `"1GB"` means.
+pub const GIB: u64 = 1024 * MIB;
 
 /// The multiplier of a unit as written after the number (`""` is bytes).
 fn unit(word: &str) -> Option<u64> {
@@ -23,7 +25,7 @@ fn unit(word: &str) -> Option<u64> {
         "" | "b" => Some(1),
         "k" | "kb" | "kib" => Some(KIB),
         "m" | "mb" | "mib" => Some(MIB),
-        "g" | "gb" | "gib" => Some(1024 * MIB),
+        "g" | "gb" | "gib" => Some(GIB),
         _ => None,
     }
 }
@@ -41,6 +43,7 @@ fn parse(text: &str) -> Option<u64> {
 /// Shows a byte count the way it would be written, e.g. `25MB` or `1536KB`.
 pub fn display(bytes: u64) -> String {
     match bytes {
+        b if b >= GIB && b % GIB == 0 => format!("{}GB", b / GIB),
         b if b >= MIB && b % MIB == 0 => format!("{}MB", b / MIB),
         b if b >= KIB && b % KIB == 0 => format!("{}KB", b / KIB),
         b => format!("{b} bytes"),
@@ -116,5 +119,6 @@ mod tests {
         assert_eq!(display(25 * MIB), "25MB");
         assert_eq!(display(1536 * KIB), "1536KB");
         assert_eq!(display(1000), "1000 bytes");
+        assert_eq!(display(2 * GIB), "2GB");
     }
 }

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use tracing::debug;
+
 use super::{CollectReport, Content, Fetched, IngestError, Shutdown, TooLarge, commit_messages};
 use crate::config::Collector;
 use crate::source::{Checkpoint, HEADER_LIMIT, Mailbox, blocking};
@@ -181,10 +183,19 @@ where
             });
         }
     }
+    let mut read_bytes = 0;
     for (position, raw) in mailbox.read(&to_read).await? {
+        read_bytes += raw.len();
         messages.push(Fetched::whole(mailbox.key(&position), raw));
         read.push(position);
     }
+    debug!(
+        collector = %collector.name,
+        positions = batch.len(),
+        read = read.len(),
+        bytes = read_bytes,
+        "batch read"
+    );
     let checkpoint = mailbox.checkpoint(&batch);
     let committed = blocking(|| {
         let committed = commit_messages(collector, store, messages, report)?;
@@ -244,6 +255,7 @@ mod tests {
     struct Requests {
         bodies: BTreeMap<u32, Vec<u8>>,
         read: Vec<u32>,
+        headers_read: Vec<u32>,
         acknowledged: Vec<u32>,
         set_aside: Vec<u32>,
     }
@@ -266,8 +278,12 @@ mod tests {
                 .collect())
         }
 
-        async fn read_headers(&mut self, _: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
-            unreachable!("no request is larger than the default max-message-size")
+        async fn read_headers(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
+            self.headers_read.extend(ids);
+            Ok(ids
+                .iter()
+                .map(|id| (*id, crate::source::header_section(self.bodies[id].clone())))
+                .collect())
         }
 
         async fn read(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
@@ -336,5 +352,63 @@ mod tests {
         assert_eq!(requests.read[read..], [3]);
         assert_eq!(requests.acknowledged[acknowledged..], [1, 4]);
         assert_eq!(requests.set_aside[set_aside..], [2]);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_has_only_its_headers_read_and_is_quarantined_then_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["web"], "max-message-size = 2048");
+        let collector = &config.collectors[0];
+        let mut store = Store::open(&config.storage).unwrap();
+        let mut requests = Requests::default();
+        let mut big = lead("big");
+        big.resize(4096, b'x');
+        requests.bodies.insert(1, lead("r1"));
+        requests.bodies.insert(2, big);
+        requests.bodies.insert(3, lead("r3"));
+        let stop = Shutdown::new();
+
+        let report = run(collector, &mut store, &mut requests, &stop)
+            .await
+            .unwrap();
+        assert_eq!(counts(&report), [3, 2, 0, 1, 0], "{report:?}");
+        assert_eq!(requests.read, [1, 3], "the big one is never read whole");
+        assert_eq!(requests.headers_read, [2]);
+        assert_eq!(requests.acknowledged, [1, 3]);
+        assert_eq!(requests.set_aside, [2]);
+        let entry = store.quarantine_entry(1).unwrap();
+        assert_eq!(entry.reason, "too large: 4096 bytes, limit 2KB");
+        assert!(entry.raw.ends_with(b"\r\n\r\n") && entry.raw.len() < 2048);
+
+        // Known by its position now: set aside again, neither read nor counted.
+        let report = run(collector, &mut store, &mut requests, &stop)
+            .await
+            .unwrap();
+        assert_eq!(counts(&report), [2, 0, 0, 0, 2], "{report:?}");
+        assert_eq!(requests.headers_read, [2]);
+        assert_eq!(requests.set_aside, [2, 2]);
+    }
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_a_message_over_the_budget_goes_alone() {
+        use Step::*;
+        let steps = [
+            Read(40),
+            Acknowledge,
+            Read(50),
+            Read(20),
+            SetAside,
+            Read(150),
+            Vanished,
+            Read(10),
+            TooLarge(10_000),
+        ];
+        assert_eq!(cut(&steps, 100), [0..3, 3..5, 5..7, 7..8, 8..9]);
+        assert_eq!(cut(&steps, 1_000_000), vec![(0..9)]);
+        assert_eq!(cut(&[SetAside, Acknowledge], 1), vec![(0..2)]);
+        assert!(cut(&[], 100).is_empty());
+        // Each too-large message costs the header bytes read of it.
+        let headers = HEADER_LIMIT as u64;
+        assert_eq!(cut(&[TooLarge(1), TooLarge(1)], headers), [0..1, 1..2]);
     }
 }

@@ -16,3 +16,4 @@ mod dovecot_harness;
 mod formats;
 mod imap;
 mod parse_samples;
+mod size_limits;
