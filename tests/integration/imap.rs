@@ -11,7 +11,7 @@ use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::{header_section, order_message, padded};
 use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{Sandbox, counts, sample};
-use crate::size_limits::read_batches;
+use crate::size_limits::collect_in_byte_batches;
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret-pass";
@@ -338,6 +338,30 @@ fn a_failing_collector_does_not_stop_the_others() {
     assert!(error_of("good").is_null());
 }
 
+/// Appends orders `0..total` (1 to 6 lines each) to INBOX over one connection.
+fn append_orders(server: &Dovecot, total: usize) {
+    let mut imap = server.connect_as(USER, PASSWORD);
+    for n in 0..total {
+        imap.append(
+            "INBOX",
+            &[],
+            None,
+            &order_message(n, "7709745454", 1 + n % 6),
+        );
+    }
+    imap.logout();
+}
+
+/// Asserts that every message in INBOX is `\Seen`: every stored one was acknowledged.
+fn assert_all_seen(server: &Dovecot) {
+    let unseen = server
+        .messages(USER, "INBOX")
+        .iter()
+        .filter(|m| !m.has_flag("\\Seen"))
+        .count();
+    assert_eq!(unseen, 0, "every stored message is acknowledged");
+}
+
 /// `mailintake run` on the sandbox's config (its output is not looked at).
 fn start_daemon(sandbox: &Sandbox) -> Daemon {
     Daemon::spawn(
@@ -369,16 +393,7 @@ fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
 fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     let server = dovecot(false);
     let total = 600;
-    let mut imap = server.connect_as(USER, PASSWORD);
-    for n in 0..total {
-        imap.append(
-            "INBOX",
-            &[],
-            None,
-            &order_message(n, "7709745454", 1 + n % 6),
-        );
-    }
-    imap.logout();
+    append_orders(&server, total);
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "batch-size = 50";
     let sandbox = sandbox_for(&[collector]);
@@ -391,12 +406,7 @@ fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     sandbox.wait_for_records(total, Duration::from_secs(60));
     assert!(daemon.terminate().success());
     sandbox.assert_one_record_per_order(total);
-    let unseen = server
-        .messages(USER, "INBOX")
-        .iter()
-        .filter(|m| !m.has_flag("\\Seen"))
-        .count();
-    assert_eq!(unseen, 0, "every stored message is acknowledged");
+    assert_all_seen(&server);
 }
 
 /// The `out=N` (bytes sent to the client) of every IMAP session Dovecot logged out, once
@@ -473,41 +483,12 @@ fn an_oversized_message_is_quarantined_by_its_size_without_being_fetched() {
 fn batches_cut_by_bytes_store_every_message_once_and_acknowledge_it() {
     let server = dovecot(false);
     let total = 40;
-    let mut imap = server.connect_as(USER, PASSWORD);
-    for n in 0..total {
-        imap.append(
-            "INBOX",
-            &[],
-            None,
-            &order_message(n, "7709745454", 1 + n % 6),
-        );
-    }
-    imap.logout();
+    append_orders(&server, total);
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "batch-bytes = \"8KB\"\nbatch-size = 15";
     let sandbox = sandbox_for(&[collector]);
-    let out = sandbox
-        .command(&["collect", "--json"])
-        .env("MAILINTAKE_LOG", "mailintake=debug")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let log = String::from_utf8_lossy(&out.stderr);
-    let batches = read_batches(&log);
-    assert!(batches.len() >= 5, "{log}");
-    assert!(batches.iter().all(|&(_, bytes)| bytes <= 8192), "{log}");
-    assert_eq!(batches.iter().map(|&(read, _)| read).sum::<usize>(), total);
+    collect_in_byte_batches(&sandbox, total, 8192);
     sandbox.assert_one_record_per_order(total);
-    let unseen = server
-        .messages(USER, "INBOX")
-        .iter()
-        .filter(|m| !m.has_flag("\\Seen"))
-        .count();
-    assert_eq!(unseen, 0, "every stored message is acknowledged");
+    assert_all_seen(&server);
     assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
 }

@@ -91,8 +91,25 @@ fn a_redelivered_copy_of_an_oversized_message_is_a_duplicate_of_its_entry() {
     assert_eq!(files_in(&sandbox, "new"), ["1000.M1.mx", "2000.M2.mx"]);
 }
 
+/// Runs `collect` with a debug log and checks its `batch read` lines: several batches, none
+/// reading more than `budget` bytes, `total` messages read in all.
+pub fn collect_in_byte_batches(sandbox: &Sandbox, total: usize, budget: usize) {
+    let out = sandbox
+        .command(&["collect", "--json"])
+        .env("MAILINTAKE_LOG", "mailintake=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let batches = read_batches(&log);
+    assert!(batches.len() >= 5, "{log}");
+    assert!(batches.iter().all(|&(_, bytes)| bytes <= budget), "{log}");
+    assert_eq!(batches.iter().map(|&(read, _)| read).sum::<usize>(), total);
+}
+
 /// `(messages, bytes)` read whole by each batch, from a debug log's `batch read` lines.
-pub fn read_batches(log: &str) -> Vec<(usize, usize)> {
+fn read_batches(log: &str) -> Vec<(usize, usize)> {
     let field = |line: &str, name: &str| -> usize {
         let at = line.find(&format!(" {name}=")).unwrap() + name.len() + 2;
         let digits: String = line[at..]
@@ -117,18 +134,7 @@ fn batches_cut_by_bytes_store_every_message_once() {
         let name = format!("{:04}.M{n}.mx", 1000 + n);
         sandbox.deliver(INBOX, &name, &order_message(n, "7709745454", 1 + n % 6));
     }
-    let out = sandbox
-        .command(&["collect", "--json"])
-        .env("MAILINTAKE_LOG", "mailintake=debug")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
-    let batches = read_batches(&log);
-    assert!(batches.len() >= 5, "{log}");
-    assert!(batches.iter().all(|&(_, bytes)| bytes <= 8192), "{log}");
-    assert_eq!(batches.iter().map(|&(read, _)| read).sum::<usize>(), total);
+    collect_in_byte_batches(&sandbox, total, 8192);
     sandbox.assert_one_record_per_order(total);
     assert!(files_in(&sandbox, "new").is_empty());
 }
