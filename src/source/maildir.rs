@@ -10,6 +10,12 @@
 //! the ledger, and neither reads nor counts it: a quarantined message is read once, as over
 //! IMAP. (Marking it would mean renaming it, and a Maildir keyword flag is a Dovecot
 //! extension other readers do not know.)
+//!
+//! A message's size is its file's length, known from metadata before the file is opened, so
+//! a message above the collector's `max-message-size` is never read whole: only its headers,
+//! in chunks up to the blank line that ends them. Maildir files are complete when they
+//! appear in `new/` (delivery writes into `tmp/` and renames), so the size does not change
+//! between the check and the read.
 
 use std::fs;
 use std::io::{ErrorKind, Read};

@@ -2,7 +2,8 @@
 //! log in, select, and the few UID commands a collector needs.
 //!
 //! Every command runs under a timeout (async-imap has none), and only the fetch items the
-//! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`.
+//! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`,
+//! and the partial `BODY.PEEK[]<0.N>` for a too-large message's headers.
 
 use std::fmt;
 use std::future::Future;
