@@ -320,3 +320,27 @@ fn shipped_config_and_its_commented_out_keys_load() {
     assert!(matches!(shop.source, SourceConfig::Imap(_)));
     assert_eq!(shop.after.quarantine_move_to.as_deref(), Some("Quarantine"));
 }
+
+#[test]
+fn size_limits_default_to_25mb_and_16mb_and_read_sizes_or_byte_counts() {
+    let c = &load(GOOD).unwrap().collectors[0];
+    assert_eq!(
+        (c.max_message_size, c.batch_bytes),
+        (DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_BATCH_BYTES)
+    );
+    assert_eq!(DEFAULT_MAX_MESSAGE_SIZE, 25 * 1024 * 1024);
+    let text = GOOD.replace(
+        "default-charset = \"cp1251\"",
+        "default-charset = \"cp1251\"\nmax-message-size = \"64 MiB\"\nbatch-bytes = 1048576",
+    );
+    let c = &load(&text).unwrap().collectors[0];
+    assert_eq!((c.max_message_size, c.batch_bytes), (64 << 20, 1 << 20));
+    let err = error_text(&GOOD.replace(
+        "default-charset = \"cp1251\"",
+        "default-charset = \"cp1251\"\nmax-message-size = \"lots\"",
+    ));
+    assert!(
+        err.starts_with("/etc/mi/collectors.toml:16:20: collector.max-message-size: give a size"),
+        "{err}"
+    );
+}
