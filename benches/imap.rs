@@ -643,9 +643,11 @@ fn in_process(messages: &[Vec<u8>]) -> Pipeline {
         let fetched = batch
             .iter()
             .enumerate()
-            .map(|(j, raw)| Fetched {
-                key: format!("1:{}", b * collector.batch_size + j + 1),
-                raw: raw.clone(),
+            .map(|(j, raw)| {
+                Fetched::whole(
+                    format!("1:{}", b * collector.batch_size + j + 1),
+                    raw.clone(),
+                )
             })
             .collect();
         commit_messages(collector, &mut store, fetched, &mut report).expect("commit a batch");

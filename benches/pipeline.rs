@@ -11,7 +11,11 @@
 //! 2. decode+store: batches through [`commit_messages`], the collectors' own commit step,
 //!    into a fresh SQLite file;
 //! 3. a real [`collect_blocking`] pass over the corpus written into a Maildir (file reads,
-//!    ledger look-ups and acknowledgements included) into another fresh SQLite file.
+//!    ledger look-ups and acknowledgements included) into another fresh SQLite file;
+//! 4. and 5. "8 × 64 MB messages in the inbox": a collect over 8 orders of 64 MB among 5
+//!    normal ones, with the default `max-message-size` (the big ones are quarantined by
+//!    their size, never read) and with the limit raised to 100 MB (each is read and decoded
+//!    in a batch of its own). Their peak RSS is the figure; msgs/s means little there.
 //!
 //! Each phase reports messages per second (wall clock, what the targets are about), the CPU
 //! time it got and the time it waited for a CPU (so a busy machine shows as such rather than
@@ -89,19 +93,22 @@ fn main() -> Result<()> {
     let corpus = Corpus::generate(args.messages);
     let facts = CorpusFacts::of(&corpus, started.elapsed().as_secs_f64());
 
-    let store_install = Install::new(scratch.path(), "store", args.batch_size)?;
-    let collect_install = Install::new(scratch.path(), "collect", args.batch_size)?;
+    let store_install = Install::new(scratch.path(), "store", args.batch_size, "")?;
+    let collect_install = Install::new(scratch.path(), "collect", args.batch_size, "")?;
     let collector = collect_install.collector();
     let decode = bench_decode(&corpus, collector)?;
     let store = bench_store(&corpus, &store_install)?;
     let collect = bench_collect(&corpus, &collect_install)?;
     verify_records(&store_install.db, corpus.len())?;
     verify_records(&collect_install.db, corpus.len())?;
+    let big = bench_big_messages(&corpus, scratch.path(), args.batch_size)?;
 
     let phases = [
         ("decode", "decode", decode),
         ("store", "decode+store", store),
         ("collect", "maildir collect", collect),
+        ("big_quarantined", "8x64MB lim 25MB", big[0]),
+        ("big_processed", "8x64MB lim100MB", big[1]),
     ];
     if args.json {
         println!("{}", json_report(&facts, collector.batch_size, &phases));
@@ -121,11 +128,12 @@ struct Install {
 }
 
 impl Install {
-    fn new(dir: &Path, name: &str, batch_size: Option<usize>) -> Result<Install> {
+    /// `keys` are extra collector keys, one per line.
+    fn new(dir: &Path, name: &str, batch_size: Option<usize>, keys: &str) -> Result<Install> {
         let batch = batch_size.map_or_else(String::new, |n| format!("batch-size = {n}\n"));
         let text = format!(
             "[storage]\nurl = \"sqlite://{name}.db\"\n\n[[queue]]\nname = \"bench\"\n\n\
-             [[collector]]\nname = \"bench\"\nqueue = \"bench\"\n{batch}\
+             [[collector]]\nname = \"bench\"\nqueue = \"bench\"\n{batch}{keys}\
              [collector.maildir]\npath = \"{name}\"\n"
         );
         let path = dir.join(format!("{name}.toml"));
@@ -325,10 +333,7 @@ fn bench_store(corpus: &Corpus, install: &Install) -> Result<PhaseFigures> {
             // NOTE: a source hands over owned bytes too (read from a file or a socket).
             let messages = batch
                 .iter()
-                .map(|(i, raw)| Fetched {
-                    key: message_key(*i),
-                    raw: raw.to_vec(),
-                })
+                .map(|(i, raw)| Fetched::whole(message_key(*i), raw.to_vec()))
                 .collect();
             commit_messages(collector, &mut store, messages, &mut report)?;
         }
@@ -384,13 +389,91 @@ fn bench_collect(corpus: &Corpus, install: &Install) -> Result<PhaseFigures> {
     Ok(figures)
 }
 
+/// Big messages in the inbox: how many, and how large each.
+const BIG_MESSAGES: usize = 8;
+const BIG_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Normal orders delivered among them.
+const ORDERS_AMONG_BIG: usize = 5;
+
+/// Phases 4 and 5: a collect over a Maildir holding 8 orders of 64 MB each (a large
+/// epilogue) among a few normal ones, first with the default `max-message-size` (the big
+/// ones are quarantined unread), then with the limit above them (each is read and decoded in
+/// a batch of its own). Peak RSS minus start is what a hostile backlog costs.
+fn bench_big_messages(
+    corpus: &Corpus,
+    dir: &Path,
+    batch_size: Option<usize>,
+) -> Result<[PhaseFigures; 2]> {
+    let limited = Install::new(dir, "big-limited", batch_size, "")?;
+    let unlimited = Install::new(dir, "big", batch_size, "max-message-size = \"100MB\"\n")?;
+    eprintln!(
+        "writing {BIG_MESSAGES} messages of {} MB into two Maildirs...",
+        BIG_MESSAGE_BYTES >> 20
+    );
+    for install in [&limited, &unlimited] {
+        let normal = &corpus.messages[..ORDERS_AMONG_BIG.min(corpus.len())];
+        write_messages(normal.iter().map(Vec::as_slice), &install.maildir)?;
+        for i in 0..BIG_MESSAGES {
+            let path = install
+                .maildir
+                .join("new")
+                .join(format!("big{i:02}.M{i}.bench"));
+            write_big_order(100_000 + i, &path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    let messages = BIG_MESSAGES + ORDERS_AMONG_BIG.min(corpus.len());
+    let mut figures = Vec::new();
+    for (install, label, quarantined) in [
+        (&limited, "8x64MB, limit 25MB", BIG_MESSAGES),
+        (&unlimited, "8x64MB, limit 100MB", 0),
+    ] {
+        let mut store = Store::open(&install.config.storage)?;
+        let (phase, report) = measure(label, messages, || {
+            Ok(collect_blocking(install.collector(), &mut store)?)
+        })?;
+        ensure!(
+            report.fetched == messages
+                && report.quarantined == quarantined
+                && report.accepted == messages - quarantined,
+            "{label}: unexpected counts {report:?}"
+        );
+        figures.push(phase);
+    }
+    Ok([figures[0], figures[1]])
+}
+
+/// Writes order `n` grown to [`BIG_MESSAGE_BYTES`] by an epilogue of `x` lines, the bytes
+/// `mail::padded` makes, streamed out so the bench holds no big buffer (mimalloc would keep
+/// its pages resident and hide what the collect itself costs).
+fn write_big_order(n: usize, path: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let order = mail::order_message(n, "7709745454", 1);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    file.write_all(&order)?;
+    let line = [&[b'x'; 78][..], b"\r\n"].concat();
+    let mut written = order.len();
+    while written + line.len() <= BIG_MESSAGE_BYTES - 2 {
+        file.write_all(&line)?;
+        written += line.len();
+    }
+    file.write_all(&vec![b'x'; BIG_MESSAGE_BYTES - 2 - written])?;
+    file.write_all(b"\r\n")?;
+    file.flush()
+}
+
 /// Delivers the corpus into `new/` of a fresh Maildir at `root`.
 fn write_maildir(corpus: &Corpus, root: &Path) -> Result<()> {
+    write_messages(corpus.messages.iter().map(Vec::as_slice), root)
+}
+
+/// Delivers `messages` into `new/` of a fresh Maildir at `root`, as corpus messages 0, 1...
+fn write_messages<'a>(messages: impl Iterator<Item = &'a [u8]>, root: &Path) -> Result<()> {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(root.join(sub))
             .with_context(|| format!("cannot create {}", root.join(sub).display()))?;
     }
-    for (i, raw) in corpus.messages.iter().enumerate() {
+    for (i, raw) in messages.enumerate() {
         let path = root.join("new").join(message_key(i));
         std::fs::write(&path, raw).with_context(|| format!("cannot write {}", path.display()))?;
     }

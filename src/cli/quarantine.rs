@@ -10,7 +10,7 @@ use super::table::{or_dash, print_table};
 use super::terminal::{indented, one_line};
 use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
-use crate::ingest::{Mapped, prepare};
+use crate::ingest::{Mapped, TOO_LARGE, prepare};
 use crate::store::{QuarantineEntry, Store};
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +81,14 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
             let entry = store.quarantine_entry(*id)?;
             if let Some(record_id) = entry.record_id {
                 bail!("quarantine entry {id} was already released as record {record_id}");
+            }
+            if entry.reason.starts_with(TOO_LARGE) {
+                bail!(
+                    "quarantine entry {id} keeps only the headers of a message too large to read \
+                     ({}); the message itself is still in the mailbox at {}",
+                    entry.reason,
+                    entry.source_key
+                );
             }
             let collector = config.collector(&entry.collector).ok_or_else(|| {
                 anyhow!(
@@ -178,8 +186,14 @@ fn print_quarantine_entry(entry: &QuarantineEntry) {
         entry.subject.as_deref().map_or("-".to_string(), one_line)
     );
     println!("      reason: {}", indented(&entry.reason, 14));
+    // NOTE: a too-large message was never read; the quarantine has its headers only.
+    let kept = if entry.reason.starts_with(TOO_LARGE) {
+        " of headers only, the message is still in the mailbox"
+    } else {
+        ""
+    };
     println!(
-        "        size: {} bytes (quarantine show {} --raw prints them)",
+        "        size: {} bytes{kept} (quarantine show {} --raw prints them)",
         entry.raw.len(),
         entry.id
     );

@@ -13,6 +13,7 @@ use super::error::{ConfigError, ErrorSite};
 use super::format::Formats;
 use super::imap::RawImap;
 use super::keyword::{Choice, pick};
+use super::size::{GIB, KIB, MIB, size_in};
 use crate::decode::DecodeRules;
 use crate::mapping::PayloadFormat;
 use crate::source::imap::AfterPolicy;
@@ -21,6 +22,21 @@ use crate::source::maildir::Maildir;
 
 /// Messages a collector reads and commits in one transaction when nothing else is configured.
 pub const DEFAULT_BATCH_SIZE: usize = 200;
+
+/// Messages larger than this are quarantined as too large, unread, unless the collector says
+/// otherwise: 25 MB, the limit most mail providers put on what they accept.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * MIB;
+
+/// Raw bytes a batch reads at most when nothing else is configured: with the decoder's
+/// working copies, a batch stays within a few times this, whatever the backlog. A message
+/// larger than this (up to `max-message-size`) is read in a batch of its own.
+pub const DEFAULT_BATCH_BYTES: u64 = 16 * MIB;
+
+/// The largest `max-message-size`: the IMAP client buffers one response whole and refuses
+/// responses above 512 MB.
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = KIB..=512 * MIB;
+/// `batch-bytes` from 1 KB (a test's tiny batches) to 1 GB.
+const BATCH_BYTES_RANGE: std::ops::RangeInclusive<u64> = KIB..=GIB;
 
 /// `[[collector]]` as written.
 #[derive(Deserialize)]
@@ -40,6 +56,10 @@ pub(super) struct RawCollector {
     default_charset: Option<Spanned<String>>,
     /// Messages per transaction (1..10000). Default: 200.
     batch_size: Option<Spanned<i64>>,
+    /// Raw bytes read per transaction ("16MB", or a number of bytes). Default: 16 MB.
+    batch_bytes: Option<Spanned<toml::Value>>,
+    /// Larger messages are quarantined unread ("25MB", or a number of bytes). Default: 25 MB.
+    max_message_size: Option<Spanned<toml::Value>>,
     /// `poll` (schedule only) or `idle` (IMAP IDLE push too). Default: `poll`.
     mode: Option<Spanned<Choice<CollectMode>>>,
     /// `[collector.maildir]`; give this or `imap`.
@@ -73,6 +93,10 @@ pub struct Collector {
     pub rules: DecodeRules,
     /// Messages read and committed per transaction.
     pub batch_size: usize,
+    /// Raw bytes read per transaction at most (a larger message is read alone).
+    pub batch_bytes: u64,
+    /// Messages larger than this many bytes are quarantined with their headers only.
+    pub max_message_size: u64,
     /// The mailbox.
     pub source: SourceConfig,
     /// What happens to a processed message in the mailbox.
@@ -178,6 +202,14 @@ impl RawCollector {
             )?,
             None => DEFAULT_BATCH_SIZE,
         };
+        let batch_bytes = match &self.batch_bytes {
+            Some(v) => size_in(site, v, BATCH_BYTES_RANGE, "collector.batch-bytes")?,
+            None => DEFAULT_BATCH_BYTES,
+        };
+        let max_message_size = match &self.max_message_size {
+            Some(v) => size_in(site, v, MESSAGE_SIZE_RANGE, "collector.max-message-size")?,
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+        };
         let source = self.source(site, known, &name)?;
         let is_imap = matches!(source, SourceConfig::Imap(_));
         let after = match &self.after {
@@ -204,6 +236,8 @@ impl RawCollector {
             schedule,
             rules,
             batch_size,
+            batch_bytes,
+            max_message_size,
             source,
             after,
             mode,

@@ -9,7 +9,8 @@
 //! Each section's raw shape sits next to its validation and the typed value it becomes:
 //! `collector.rs` (with `[collector.maildir]`), `imap.rs`, `after.rs`, `format.rs` and
 //! `workflow.rs` (with `[unknown-customer]`); `error.rs` turns spans into
-//! `file:line:column`, `keyword.rs` reads words of a fixed set as serde enums.
+//! `file:line:column`, `keyword.rs` reads words of a fixed set as serde enums, `size.rs`
+//! reads sizes (`"25MB"`).
 //!
 //! The config is plain data: it imports the types of the stages it configures (the store's
 //! [`StorageUrl`] and `UnknownCustomer`, the mapper's formats), never the other way round,
@@ -21,6 +22,7 @@ mod error;
 mod format;
 mod imap;
 mod keyword;
+mod size;
 mod workflow;
 
 #[cfg(test)]
@@ -37,9 +39,13 @@ use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
 use self::workflow::RawUnknownCustomer;
 
-pub use self::collector::{CollectMode, Collector, DEFAULT_BATCH_SIZE, SourceConfig};
+pub use self::collector::{
+    CollectMode, Collector, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
+    SourceConfig,
+};
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
+pub use self::size::display as display_size;
 pub use self::workflow::Workflow;
 pub use crate::source::imap::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 pub use crate::store::StorageUrl;

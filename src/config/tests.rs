@@ -387,3 +387,27 @@ fn check_reads_the_password_and_the_ca_file() {
         );
     }
 }
+
+#[test]
+fn size_limits_default_to_25mb_and_16mb_and_read_sizes_or_byte_counts() {
+    let c = &load(GOOD).unwrap().collectors[0];
+    assert_eq!(
+        (c.max_message_size, c.batch_bytes),
+        (DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_BATCH_BYTES)
+    );
+    assert_eq!(DEFAULT_MAX_MESSAGE_SIZE, 25 * 1024 * 1024);
+    let text = GOOD.replace(
+        "default-charset = \"cp1251\"",
+        "default-charset = \"cp1251\"\nmax-message-size = \"64 MiB\"\nbatch-bytes = 1048576",
+    );
+    let c = &load(&text).unwrap().collectors[0];
+    assert_eq!((c.max_message_size, c.batch_bytes), (64 << 20, 1 << 20));
+    let err = error_text(&GOOD.replace(
+        "default-charset = \"cp1251\"",
+        "default-charset = \"cp1251\"\nmax-message-size = \"lots\"",
+    ));
+    assert!(
+        err.starts_with("/etc/mi/collectors.toml:16:20: collector.max-message-size: give a size"),
+        "{err}"
+    );
+}

@@ -11,7 +11,10 @@
 //! 1. **Source** ([`crate::source`]): the collector's [`Mailbox`](crate::source::Mailbox)
 //!    lists the message's position; the pass (`pass.rs`) looks the position up in the ledger.
 //!    A known position is not read again: acknowledged if it produced a record, set aside if
-//!    it was quarantined. Otherwise its bytes are read into a [`Fetched`].
+//!    it was quarantined. Otherwise its size is asked first: within the collector's
+//!    `max-message-size` its bytes are read into a [`Fetched`], in batches bounded by count
+//!    (`batch-size`) and by bytes (`batch-bytes`); above it only its headers are read, and it
+//!    is quarantined as [`TooLarge`] without going through steps 2 and 3.
 //! 2. **Decode** ([`crate::decode`]): the bytes give an [`Envelope`](crate::decode::Envelope)
 //!    (Message-ID, subject, fingerprint) and decode's [`Verdict`](crate::decode::Verdict):
 //!    skipped (not for us), quarantined (for us, unreadable), or matched with its payload.
@@ -45,8 +48,10 @@ mod pass;
 mod prepare;
 #[cfg(test)]
 pub(crate) mod testing;
+mod too_large;
 
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
+pub use too_large::{TOO_LARGE, TooLarge};
 
 /// Errors that stop a collector pass (per-message problems never do).
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +95,25 @@ impl CollectReport {
 pub struct Fetched {
     /// Position key (Maildir unique name, or `UIDVALIDITY:UID`).
     pub key: String,
-    pub raw: Vec<u8>,
+    pub content: Content,
+}
+
+/// What was read of a message.
+pub enum Content {
+    /// All of its bytes.
+    Whole(Vec<u8>),
+    /// Only its headers: it is larger than the collector's `max-message-size`.
+    TooLarge(TooLarge),
+}
+
+impl Fetched {
+    /// A message read whole.
+    pub fn whole(key: String, raw: Vec<u8>) -> Fetched {
+        Fetched {
+            key,
+            content: Content::Whole(raw),
+        }
+    }
 }
 
 /// Decodes, maps and commits fetched messages in one transaction, counting them into
@@ -102,24 +125,38 @@ pub fn commit_messages(
     messages: Vec<Fetched>,
     report: &mut CollectReport,
 ) -> Result<Vec<Option<Committed>>, StoreError> {
-    let raws: Vec<&[u8]> = messages.iter().map(|m| m.raw.as_slice()).collect();
-    let prepared_all = prepare::prepare_all(&raws, &collector.rules, &collector.format);
+    let raws: Vec<&[u8]> = messages
+        .iter()
+        .filter_map(|m| match &m.content {
+            Content::Whole(raw) => Some(raw.as_slice()),
+            Content::TooLarge(_) => None,
+        })
+        .collect();
+    let mut prepared_all =
+        prepare::prepare_all(&raws, &collector.rules, &collector.format).into_iter();
     drop(raws);
     let count = messages.len();
     let mut positions = Vec::with_capacity(count);
     let mut items = Vec::with_capacity(count);
     report.fetched += count;
-    for (i, (message, prepared)) in messages.into_iter().zip(prepared_all).enumerate() {
+    for (i, message) in messages.into_iter().enumerate() {
+        // What the quarantine keeps: the whole message, or a too-large one's headers.
+        let (prepared, raw) = match message.content {
+            Content::Whole(raw) => {
+                let prepared = prepared_all.next().expect("one Prepared per whole message");
+                (prepared, raw)
+            }
+            Content::TooLarge(too_large) => {
+                (too_large.prepared(&collector.rules), too_large.headers)
+            }
+        };
         let record = match prepared.mapped {
             Mapped::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");
                 report.skipped += 1;
                 continue;
             }
-            Mapped::Quarantine(reason) => Err(Unusable {
-                reason,
-                raw: message.raw,
-            }),
+            Mapped::Quarantine(reason) => Err(Unusable { reason, raw }),
             Mapped::Accept(record) => Ok(record),
         };
         positions.push(i);

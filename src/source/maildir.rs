@@ -16,11 +16,17 @@
 //! the ledger, and neither reads nor counts it: a quarantined message is read once, as over
 //! IMAP. (Marking it would mean renaming it, and a Maildir keyword flag is a Dovecot
 //! extension other readers do not know.)
+//!
+//! A message's size is its file's length, known from metadata before the file is opened, so
+//! a message above the collector's `max-message-size` is never read whole: only its headers,
+//! in chunks up to the blank line that ends them. Maildir files are complete when they
+//! appear in `new/` (delivery writes into `tmp/` and renames), so the size does not change
+//! between the check and the read.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +35,7 @@ use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 use tracing::{debug, warn};
 
-use super::{Mailbox, SourceError, blocking};
+use super::{HEADER_LIMIT, Mailbox, ReadBatch, SourceError, blocking, header_end, header_section};
 
 /// A Maildir folder.
 #[derive(Debug, Clone)]
@@ -162,6 +168,39 @@ impl Maildir {
         }
     }
 
+    /// The message's size from its file's metadata, without reading it; `None` when another
+    /// program moved it away meanwhile.
+    pub fn size(&self, entry: &MaildirEntry) -> Result<Option<u64>, SourceError> {
+        match fs::metadata(&entry.path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&entry.path)(e)),
+        }
+    }
+
+    /// The message's header section, read in chunks until the blank line that ends it (or
+    /// [`HEADER_LIMIT`] bytes); `None` when another program moved it away meanwhile.
+    pub fn read_headers(&self, entry: &MaildirEntry) -> Result<Option<Vec<u8>>, SourceError> {
+        const CHUNK: usize = 8 * 1024;
+        let mut file = match fs::File::open(&entry.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&entry.path)(e)),
+        };
+        let mut start = Vec::with_capacity(CHUNK);
+        while start.len() < HEADER_LIMIT && header_end(&start).is_none() {
+            let want = CHUNK.min(HEADER_LIMIT - start.len());
+            let read = (&mut file)
+                .take(want as u64)
+                .read_to_end(&mut start)
+                .map_err(io_error(&entry.path))?;
+            if read == 0 {
+                break;
+            }
+        }
+        Ok(Some(header_section(start)))
+    }
+
     /// Marks the message seen: moved to `cur/` with the `S` flag (flags kept sorted), never
     /// over another file.
     pub fn mark_seen(&self, entry: &MaildirEntry) -> Result<(), SourceError> {
@@ -174,6 +213,21 @@ impl Maildir {
         let target = self.root.join("cur").join(OsString::from_vec(name));
         rename_no_replace(&entry.path, &target).map_err(io_error(&entry.path))
     }
+}
+
+/// Reads each entry with `read`, leaving out the ones that vanished.
+fn read_each(
+    entries: &[MaildirEntry],
+    read: impl Fn(&MaildirEntry) -> Result<Option<Vec<u8>>, SourceError>,
+) -> Result<ReadBatch<MaildirEntry>, SourceError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match read(entry)? {
+            Some(bytes) => out.push((entry.clone(), bytes)),
+            None => debug!(key = %entry.key, "message vanished before it was read"),
+        }
+    }
+    Ok(out)
 }
 
 impl Mailbox for Maildir {
@@ -190,20 +244,22 @@ impl Mailbox for Maildir {
         blocking(|| self.unseen())
     }
 
+    async fn sizes(&mut self, entries: &[MaildirEntry]) -> Result<Vec<Option<u64>>, SourceError> {
+        blocking(|| entries.iter().map(|entry| self.size(entry)).collect())
+    }
+
+    async fn read_headers(
+        &mut self,
+        entries: &[MaildirEntry],
+    ) -> Result<ReadBatch<MaildirEntry>, SourceError> {
+        blocking(|| read_each(entries, |entry| Maildir::read_headers(self, entry)))
+    }
+
     async fn read(
         &mut self,
         entries: &[MaildirEntry],
-    ) -> Result<Vec<(MaildirEntry, Vec<u8>)>, SourceError> {
-        blocking(|| {
-            let mut read = Vec::with_capacity(entries.len());
-            for entry in entries {
-                match Maildir::read(self, entry)? {
-                    Some(raw) => read.push((entry.clone(), raw)),
-                    None => debug!(key = %entry.key, "message vanished before it was read"),
-                }
-            }
-            Ok(read)
-        })
+    ) -> Result<ReadBatch<MaildirEntry>, SourceError> {
+        blocking(|| read_each(entries, |entry| Maildir::read(self, entry)))
     }
 
     /// Marks stored messages seen. A failure is logged, not returned: the message is stored

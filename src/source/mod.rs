@@ -43,10 +43,40 @@ pub struct Checkpoint {
 /// Messages read from a mailbox: each one's position with its bytes.
 pub type ReadBatch<P> = Vec<(P, Vec<u8>)>;
 
+/// How much of a too-large message is read to keep its headers: the header section ends at
+/// the first blank line, and what is past this many bytes is cut off.
+pub const HEADER_LIMIT: usize = 64 * 1024;
+
+/// Where the header section of `start` (the first bytes of a message) ends: just after the
+/// blank line that closes it (CRLF or LF), or `None` if `start` does not contain it.
+pub fn header_end(start: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    for (i, _) in start.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        let line = &start[line_start..i];
+        if line.is_empty() || line == b"\r" {
+            return Some(i + 1);
+        }
+        line_start = i + 1;
+    }
+    None
+}
+
+/// The header section of a message's first bytes, with its closing blank line; all of `start`
+/// when the blank line is not in it (headers longer than [`HEADER_LIMIT`] are cut there).
+pub fn header_section(mut start: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = header_end(&start) {
+        start.truncate(end);
+    }
+    start.shrink_to_fit();
+    start
+}
+
 /// A place messages arrive in, as one collector pass sees it.
 ///
-/// The pass calls, in this order: [`list_new`](Mailbox::list_new) once, then per batch
-/// [`read`](Mailbox::read) (only for positions the ledger does not know),
+/// The pass calls, in this order: [`list_new`](Mailbox::list_new) once, then
+/// [`sizes`](Mailbox::sizes) for positions the ledger does not know (a batch's worth at a
+/// time), then per batch [`read`](Mailbox::read) for the messages within the collector's
+/// `max-message-size` and [`read_headers`](Mailbox::read_headers) for those above it,
 /// [`checkpoint`](Mailbox::checkpoint), the commit, [`acknowledge`](Mailbox::acknowledge)
 /// and [`set_aside`](Mailbox::set_aside); at the end [`expired`](Mailbox::expired),
 /// [`expunge`](Mailbox::expunge) and [`finish`](Mailbox::finish). Nothing is acknowledged
@@ -67,6 +97,22 @@ pub trait Mailbox: Send {
         &mut self,
         resume: Option<Checkpoint>,
     ) -> impl Future<Output = Result<Vec<Self::Position>, SourceError>> + Send;
+
+    /// The size in bytes of each of these messages, in the order given, known without reading
+    /// them (IMAP's `RFC822.SIZE`, a file's length); `None` for a message that vanished. The
+    /// pass decides from these what it reads and how many messages make a batch.
+    fn sizes(
+        &mut self,
+        positions: &[Self::Position],
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, SourceError>> + Send;
+
+    /// The header section of each of these messages (at most [`HEADER_LIMIT`] bytes, see
+    /// [`header_section`]), read without reading the rest: what the quarantine keeps of a
+    /// message too large to read. A message that vanished meanwhile is left out.
+    fn read_headers(
+        &mut self,
+        positions: &[Self::Position],
+    ) -> impl Future<Output = Result<ReadBatch<Self::Position>, SourceError>> + Send;
 
     /// The bytes of these messages, in the order given; a message that vanished meanwhile
     /// (another program took it) is left out.

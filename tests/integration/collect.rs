@@ -19,12 +19,7 @@ fn sandbox_with_inbox() -> Sandbox {
 }
 
 fn files_in(sandbox: &Sandbox, sub: &str) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(sandbox.path(INBOX).join(sub))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    sandbox.files_in(INBOX, sub)
 }
 
 #[test]

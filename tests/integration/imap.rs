@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
-use crate::kit::mail::order_message;
-use crate::kit::process::Daemon;
+use crate::kit::mail::{header_section, order_message, padded};
+use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{Sandbox, counts, failure_text, sample};
+use crate::size_limits::collect_in_byte_batches;
 
 const USER: &str = "orders@example.test";
 const PASSWORD: &str = "s3cret-pass";
@@ -426,6 +427,30 @@ fn a_failing_collector_does_not_stop_the_others() {
     assert!(error_of("good").is_null());
 }
 
+/// Appends orders `0..total` (1 to 6 lines each) to INBOX over one connection.
+fn append_orders(server: &Dovecot, total: usize) {
+    let mut imap = server.connect_as(USER, PASSWORD);
+    for n in 0..total {
+        imap.append(
+            "INBOX",
+            &[],
+            None,
+            &order_message(n, "7709745454", 1 + n % 6),
+        );
+    }
+    imap.logout();
+}
+
+/// Asserts that every message in INBOX is `\Seen`: every stored one was acknowledged.
+fn assert_all_seen(server: &Dovecot) {
+    let unseen = server
+        .messages(USER, "INBOX")
+        .iter()
+        .filter(|m| !m.has_flag("\\Seen"))
+        .count();
+    assert_eq!(unseen, 0, "every stored message is acknowledged");
+}
+
 /// `mailintake run` on the sandbox's config (its output is not looked at).
 fn start_daemon(sandbox: &Sandbox) -> Daemon {
     Daemon::spawn(
@@ -457,16 +482,7 @@ fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
 fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     let server = dovecot(false);
     let total = 600;
-    let mut imap = server.connect_as(USER, PASSWORD);
-    for n in 0..total {
-        imap.append(
-            "INBOX",
-            &[],
-            None,
-            &order_message(n, "7709745454", 1 + n % 6),
-        );
-    }
-    imap.logout();
+    append_orders(&server, total);
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "batch-size = 50";
     let sandbox = sandbox_for(&[collector]);
@@ -479,10 +495,89 @@ fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     sandbox.wait_for_records(total, Duration::from_secs(60));
     assert!(daemon.terminate().success());
     sandbox.assert_one_record_per_order(total);
-    let unseen = server
-        .messages(USER, "INBOX")
-        .iter()
-        .filter(|m| !m.has_flag("\\Seen"))
-        .count();
-    assert_eq!(unseen, 0, "every stored message is acknowledged");
+    assert_all_seen(&server);
+}
+
+/// The `out=N` (bytes sent to the client) of every IMAP session Dovecot logged out, once
+/// `sessions` of them are in its log.
+fn bytes_sent_per_session(server: &Dovecot, sessions: usize) -> Vec<usize> {
+    wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        let sent: Vec<usize> = server
+            .log()
+            .lines()
+            .filter_map(|line| {
+                let at = line.find(" out=")? + 5;
+                let digits: String = line[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse().ok()
+            })
+            .collect();
+        if sent.len() >= sessions {
+            Ok(sent)
+        } else {
+            Err(format!(
+                "{} sessions logged out\n{}",
+                sent.len(),
+                server.log()
+            ))
+        }
+    })
+}
+
+#[test]
+fn an_oversized_message_is_quarantined_by_its_size_without_being_fetched() {
+    let server = dovecot(false);
+    let big_size = 3 * 1024 * 1024;
+    let big = padded(order_message(2, "7709745454", 1), big_size);
+    let first = server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    let oversized = server.append(USER, PASSWORD, "INBOX", &big);
+    let last = server.append(USER, PASSWORD, "INBOX", &order_message(3, "7709745454", 1));
+    let mut collector = ImapCollector::new("site", server.port());
+    collector.keys = "max-message-size = \"1MB\"";
+    let sandbox = sandbox_for(&[collector]);
+
+    assert_eq!(counts(&sandbox.collect()), [3, 2, 0, 1, 0]);
+    for uid in [first, last] {
+        assert!(flags_of(&server, "INBOX", uid).contains(&"\\Seen".to_string()));
+    }
+    let flags = flags_of(&server, "INBOX", oversized);
+    assert!(
+        flags.contains(&"$MailintakeQuarantined".to_string())
+            && !flags.contains(&"\\Seen".to_string()),
+        "{flags:?}"
+    );
+    let entries = sandbox.json(&["quarantine", "list", "--json"]);
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert_eq!(
+        entries[0]["reason"],
+        format!("too large: {big_size} bytes, limit 1MB")
+    );
+    let id = entries[0]["id"].to_string();
+    let raw = sandbox.run(&["quarantine", "show", &id, "--raw"]);
+    assert_eq!(raw.stdout, header_section(&big));
+    assert_eq!(sandbox.records().len(), 2);
+
+    // Three appends and the collector's session: none sent the big message's body.
+    let sent = bytes_sent_per_session(&server, 4);
+    assert!(sent.iter().all(|&bytes| bytes < 1024 * 1024), "{sent:?}");
+
+    // Set aside by its keyword: the next pass does not see it.
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+    assert_eq!(sandbox.quarantined(), 1);
+}
+
+#[test]
+fn batches_cut_by_bytes_store_every_message_once_and_acknowledge_it() {
+    let server = dovecot(false);
+    let total = 40;
+    append_orders(&server, total);
+    let mut collector = ImapCollector::new("site", server.port());
+    collector.keys = "batch-bytes = \"8KB\"\nbatch-size = 15";
+    let sandbox = sandbox_for(&[collector]);
+    collect_in_byte_batches(&sandbox, total, 8192);
+    sandbox.assert_one_record_per_order(total);
+    assert_all_seen(&server);
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
 }

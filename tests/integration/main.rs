@@ -16,4 +16,5 @@ mod dovecot_harness;
 mod formats;
 mod imap;
 mod parse_samples;
+mod size_limits;
 mod terminal;

@@ -10,6 +10,7 @@
 //!
 //! - [`order_message`]: order `n` with an exact number of goods lines (line 2 a service),
 //!   for tests that assert on what is stored;
+//! - [`padded`]: a message grown to a given size, for the size limits;
 //! - [`Corpus::generate`]: the benches' corpus, orders drawn from a seeded [`Rng`] (1–6
 //!   lines, services, extra works, repeat customers) and padded to 3–5 KB each.
 
@@ -31,6 +32,34 @@ pub const MAX_MESSAGE_BYTES: usize = 5 * 1024;
 /// (orders `n` and `n + 1000` share a contact) and a price with a decimal comma.
 pub fn order_message(n: usize, inn: &str, lines: usize) -> Vec<u8> {
     Order::numbered(n, inn, lines).build(0)
+}
+
+/// `message` grown to exactly `size` bytes by an epilogue after its closing MIME boundary
+/// (which readers ignore): as valid an order as before, only larger, like one with a big
+/// attachment.
+pub fn padded(mut message: Vec<u8>, size: usize) -> Vec<u8> {
+    assert!(
+        size >= message.len() + 2,
+        "the message has {} bytes already",
+        message.len()
+    );
+    while message.len() + 80 <= size {
+        message.extend_from_slice(&[b'x'; 78]);
+        message.extend_from_slice(b"\r\n");
+    }
+    message.resize(size - 2, b'x');
+    message.extend_from_slice(b"\r\n");
+    message
+}
+
+/// The header section of `message` with the blank line that ends it: what the quarantine
+/// keeps of a message too large to read.
+pub fn header_section(message: &[u8]) -> &[u8] {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header section ending in a blank line");
+    &message[..end + 4]
 }
 
 /// xorshift64*: deterministic and dependency-free; its statistical quality is irrelevant

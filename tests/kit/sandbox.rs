@@ -59,6 +59,16 @@ impl Sandbox {
         path
     }
 
+    /// The file names in `sub` (`new`, `cur`) of the Maildir at `rel`, sorted.
+    pub fn files_in(&self, rel: &str, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(rel).join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The binary with this sandbox's config and `args`, logging warnings and errors; for
     /// children a test spawns, signals or kills itself.
     pub fn command(&self, args: &[&str]) -> Command {

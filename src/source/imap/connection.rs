@@ -2,7 +2,8 @@
 //! log in, select, and the few UID commands a collector needs.
 //!
 //! Every command runs under a timeout (async-imap has none), and only the fetch items the
-//! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`.
+//! strict parser handles well are requested: `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`,
+//! and the partial `BODY.PEEK[]<0.N>` for a too-large message's headers.
 
 use std::fmt;
 use std::future::Future;
@@ -234,28 +235,60 @@ impl Connection {
 
     /// The raw bytes of these messages, without setting `\Seen`.
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        self.fetch_each(
+            uids,
+            "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+            |f| f.body().map(<[u8]>::to_vec),
+        )
+        .await
+    }
+
+    /// The size of each of these messages (`RFC822.SIZE`), without fetching any of them.
+    pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u32)>, ImapError> {
+        self.fetch_each(uids, "(UID RFC822.SIZE)", |f| f.size).await
+    }
+
+    /// The first `bytes` bytes of each of these messages (a partial `BODY.PEEK[]<0.N>`),
+    /// without setting `\Seen`: enough for the headers of one too large to fetch whole.
+    pub async fn fetch_start(
+        &mut self,
+        uids: &[u32],
+        bytes: usize,
+    ) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let items = format!("(UID BODY.PEEK[]<0.{bytes}>)");
+        self.fetch_each(uids, &items, |f| f.body().map(<[u8]>::to_vec))
+            .await
+    }
+
+    /// `UID FETCH` of `items` for these messages, taking what `take` wants from each response
+    /// as it arrives (so a response's buffer is freed before the next is read), by UID
+    /// ascending, once per UID.
+    async fn fetch_each<T>(
+        &mut self,
+        uids: &[u32],
+        items: &str,
+        take: impl Fn(&async_imap::types::Fetch) -> Option<T>,
+    ) -> Result<Vec<(u32, T)>, ImapError> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
         let timeout = self.timeout;
         let fetches = async {
-            let stream = self
-                .session
-                .uid_fetch(&set, "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
-                .await?;
+            let stream = self.session.uid_fetch(&set, items).await?;
             // NOTE: the stream borrows the session; drain it before the next command.
-            let fetches: Vec<_> = stream.try_collect().await?;
-            Ok(fetches)
+            stream
+                .try_filter_map(|f| {
+                    let taken = f.uid.zip(take(&f));
+                    async move { Ok(taken) }
+                })
+                .try_collect::<Vec<_>>()
+                .await
         };
-        let fetches = timed(timeout, "UID FETCH", fetches).await?;
-        let mut messages: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect();
-        messages.sort_unstable_by_key(|(uid, _)| *uid);
-        messages.dedup_by_key(|(uid, _)| *uid);
-        Ok(messages)
+        let mut taken = timed(timeout, "UID FETCH", fetches).await?;
+        taken.sort_unstable_by_key(|(uid, _)| *uid);
+        taken.dedup_by_key(|(uid, _)| *uid);
+        Ok(taken)
     }
 
     /// Adds flags (e.g. `\Seen`) to these messages.

@@ -3,7 +3,9 @@
 //! Incremental: the collector remembers UIDVALIDITY and the highest UID it has committed
 //! (its [`Checkpoint`]), and asks only for newer messages, plus older unseen ones with the
 //! keyword that are not marked quarantined (e.g. ones a user marked unread). Messages are
-//! fetched with `BODY.PEEK[]`, so reading never sets `\Seen`; acknowledging applies the
+//! fetched with `BODY.PEEK[]`, so reading never sets `\Seen`, after one `RFC822.SIZE` fetch
+//! per batch: a message above the collector's `max-message-size` is never fetched whole,
+//! only its first bytes for its headers (`BODY.PEEK[]<0.65536>`). Acknowledging applies the
 //! collector's after-action; a quarantined message gets [`QUARANTINE_KEYWORD`] (or moves to
 //! `quarantine-move-to`) so no later search returns it.
 //!
@@ -12,7 +14,9 @@
 use chrono::{Duration as Days, Utc};
 use tracing::{info, warn};
 
-use super::{Checkpoint, Mailbox, SourceError};
+use std::collections::HashMap;
+
+use super::{Checkpoint, HEADER_LIMIT, Mailbox, ReadBatch, SourceError, header_section};
 
 mod connection;
 pub mod idle;
@@ -131,7 +135,33 @@ impl Mailbox for ImapMailbox {
         Ok(uids)
     }
 
-    async fn read(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+    /// One `UID FETCH (UID RFC822.SIZE)` for all of `uids`.
+    async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<Option<u64>>, SourceError> {
+        let sizes: HashMap<u32, u32> = self
+            .connection
+            .sizes(&sorted(uids))
+            .await?
+            .into_iter()
+            .collect();
+        Ok(uids
+            .iter()
+            .map(|uid| sizes.get(uid).map(|&size| u64::from(size)))
+            .collect())
+    }
+
+    /// A partial fetch of each message's first [`HEADER_LIMIT`] bytes, cut at its headers' end.
+    async fn read_headers(&mut self, uids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
+        let starts = self
+            .connection
+            .fetch_start(&sorted(uids), HEADER_LIMIT)
+            .await?;
+        Ok(starts
+            .into_iter()
+            .map(|(uid, start)| (uid, header_section(start)))
+            .collect())
+    }
+
+    async fn read(&mut self, uids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
         Ok(self.connection.fetch(uids).await?)
     }
 
