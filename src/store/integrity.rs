@@ -169,6 +169,13 @@ impl StoreError {
     }
 }
 
+/// Raises the alarm for the database at `path` if `error` means it is damaged.
+pub(super) fn alarm_on_damage(path: &Path, error: &StoreError) {
+    if error.is_damage() {
+        raise(path, &error.to_string());
+    }
+}
+
 /// One row of `PRAGMA quick_check`.
 #[derive(QueryableByName)]
 struct Finding {
@@ -190,9 +197,7 @@ impl Store {
     /// If `error` means the database is damaged, raises the alarm for it: every store on
     /// the file refuses [`confirm_committed`](Store::confirm_committed) from then on.
     pub fn alarm_on_damage(&self, error: &StoreError) {
-        if error.is_damage() {
-            raise(&self.home.path, &error.to_string());
-        }
+        alarm_on_damage(&self.home.path, error);
     }
 
     /// Runs `PRAGMA quick_check` (at start-up: it reads the whole file). A damaged database
@@ -229,15 +234,9 @@ impl Store {
 }
 
 /// Opens the database at `url` and runs [`Store::quick_check`]: what a process that is about
-/// to acknowledge messages does first. A file that is not a database at all is noted as
-/// damaged too.
+/// to acknowledge messages does first.
 pub fn open_checked(url: &StorageUrl) -> Result<Store, StoreError> {
-    let mut store = Store::open(url).inspect_err(|e| {
-        let StorageUrl::Sqlite(path) = url;
-        if e.is_damage() {
-            raise(path, &e.to_string());
-        }
-    })?;
+    let mut store = Store::open(url)?;
     store.quick_check()?;
     Ok(store)
 }

@@ -135,9 +135,13 @@ impl Store {
     }
 
     /// Opens (creating and migrating if needed) the database at `url`.
+    ///
+    /// A file found damaged on the way raises the damage alarm (see `integrity.rs`).
     pub fn open(url: &StorageUrl) -> Result<Store, StoreError> {
         match url {
-            StorageUrl::Sqlite(path) => Store::open_sqlite(path, url),
+            StorageUrl::Sqlite(path) => {
+                Store::open_sqlite(path, url).inspect_err(|e| integrity::alarm_on_damage(path, e))
+            }
         }
     }
 
