@@ -232,6 +232,17 @@ fn damage_table(database: &Path, table: &str) {
     file.write_all(&bytes[start..end]).unwrap();
 }
 
+/// Runs the binary with `args` and expects it to fail saying every one of `words`.
+fn assert_refused(sandbox: &Sandbox, args: &[&str], words: &[&str]) {
+    let out = sandbox.run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        words.iter().all(|w| stderr.contains(w)),
+        "{args:?}: {stderr}"
+    );
+}
+
 #[test]
 fn a_damaged_database_stops_every_collectors_acknowledgements_and_status_says_why() {
     let sandbox = sandbox(&[("shop", "a"), ("forms", "b")]);
@@ -271,20 +282,12 @@ fn a_damaged_database_stops_every_collectors_acknowledgements_and_status_says_wh
     assert!(daemon.terminate().success());
 
     // At start-up, `quick_check` refuses the file.
-    let collect = sandbox.run(&["collect"]);
-    let stderr = String::from_utf8_lossy(&collect.stderr);
-    assert!(!collect.status.success());
-    assert!(
-        stderr.contains("refusing to collect") && stderr.contains("is damaged"),
-        "{stderr}"
+    assert_refused(
+        &sandbox,
+        &["collect"],
+        &["refusing to collect", "is damaged"],
     );
-    let run = sandbox.run(&["run"]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
-    assert!(
-        stderr.contains("refusing to start") && stderr.contains("is damaged"),
-        "{stderr}"
-    );
+    assert_refused(&sandbox, &["run"], &["refusing to start", "is damaged"]);
     assert_eq!(in_folder(&sandbox, "a", "new"), 1);
 }
 
@@ -295,13 +298,7 @@ fn a_file_that_is_not_a_database_is_refused_at_start() {
     std::fs::create_dir_all(sandbox.path("data")).unwrap();
     std::fs::write(sandbox.path(DATABASE), vec![0x5a; 8192]).unwrap();
     for args in [&["run"][..], &["collect"]] {
-        let out = sandbox.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            stderr.contains("file is not a database"),
-            "{args:?}: {stderr}"
-        );
+        assert_refused(&sandbox, args, &["file is not a database"]);
     }
     let status = sandbox.json(&["collectors", "status", "--json"]);
     assert!(
