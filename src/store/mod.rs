@@ -68,7 +68,7 @@ pub enum StoreError {
     /// The configured path no longer names the file the connection writes into (deleted or
     /// replaced while open): what was committed is not where anyone will look for it.
     #[error(
-        "the {what} of {path} was deleted or replaced while open: the batch went into a file that is gone; nothing is acknowledged, the database is reopened"
+        "the {what} of {path} was deleted or replaced while open: the batch went into a file that is gone; nothing was acknowledged, and the next attempt opens the configured path again"
     )]
     Moved { path: String, what: &'static str },
     /// SQLite found the file corrupt (here, or in another store of this process).
