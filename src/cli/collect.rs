@@ -1,6 +1,6 @@
 //! `mailintake collect`: run collectors once and exit (what a systemd timer runs).
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{open_store, print_json};
@@ -27,7 +27,11 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
             bail!("no collector `{name}` in {}", config.path.display());
         }
     }
+    // NOTE: `quick_check` first: a pass acknowledges, and must never do so into a damaged file.
     let mut store = open_store(config)?;
+    store
+        .quick_check()
+        .with_context(|| format!("config {}: refusing to collect", config.path.display()))?;
     let runtime = runtime()?;
     let shutdown = Shutdown::new();
     let mut reports: Vec<CollectReport> = Vec::new();

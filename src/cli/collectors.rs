@@ -6,10 +6,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::print_json_sorted_keys;
 use super::table::{or_dash, print_table};
+use super::{open_store, print_json_sorted_keys};
 use crate::config::Config;
-use crate::store::{CollectorState, Store};
+use crate::store::{CollectorState, damage_note};
 
 #[derive(Debug, Subcommand)]
 pub enum CollectorsCommand {
@@ -62,16 +62,36 @@ fn stored_counts(collector: &str, report: &str) -> Option<serde_json::Value> {
         .filter(|counts: &serde_json::Value| !counts.is_null())
 }
 
+/// Every collector's state. When a process found the database damaged, its note is each
+/// collector's last error (every one has stopped acknowledging), and a database that can no
+/// longer be read shows the collectors without their state rather than failing.
+fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<String>)> {
+    let damage = damage_note(&config.storage);
+    let states = open_store(config).and_then(|mut store| Ok(store.collector_states()?));
+    match (states, damage) {
+        (Ok(states), damage) => Ok((states, damage)),
+        (Err(e), Some(damage)) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the collectors' state");
+            Ok((Vec::new(), Some(damage)))
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
 /// Runs a `collectors` subcommand.
-pub(super) fn run(config: &Config, store: &mut Store, command: &CollectorsCommand) -> Result<()> {
+pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
     let CollectorsCommand::Status { json } = command;
-    let states = store.collector_states()?;
+    let (states, damage) = states_and_damage(config)?;
     let rows: Vec<StatusRow> = config
         .collectors
         .iter()
         .map(|c| {
             let state = states.iter().find(|s| s.collector == c.name);
-            StatusRow::new(&c.name, &c.queue, state)
+            let mut row = StatusRow::new(&c.name, &c.queue, state);
+            if let Some(damage) = &damage {
+                row.last_error = Some(damage);
+            }
+            row
         })
         .collect();
     if *json {

@@ -169,11 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
             quarantine::run(&config, &mut store, command)
         }
         Command::Run => run::run(&cli),
-        Command::Collectors { command } => {
-            let config = cli.load_config()?;
-            let mut store = open_store(&config)?;
-            collectors::run(&config, &mut store, command)
-        }
+        Command::Collectors { command } => collectors::run(&cli.load_config()?, command),
         Command::Check => {
             check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())

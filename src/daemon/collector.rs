@@ -96,13 +96,26 @@ pub(super) trait Pass {
 /// The real pass: the collector over its mailbox, into the store.
 struct CollectorPass {
     collector: Collector,
-    store: Store,
+    storage: StorageUrl,
+    unknown_customer: Option<UnknownCustomer>,
+    /// `None` after a pass failed in the store: the next pass opens the configured file
+    /// anew, since the old connection may write into a deleted file, or hold a file opened
+    /// read-only that has since been made writable.
+    store: Option<Store>,
     stop: Shutdown,
 }
 
 impl Pass for CollectorPass {
     async fn run(&mut self) -> Result<CollectReport, IngestError> {
-        collect(&self.collector, &mut self.store, &self.stop).await
+        let store = match &mut self.store {
+            Some(store) => store,
+            None => {
+                let mut store = blocking(|| Store::open(&self.storage))?;
+                store.set_unknown_customer(self.unknown_customer.clone());
+                self.store.insert(store)
+            }
+        };
+        collect(&self.collector, store, &self.stop).await
     }
 
     fn record(&mut self, result: &Result<CollectReport, IngestError>, next_run: DateTime<Utc>) {
@@ -110,7 +123,13 @@ impl Pass for CollectorPass {
         if let Err(e) = result {
             error!(collector = %name, error = %e, retry_at = %next_run, "collector pass failed");
         }
-        blocking(|| record_run(&mut self.store, name, result, Some(next_run)));
+        if let Some(store) = &mut self.store {
+            blocking(|| record_run(store, name, result, Some(next_run)));
+        }
+        if let Err(IngestError::Store(_)) = result {
+            // NOTE: dropped before the next open, so SQLite closes the old files first.
+            self.store = None;
+        }
     }
 }
 
@@ -166,11 +185,13 @@ pub(super) async fn run(
     let Some(mut store) = open_store(&storage, &collector.name, &stop).await else {
         return;
     };
-    store.set_unknown_customer(unknown_customer);
+    store.set_unknown_customer(unknown_customer.clone());
     let cadence = Cadence::of(&collector);
     let pass = CollectorPass {
         collector,
-        store,
+        storage,
+        unknown_customer,
+        store: Some(store),
         stop: stop.clone(),
     };
     drive(pass, cadence, &stop, &pushed).await;

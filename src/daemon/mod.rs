@@ -20,8 +20,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::config::{CollectMode, Config};
+use crate::config::{CollectMode, Config, StorageUrl};
 use crate::ingest::Shutdown;
+use crate::source::blocking;
+use crate::store;
 
 mod collector;
 mod systemd;
@@ -117,6 +119,7 @@ pub async fn run(config_path: PathBuf, config: Config, signals: Signals) -> Resu
         shutdown,
         mut reload,
     } = signals;
+    check_database(&config.storage)?;
     let mut running = start(&config, &shutdown);
     systemd::notify(&[NotifyState::Ready, NotifyState::Status("collecting")]);
     let watchdog = tokio::spawn(systemd::watchdog());
@@ -132,6 +135,20 @@ pub async fn run(config_path: PathBuf, config: Config, signals: Signals) -> Resu
     watchdog.abort();
     info!("stopped");
     Ok(())
+}
+
+/// Refuses to start on a damaged database (`PRAGMA quick_check`, which also clears the
+/// damage note of a repaired one). A database that cannot be opened yet (a disk not yet
+/// mounted) is left to the collectors, which retry.
+fn check_database(storage: &StorageUrl) -> Result<()> {
+    match blocking(|| store::open_checked(storage)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_damage() => Err(e).context("refusing to start"),
+        Err(e) => {
+            warn!(error = %e, "cannot check the database yet; the collectors retry opening it");
+            Ok(())
+        }
+    }
 }
 
 async fn reload_config(path: &Path, running: Running, root: &Shutdown) -> Running {

@@ -229,13 +229,18 @@ pub async fn collect(
 
 /// Writes how a pass ended into the collector's state (for `collectors status`), with when
 /// the next one is due if something schedules it. A failure to write is logged, not
-/// returned: the pass itself is done either way.
+/// returned: the pass itself is done either way. A pass that failed because the database
+/// is damaged first raises the store's alarm, which stops every collector's
+/// acknowledgements.
 pub fn record_run(
     store: &mut Store,
     collector: &str,
     result: &Result<CollectReport, IngestError>,
     next_run: Option<DateTime<Utc>>,
 ) {
+    if let Err(IngestError::Store(e)) = result {
+        store.alarm_on_damage(e);
+    }
     let recorded = match result {
         Ok(report) => {
             let counts = serde_json::to_value(report).expect("a report serialises to JSON");

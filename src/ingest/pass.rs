@@ -202,6 +202,8 @@ where
         if let Some(at) = checkpoint {
             store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
         }
+        // The gate: durable, in the configured file, not damaged; else nothing below.
+        store.confirm_committed()?;
         Ok::<_, IngestError>(committed)
     })?;
     for (position, committed) in read.into_iter().zip(committed) {
@@ -237,6 +239,8 @@ async fn expunge_processed<M: Mailbox>(
         .filter(|(_, key)| known.get(*key).is_some_and(|e| e.record_id.is_some()))
         .map(|(position, _)| position)
         .collect();
+    // The ledger that says "processed" must be the configured, sound one.
+    blocking(|| store.confirm_committed())?;
     mailbox.expunge(&processed).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the diesel DSL only, so a second backend adds migrations, not rewrites.
 
 mod insert;
+mod integrity;
 mod lifecycle;
 mod read;
 mod rows;
@@ -23,6 +24,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::domain::UnknownCustomer;
+pub use integrity::{damage_note, open_checked};
 pub use lifecycle::{TriageFilter, TriageState};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
@@ -63,6 +65,17 @@ pub enum StoreError {
         id: i64,
         reason: crate::domain::Refusal,
     },
+    /// The configured path no longer names the file the connection writes into (deleted or
+    /// replaced while open): what was committed is not where anyone will look for it.
+    #[error(
+        "the {what} of {path} was deleted or replaced while open: the batch went into a file that is gone; nothing was acknowledged, and the next attempt opens the configured path again"
+    )]
+    Moved { path: String, what: &'static str },
+    /// SQLite found the file corrupt (here, or in another store of this process).
+    #[error(
+        "the database {path} is damaged ({reason}): acknowledgements stopped for every collector; repair or restore it, then restart mailintake"
+    )]
+    Damaged { path: String, reason: String },
     /// Stored data that does not read back (e.g. a JSON column that does not parse).
     #[error("{table} row {id}: column `{column}` is unreadable: {message}")]
     Corrupt {
@@ -90,10 +103,12 @@ fn is_locked(error: &MigrationFailure) -> bool {
 /// Per-connection settings and pending migrations.
 fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailure> {
     // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
-    // second writer wait instead of failing with "database is locked"; SQLite leaves
-    // foreign keys off unless asked, per connection.
+    // second writer wait instead of failing with "database is locked"; synchronous = FULL
+    // fsyncs the WAL at every commit, so nothing acknowledged after a commit can vanish in
+    // a power loss (see `integrity.rs`); SQLite leaves foreign keys off unless asked, per
+    // connection.
     conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         BUSY_TIMEOUT.as_millis()
     ))?;
     // NOTE: two processes opening a fresh file at once would both see the migrations as
@@ -109,6 +124,8 @@ fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailur
 pub struct Store {
     conn: SqliteConnection,
     ids: insert::IdCache,
+    /// The files the connection opened, checked before acknowledging.
+    home: integrity::Home,
 }
 
 impl Store {
@@ -118,9 +135,13 @@ impl Store {
     }
 
     /// Opens (creating and migrating if needed) the database at `url`.
+    ///
+    /// A file found damaged on the way raises the damage alarm (see `integrity.rs`).
     pub fn open(url: &StorageUrl) -> Result<Store, StoreError> {
         match url {
-            StorageUrl::Sqlite(path) => Store::open_sqlite(path, url),
+            StorageUrl::Sqlite(path) => {
+                Store::open_sqlite(path, url).inspect_err(|e| integrity::alarm_on_damage(path, e))
+            }
         }
     }
 
@@ -158,6 +179,7 @@ impl Store {
         Ok(Store {
             conn,
             ids: insert::IdCache::default(),
+            home: integrity::Home::of(path),
         })
     }
 }

@@ -17,7 +17,7 @@ fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
         "utf-8",
     );
     let record = crate::mapping::map_order_json(&payload, None, &envelope).unwrap();
-    let Store { conn, ids } = &mut store;
+    let Store { conn, ids, .. } = &mut store;
     let id = insert::insert_record(conn, ids, "c", "q", &record, "test").unwrap();
     (dir, store, id)
 }

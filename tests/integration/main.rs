@@ -13,6 +13,7 @@ mod collect;
 mod corpus;
 mod daemon;
 mod dovecot_harness;
+mod durable;
 mod formats;
 mod imap;
 mod parse_samples;
