@@ -3,7 +3,7 @@
 //! sound. Real daemon processes, real Maildirs, real SQLite files (damaged with real bytes).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -12,7 +12,7 @@ use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
 use crate::kit::mail::order_message;
-use crate::kit::process::{Daemon, wait_until};
+use crate::kit::process::wait_until;
 use crate::kit::sandbox::Sandbox;
 
 const INN: &str = "7709745454";
@@ -32,17 +32,6 @@ fn sandbox(collectors: &[(&str, &str)]) -> Sandbox {
         .replace("schedule = \"0 */5 * * * *\"", "schedule = \"* * * * * *\"");
     std::fs::write(&path, text).unwrap();
     sandbox
-}
-
-/// `mailintake run` logging at `info` into `daemon.log`.
-fn spawn_daemon(sandbox: &Sandbox) -> Daemon {
-    Daemon::spawn(
-        sandbox
-            .command(&["run"])
-            .env("MAILINTAKE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(sandbox.path("daemon.log")).unwrap()),
-    )
 }
 
 /// How many lines of the daemon's log contain every one of `words`.
@@ -98,7 +87,7 @@ fn wait_until_acknowledged(sandbox: &Sandbox, maildir: &str) {
 fn database_deleted_under_a_running_daemon_gets_no_acknowledgement_into_the_void() {
     let sandbox = sandbox(&[("shop", "a")]);
     sandbox.deliver("a", "1.M1.mx", &order_message(1, INN, 1));
-    let daemon = spawn_daemon(&sandbox);
+    let daemon = sandbox.spawn_daemon();
     wait_until_acknowledged(&sandbox, "a");
 
     // The daemon's connection now writes into a file with no name; no CLI touches the
@@ -176,7 +165,7 @@ fn database_read_only_at_start_is_used_once_it_is_writable() {
     for n in 1..=3 {
         sandbox.deliver("a", &format!("{n}.M{n}.mx"), &order_message(n, INN, 1));
     }
-    let daemon = spawn_daemon(&sandbox);
+    let daemon = sandbox.spawn_daemon();
     wait_for_log(&sandbox, &["collector pass failed", "readonly database"], 2);
     assert_eq!(in_folder(&sandbox, "a", "new"), 3, "nothing acknowledged");
 
@@ -248,7 +237,7 @@ fn a_damaged_database_stops_every_collectors_acknowledgements_and_status_says_wh
     let sandbox = sandbox(&[("shop", "a"), ("forms", "b")]);
     sandbox.deliver("a", "1.M1.mx", &order_message(1, INN, 1));
     sandbox.deliver("b", "2.M2.mx", &order_message(2, INN, 1));
-    let daemon = spawn_daemon(&sandbox);
+    let daemon = sandbox.spawn_daemon();
     wait_until_acknowledged(&sandbox, "a");
     wait_until_acknowledged(&sandbox, "b");
 

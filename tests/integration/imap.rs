@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::{header_section, order_message, padded};
-use crate::kit::process::{Daemon, wait_until};
+use crate::kit::process::wait_until;
 use crate::kit::sandbox::{Sandbox, counts, failure_text, sample};
 use crate::size_limits::collect_in_byte_batches;
 
@@ -451,17 +451,6 @@ fn assert_all_seen(server: &Dovecot) {
     assert_eq!(unseen, 0, "every stored message is acknowledged");
 }
 
-/// `mailintake run` on the sandbox's config (its output is not looked at).
-fn start_daemon(sandbox: &Sandbox) -> Daemon {
-    Daemon::spawn(
-        sandbox
-            .command(&["run"])
-            .env("MAILINTAKE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-}
-
 #[test]
 fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
     let server = dovecot(false);
@@ -470,7 +459,7 @@ fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "mode = \"idle\"";
     let sandbox = sandbox_for(&[collector]);
-    let daemon = start_daemon(&sandbox);
+    let daemon = sandbox.spawn_daemon();
     sandbox.wait_for_records(1, Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(500));
     server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
@@ -487,11 +476,11 @@ fn daemon_killed_mid_drain_and_restarted_stores_each_message_once() {
     collector.keys = "batch-size = 50";
     let sandbox = sandbox_for(&[collector]);
     for delay in [400u64, 700, 250] {
-        let daemon = start_daemon(&sandbox);
+        let daemon = sandbox.spawn_daemon();
         std::thread::sleep(Duration::from_millis(delay));
         daemon.kill();
     }
-    let daemon = start_daemon(&sandbox);
+    let daemon = sandbox.spawn_daemon();
     sandbox.wait_for_records(total, Duration::from_secs(60));
     assert!(daemon.terminate().success());
     sandbox.assert_one_record_per_order(total);

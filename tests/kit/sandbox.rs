@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::process::wait_until;
+use super::process::{Daemon, wait_until};
 
 /// Repo root (for samples/).
 pub fn repo() -> PathBuf {
@@ -79,6 +79,16 @@ impl Sandbox {
             .args(args)
             .env("MAILINTAKE_LOG", "warn");
         command
+    }
+
+    /// `mailintake run` on the sandbox's config, logging at `info` into `daemon.log`.
+    pub fn spawn_daemon(&self) -> Daemon {
+        Daemon::spawn(
+            self.command(&["run"])
+                .env("MAILINTAKE_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(self.path("daemon.log")).unwrap()),
+        )
     }
 
     /// Runs the binary with this sandbox's config to its end.
