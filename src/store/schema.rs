@@ -144,6 +144,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        record_id -> BigInt,
+        rule -> Text,
+        channel -> Text,
+        recipients -> Text,
+        subject -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        server_reply -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(notifications -> records (record_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     counterparties,
     contacts,
@@ -154,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     quarantine,
     ledger,
     collector_state,
+    notifications,
 );
