@@ -5,6 +5,8 @@
 
 pub mod charset;
 pub mod mime;
+pub mod nesting;
+pub mod reason;
 pub mod subject;
 
 use std::fmt;
@@ -133,42 +135,61 @@ pub struct DecodedMessage {
 }
 
 /// Decodes one raw message under `rules`.
+///
+/// The header is read first, and alone: a message that is not for us is skipped without its
+/// body being parsed, and one nested too deeply (see [`nesting`]) is quarantined before the
+/// parser builds its tree. Every reason is [`reason::bounded`].
 pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
     let fingerprint = Fingerprint::of(raw);
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let parser = MessageParser::default();
+    let Some(head) = parser.parse_headers(raw) else {
         return DecodedMessage {
             envelope: Envelope {
                 message_id: None,
                 subject: None,
                 fingerprint,
             },
-            verdict: Verdict::Quarantined(
-                "not an e-mail message: no header could be parsed".into(),
-            ),
+            verdict: Verdict::Quarantined(NOT_A_MESSAGE.into()),
         };
     };
     let envelope = Envelope {
-        message_id: message.message_id().map(str::to_string),
-        subject: message.subject().map(str::to_string),
+        message_id: head.message_id().map(str::to_string),
+        subject: head.subject().map(str::to_string),
         fingerprint,
     };
+    drop(head);
     let verdict = match envelope.subject.as_deref() {
         None => Verdict::Skipped("the message has no subject".into()),
         Some(subject) => match subject::match_subject(subject, &rules.subject_keyword) {
-            None => Verdict::Skipped(format!(
+            None => Verdict::Skipped(reason::bounded(format!(
                 "the subject does not contain the keyword `{}`",
                 rules.subject_keyword
-            )),
-            Some(found) => match mime::find_payload(&message, rules.default_charset) {
+            ))),
+            Some(found) => match payload_of(&parser, raw, rules) {
                 Ok(payload) => Verdict::Matched {
                     order_ref: found.order_ref,
                     payload,
                 },
-                Err(reason) => Verdict::Quarantined(reason),
+                Err(why) => Verdict::Quarantined(reason::bounded(why)),
             },
         },
     };
     DecodedMessage { envelope, verdict }
+}
+
+const NOT_A_MESSAGE: &str = "not an e-mail message: no header could be parsed";
+
+/// The payload of a message that is for us, or why there is none.
+fn payload_of(parser: &MessageParser, raw: &[u8], rules: &DecodeRules) -> Result<Payload, String> {
+    let depth = nesting::nesting_depth(raw);
+    if depth > nesting::MAX_NESTING {
+        return Err(format!(
+            "attached messages are nested {depth} levels deep, limit {}; not parsed",
+            nesting::MAX_NESTING
+        ));
+    }
+    let message = parser.parse(raw).ok_or(NOT_A_MESSAGE)?;
+    mime::find_payload(&message, rules.default_charset)
 }
 
 #[cfg(test)]

@@ -1,0 +1,172 @@
+//! How deeply messages are attached inside messages, found before a message is parsed.
+//!
+//! mail-parser reads an attached message (`message/rfc822`, `message/global`, or a part of a
+//! `multipart/digest` without a type) with a heap stack, not by recursion, but the tree it
+//! builds has one level per attached message, and everything that walks that tree recurses
+//! once per level: its own `into_owned` for an encoded attachment, dropping the tree, our
+//! payload search. 20,000 levels fit in a 1 MB message and overflow any stack, and a stack
+//! overflow aborts the process (`catch_unwind` cannot catch it): the daemon would die on the
+//! same message after every restart. So [`nesting_depth`] runs first, and a message deeper
+//! than [`MAX_NESTING`] is quarantined without ever being parsed.
+//!
+//! The probe follows mail-parser 0.11's own control flow (`MessageParser::parse_`) with
+//! mail-parser's own header and boundary readers, keeping only a count of open attached
+//! messages instead of the parts, so it finds the depth the parser would build, no less.
+//! Multiparts nested in multiparts are no level: their parts are one flat list. Multiparts
+//! cost nothing here, which keeps the probe to one pass over the bytes. A test holds the
+//! probe against the parsed tree over the hostile-input corpus.
+
+use std::borrow::Cow;
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::{GetHeader, HeaderName, HeaderValue, MessageParser};
+
+/// Attached messages within attached messages allowed before a message is quarantined.
+///
+/// Forwarding chains seen in real mail are a few levels deep; 32 leaves room for them and
+/// keeps every walk over the tree shallow: `decode::tests` runs the deepest allowed message
+/// through decode and mapping on a 256 KiB stack in a debug build, an eighth of the 2 MiB of
+/// the smallest thread that decodes (tokio's workers and test threads).
+pub const MAX_NESTING: usize = 32;
+
+/// mail-parser parses an encoded (base64, quoted-printable) attached message by recursion,
+/// at most this many within each other (its `MAX_NESTED_ENCODED`); deeper ones stay bytes.
+const ENCODED_LEVELS: usize = 3;
+
+/// The deepest chain of attached messages in `raw`, as mail-parser would build it (0 for a
+/// message with no attached message).
+pub fn nesting_depth(raw: &[u8]) -> usize {
+    depth_of(raw, ENCODED_LEVELS)
+}
+
+/// A container being read: an attached message (a level of the tree) or a multipart.
+#[derive(Default)]
+struct Open {
+    message: bool,
+    digest: bool,
+    boundary: Option<Vec<u8>>,
+}
+
+/// The depth of one buffer: the top-level message, or an encoded attached message decoded
+/// (`encoded_levels` more of those may be entered).
+fn depth_of(raw: &[u8], encoded_levels: usize) -> usize {
+    let parser = MessageParser::default();
+    let mut stream = MessageStream::new(raw);
+    let mut headers = Vec::new();
+    // Containers enclosing `open`; `true` marks the ones entered for an attached message.
+    let mut enclosing: Vec<(Open, bool)> = Vec::new();
+    let mut open = Open {
+        message: true,
+        ..Open::default()
+    };
+    let (mut depth, mut deepest) = (0, 0);
+    'parts: loop {
+        headers.clear();
+        if !stream.parse_headers(&parser, &mut headers) {
+            break;
+        }
+        let content_type = headers
+            .header_value(&HeaderName::ContentType)
+            .and_then(HeaderValue::as_content_type);
+        let (multipart, mut message, digest) = match content_type {
+            Some(ct) => (
+                ct.ctype() == "multipart",
+                ct.ctype() == "message" && matches!(ct.subtype(), Some("rfc822" | "global")),
+                ct.subtype() == Some("digest"),
+            ),
+            None => (false, open.digest, false),
+        };
+        let boundary = content_type
+            .filter(|_| multipart)
+            .and_then(|ct| ct.attribute("boundary"));
+        if let Some(boundary) = boundary
+            && stream.seek_next_part(boundary.as_bytes())
+        {
+            let inner = Open {
+                digest,
+                boundary: Some(boundary.as_bytes().to_vec()),
+                ..Open::default()
+            };
+            enclosing.push((std::mem::replace(&mut open, inner), false));
+            stream.skip_crlf();
+            continue;
+        }
+        let encoding = match headers.header_value(&HeaderName::ContentTransferEncoding) {
+            Some(HeaderValue::Text(e)) if e.eq_ignore_ascii_case("base64") => Encoding::Base64,
+            Some(HeaderValue::Text(e)) if e.eq_ignore_ascii_case("quoted-printable") => {
+                Encoding::QuotedPrintable
+            }
+            _ => Encoding::None,
+        };
+        if message && encoding == Encoding::None {
+            let inner = Open {
+                message: true,
+                boundary: open.boundary.take(),
+                ..Open::default()
+            };
+            enclosing.push((std::mem::replace(&mut open, inner), true));
+            depth += 1;
+            deepest = deepest.max(depth);
+            continue;
+        }
+        let boundary = open.boundary.as_deref().unwrap_or_default();
+        let (end, bytes): (usize, Cow<'_, [u8]>) = match encoding {
+            Encoding::Base64 => stream.decode_base64_mime(boundary),
+            Encoding::QuotedPrintable => stream.decode_quoted_printable_mime(boundary),
+            Encoding::None => stream.mime_part(boundary),
+        };
+        if end == usize::MAX {
+            // The parser recovers a broken part as text up to the next boundary.
+            message = false;
+            let (_, found) = stream.seek_part_end(open.boundary.as_deref());
+            if !found {
+                open.boundary = None;
+            }
+        }
+        if message && encoded_levels > 0 {
+            deepest = deepest.max(depth + 1 + depth_of(&bytes, encoded_levels - 1));
+        }
+        if open.boundary.is_none() {
+            if stream.offset() >= stream.len() {
+                break;
+            }
+            continue;
+        }
+        loop {
+            if open.message {
+                // An attached message ends at its enclosing multipart's boundary.
+                let Some((mut outer, true)) = enclosing.pop() else {
+                    break 'parts;
+                };
+                outer.boundary = open.boundary.take();
+                open = outer;
+                depth -= 1;
+            }
+            if !stream.is_multipart_end() {
+                continue 'parts;
+            }
+            // A closing boundary: back to what encloses the open container (the parser does
+            // this even when an attached message is open), which goes on at its own next
+            // boundary, if any.
+            let Some((outer, entered_message)) = enclosing.pop() else {
+                break 'parts;
+            };
+            if entered_message {
+                depth -= 1;
+            }
+            open = outer;
+            match open.boundary.as_deref() {
+                Some(b) if stream.seek_next_part_offset(b).is_some() => {}
+                _ => break 'parts,
+            }
+        }
+    }
+    deepest
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    None,
+    Base64,
+    QuotedPrintable,
+}
