@@ -189,6 +189,10 @@ fn payload_of(parser: &MessageParser, raw: &[u8], rules: &DecodeRules) -> Result
         ));
     }
     let message = parser.parse(raw).ok_or(NOT_A_MESSAGE)?;
+    debug_assert!(
+        nesting::tree_depth(&message) <= depth,
+        "the nesting probe found less depth than the parser built"
+    );
     mime::find_payload(&message, rules.default_charset)
 }
 

@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 
 use mail_parser::parsers::MessageStream;
-use mail_parser::{GetHeader, HeaderName, HeaderValue, MessageParser};
+use mail_parser::{GetHeader, HeaderName, HeaderValue, Message, MessageParser, PartType};
 
 /// Attached messages within attached messages allowed before a message is quarantined.
 ///
@@ -164,9 +164,123 @@ fn depth_of(raw: &[u8], encoded_levels: usize) -> usize {
     deepest
 }
 
+/// The depth of a tree mail-parser built (what [`nesting_depth`] predicts), walked with a
+/// heap stack so that it is safe on any tree.
+pub fn tree_depth(message: &Message<'_>) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(message, 0)];
+    while let Some((message, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        for part in &message.parts {
+            if let PartType::Message(nested) = &part.body {
+                pending.push((nested, depth + 1));
+            }
+        }
+    }
+    deepest
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     None,
     Base64,
     QuotedPrintable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_probe_matches_parser(raw: &[u8], want: usize) {
+        let parsed = MessageParser::default().parse(raw).unwrap();
+        assert_eq!(
+            (nesting_depth(raw), tree_depth(&parsed)),
+            (want, want),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+
+    fn chain(levels: usize) -> String {
+        "Subject: ORDER: 1\r\nContent-Type: message/rfc822\r\n\r\n".repeat(levels)
+            + "Subject: x\r\n\r\nhi\r\n"
+    }
+
+    fn multipart(boundary: &str, parts: &[String]) -> String {
+        let mut text = format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n");
+        for part in parts {
+            text.push_str(&format!("--{boundary}\r\n{part}\r\n"));
+        }
+        text + &format!("--{boundary}--\r\n")
+    }
+
+    fn attached(message: &str) -> String {
+        format!("Content-Type: message/rfc822\r\n\r\n{message}")
+    }
+
+    #[test]
+    fn a_chain_counts_every_level() {
+        assert_probe_matches_parser(b"Subject: x\r\n\r\nhi\r\n", 0);
+        assert_probe_matches_parser(chain(1).as_bytes(), 1);
+        assert_probe_matches_parser(chain(100).as_bytes(), 100);
+        // Not parsed: the tree would be as deep as the probe says, and too deep to drop.
+        assert_eq!(nesting_depth(chain(20_000).as_bytes()), 20_000);
+    }
+
+    #[test]
+    fn side_by_side_attachments_and_nested_multiparts_are_one_level() {
+        let inner = format!("Subject: in\r\n{}", multipart("i", &["hi".into()]));
+        let forwards: Vec<String> = (0..40).map(|_| attached(&inner)).collect();
+        let raw = format!("Subject: out\r\n{}", multipart("o", &forwards));
+        assert_probe_matches_parser(raw.as_bytes(), 1);
+        let mut nested = "Content-Type: text/plain\r\n\r\nleaf".to_string();
+        for i in 0..60 {
+            nested = multipart(&format!("m{i}"), &[nested]);
+        }
+        assert_probe_matches_parser(format!("Subject: m\r\n{nested}").as_bytes(), 0);
+    }
+
+    #[test]
+    fn forwards_within_multiparts_count_per_message() {
+        let mut message = "Subject: x\r\n\r\nhi".to_string();
+        for i in 0..10 {
+            let parts = ["note".to_string(), attached(&message)];
+            message = format!("Subject: l{i}\r\n{}", multipart(&format!("b{i}"), &parts));
+        }
+        assert_probe_matches_parser(message.as_bytes(), 10);
+    }
+
+    #[test]
+    fn digest_parts_are_messages() {
+        let mut message = "Subject: x\r\n\r\nhi".to_string();
+        for i in 0..7 {
+            message = format!(
+                "Subject: d{i}\r\nContent-Type: multipart/digest; boundary=\"d{i}\"\r\n\r\n--d{i}\r\n\r\n{message}\r\n--d{i}--\r\n"
+            );
+        }
+        assert_probe_matches_parser(message.as_bytes(), 7);
+    }
+
+    #[test]
+    fn encoded_attachments_are_looked_into_as_the_parser_does() {
+        use mail_builder::encoders::base64::base64_encode;
+        let encoded = |message: &str| {
+            let body = String::from_utf8(base64_encode(message.as_bytes()).unwrap()).unwrap();
+            format!(
+                "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}"
+            )
+        };
+        let inner = chain(12);
+        let once = format!("Subject: e\r\n{}", multipart("e", &[encoded(&inner)]));
+        assert_probe_matches_parser(once.as_bytes(), 13);
+        // Four encoded levels: the parser leaves the fourth as bytes.
+        let mut message = chain(50);
+        for i in 0..4 {
+            message = format!(
+                "Subject: e{i}\r\n{}",
+                multipart(&format!("e{i}"), &[encoded(&message)])
+            );
+        }
+        assert_probe_matches_parser(message.as_bytes(), 3);
+    }
 }

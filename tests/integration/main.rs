@@ -14,5 +14,6 @@ mod corpus;
 mod daemon;
 mod dovecot_harness;
 mod formats;
+mod hostile;
 mod imap;
 mod parse_samples;
