@@ -136,28 +136,40 @@ pub struct DecodedMessage {
 
 /// Decodes one raw message under `rules`.
 ///
-/// The header is read first, and alone: a message that is not for us is skipped without its
-/// body being parsed, and one nested too deeply (see [`nesting`]) is quarantined before the
-/// parser builds its tree. Every reason is [`reason::bounded`].
+/// A message whose attached messages nest deeper than [`nesting::MAX_NESTING`] only has its
+/// header parsed (for the envelope): the tree of its parts is never built (see [`nesting`]).
+/// Every reason is [`reason::bounded`].
 pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
     let fingerprint = Fingerprint::of(raw);
     let parser = MessageParser::default();
-    let Some(head) = parser.parse_headers(raw) else {
+    let depth = nesting::nesting_depth(raw);
+    let too_deep = depth > nesting::MAX_NESTING;
+    let parsed = if too_deep {
+        parser.parse_headers(raw)
+    } else {
+        parser.parse(raw)
+    };
+    let Some(message) = parsed else {
         return DecodedMessage {
             envelope: Envelope {
                 message_id: None,
                 subject: None,
                 fingerprint,
             },
-            verdict: Verdict::Quarantined(NOT_A_MESSAGE.into()),
+            verdict: Verdict::Quarantined(
+                "not an e-mail message: no header could be parsed".into(),
+            ),
         };
     };
+    debug_assert!(
+        too_deep || nesting::tree_depth(&message) <= depth,
+        "the nesting probe found less depth than the parser built"
+    );
     let envelope = Envelope {
-        message_id: head.message_id().map(str::to_string),
-        subject: head.subject().map(str::to_string),
+        message_id: message.message_id().map(str::to_string),
+        subject: message.subject().map(str::to_string),
         fingerprint,
     };
-    drop(head);
     let verdict = match envelope.subject.as_deref() {
         None => Verdict::Skipped("the message has no subject".into()),
         Some(subject) => match subject::match_subject(subject, &rules.subject_keyword) {
@@ -165,7 +177,11 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
                 "the subject does not contain the keyword `{}`",
                 rules.subject_keyword
             ))),
-            Some(found) => match payload_of(&parser, raw, rules) {
+            Some(_) if too_deep => Verdict::Quarantined(format!(
+                "attached messages are nested {depth} levels deep, limit {}; not parsed",
+                nesting::MAX_NESTING
+            )),
+            Some(found) => match mime::find_payload(&message, rules.default_charset) {
                 Ok(payload) => Verdict::Matched {
                     order_ref: found.order_ref,
                     payload,
@@ -175,25 +191,6 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
         },
     };
     DecodedMessage { envelope, verdict }
-}
-
-const NOT_A_MESSAGE: &str = "not an e-mail message: no header could be parsed";
-
-/// The payload of a message that is for us, or why there is none.
-fn payload_of(parser: &MessageParser, raw: &[u8], rules: &DecodeRules) -> Result<Payload, String> {
-    let depth = nesting::nesting_depth(raw);
-    if depth > nesting::MAX_NESTING {
-        return Err(format!(
-            "attached messages are nested {depth} levels deep, limit {}; not parsed",
-            nesting::MAX_NESTING
-        ));
-    }
-    let message = parser.parse(raw).ok_or(NOT_A_MESSAGE)?;
-    debug_assert!(
-        nesting::tree_depth(&message) <= depth,
-        "the nesting probe found less depth than the parser built"
-    );
-    mime::find_payload(&message, rules.default_charset)
 }
 
 #[cfg(test)]

@@ -12,14 +12,16 @@
 //! The probe follows mail-parser 0.11's own control flow (`MessageParser::parse_`) with
 //! mail-parser's own header and boundary readers, keeping only a count of open attached
 //! messages instead of the parts, so it finds the depth the parser would build, no less.
-//! Multiparts nested in multiparts are no level: their parts are one flat list. Multiparts
-//! cost nothing here, which keeps the probe to one pass over the bytes. A test holds the
-//! probe against the parsed tree over the hostile-input corpus.
+//! Multiparts nested in multiparts are no level: their parts are one flat list. The probe is
+//! held against the parsed tree by its tests, over the hostile-input corpus, and by a debug
+//! assertion on every message decoded in a debug build.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use mail_parser::parsers::MessageStream;
 use mail_parser::{GetHeader, HeaderName, HeaderValue, Message, MessageParser, PartType};
+use memchr::memmem::Finder;
 
 /// Attached messages within attached messages allowed before a message is quarantined.
 ///
@@ -36,7 +38,48 @@ const ENCODED_LEVELS: usize = 3;
 /// The deepest chain of attached messages in `raw`, as mail-parser would build it (0 for a
 /// message with no attached message).
 pub fn nesting_depth(raw: &[u8]) -> usize {
+    if !may_attach_messages(raw) {
+        return 0;
+    }
     depth_of(raw, ENCODED_LEVELS)
+}
+
+/// Whether `raw` names a media subtype that makes a part an attached message.
+///
+/// NOTE: mail-parser takes a Content-Type's subtype as one contiguous run of the buffer's
+/// bytes, ASCII-lowercased; an attached message needs `rfc822` or `global`, or a `digest`
+/// around it, and an encoded one is only looked into when its own header (in `raw`) says
+/// so. Without any of the three words nothing can nest, and the probe is skipped: most
+/// mail pays one byte scan, no second header parse.
+fn may_attach_messages(raw: &[u8]) -> bool {
+    // Setting bit 0x20 lowercases ASCII letters and leaves the digits alone; it also turns
+    // some other bytes into letters or digits, which can only add matches. Done a chunk at a
+    // time on the stack, chunks overlapping by a word's length less one.
+    const CHUNK: usize = 4096;
+    const OVERLAP: usize = 5;
+    static WORDS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new(b"rfc822"),
+            Finder::new(b"global"),
+            Finder::new(b"digest"),
+        ]
+    });
+    let mut folded = [0u8; CHUNK + OVERLAP];
+    let mut start = 0;
+    loop {
+        let end = raw.len().min(start + CHUNK + OVERLAP);
+        let chunk = &mut folded[..end - start];
+        for (to, from) in chunk.iter_mut().zip(&raw[start..end]) {
+            *to = from | 0x20;
+        }
+        if WORDS.iter().any(|word| word.find(chunk).is_some()) {
+            return true;
+        }
+        if end == raw.len() {
+            return false;
+        }
+        start += CHUNK;
+    }
 }
 
 /// A container being read: an attached message (a level of the tree) or a multipart.
@@ -216,6 +259,19 @@ mod tests {
 
     fn attached(message: &str) -> String {
         format!("Content-Type: message/rfc822\r\n\r\n{message}")
+    }
+
+    #[test]
+    fn the_pre_check_finds_the_words_in_any_case_and_across_chunks() {
+        for at in [0, 4090, 4093, 4096, 9000] {
+            for word in ["RFC822", "Global", "diGEST"] {
+                let mut raw = vec![b'x'; 10_000];
+                raw[at..at + 6].copy_from_slice(word.as_bytes());
+                assert!(may_attach_messages(&raw), "{word} at {at}");
+            }
+        }
+        assert!(!may_attach_messages(&[b'x'; 10_000]));
+        assert!(!may_attach_messages(b""));
     }
 
     #[test]
