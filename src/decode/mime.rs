@@ -13,6 +13,8 @@ use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use serde_json::{Map, Value};
 
 use super::charset::decode_text;
+use super::nesting::MAX_NESTING;
+use super::reason::Notes;
 
 /// The decoded JSON payload of a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,14 +31,14 @@ pub struct Payload {
 /// Media types that never hold a text payload.
 const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "font", "model"];
 
-/// Searches `message` for the payload; on failure returns the reason, naming every
-/// attachment looked at and why it was not taken.
+/// Searches `message` for the payload; on failure returns the reason, naming the first
+/// attachments looked at and why they were not taken, and counting the rest.
 pub fn find_payload(
     message: &Message<'_>,
     default_charset: &'static Encoding,
 ) -> Result<Payload, String> {
-    let mut notes = Vec::new();
-    if let Some(payload) = search(message, default_charset, &mut notes) {
+    let mut notes = Notes::default();
+    if let Some(payload) = search(message, default_charset, &mut notes, 0) {
         return Ok(payload);
     }
     if notes.is_empty() {
@@ -44,21 +46,31 @@ pub fn find_payload(
     } else {
         Err(format!(
             "no attachment holds a JSON object: {}",
-            notes.join("; ")
+            notes.joined()
         ))
     }
 }
 
+/// Depth-first, so the first payload in reading order wins. Recursion is one frame per
+/// attached message, `depth` of them: [`decode_message`](super::decode_message) lets no
+/// message deeper than [`MAX_NESTING`] reach here, and the search also stops there itself.
 fn search(
     message: &Message<'_>,
     default_charset: &'static Encoding,
-    notes: &mut Vec<String>,
+    notes: &mut Notes,
+    depth: usize,
 ) -> Option<Payload> {
     for part in &message.parts {
         match &part.body {
             PartType::Multipart(_) => {}
+            PartType::Message(_) if depth >= MAX_NESTING => {
+                notes.push(
+                    "attached message",
+                    &format!("nested deeper than {MAX_NESTING} levels, not searched"),
+                );
+            }
             PartType::Message(nested) => {
-                if let Some(payload) = search(nested, default_charset, notes) {
+                if let Some(payload) = search(nested, default_charset, notes, depth + 1) {
                     return Some(payload);
                 }
             }
@@ -75,7 +87,7 @@ fn search(
                             charset,
                         });
                     }
-                    Err(why) => notes.push(format!("`{name}`: {why}")),
+                    Err(why) => notes.push(name, &why),
                 }
             }
         }

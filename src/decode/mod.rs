@@ -5,6 +5,8 @@
 
 pub mod charset;
 pub mod mime;
+pub mod nesting;
+pub mod reason;
 pub mod subject;
 
 use std::fmt;
@@ -133,9 +135,21 @@ pub struct DecodedMessage {
 }
 
 /// Decodes one raw message under `rules`.
+///
+/// A message whose attached messages nest deeper than [`nesting::MAX_NESTING`] only has its
+/// header parsed (for the envelope): the tree of its parts is never built (see [`nesting`]).
+/// Every reason is [`reason::bounded`].
 pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
     let fingerprint = Fingerprint::of(raw);
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let parser = MessageParser::default();
+    let depth = nesting::nesting_depth(raw);
+    let too_deep = depth > nesting::MAX_NESTING;
+    let parsed = if too_deep {
+        parser.parse_headers(raw)
+    } else {
+        parser.parse(raw)
+    };
+    let Some(message) = parsed else {
         return DecodedMessage {
             envelope: Envelope {
                 message_id: None,
@@ -147,6 +161,10 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
             ),
         };
     };
+    debug_assert!(
+        too_deep || nesting::tree_depth(&message) <= depth,
+        "the nesting probe found less depth than the parser built"
+    );
     let envelope = Envelope {
         message_id: message.message_id().map(str::to_string),
         subject: message.subject().map(str::to_string),
@@ -155,16 +173,20 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
     let verdict = match envelope.subject.as_deref() {
         None => Verdict::Skipped("the message has no subject".into()),
         Some(subject) => match subject::match_subject(subject, &rules.subject_keyword) {
-            None => Verdict::Skipped(format!(
+            None => Verdict::Skipped(reason::bounded(format!(
                 "the subject does not contain the keyword `{}`",
                 rules.subject_keyword
+            ))),
+            Some(_) if too_deep => Verdict::Quarantined(format!(
+                "attached messages are nested {depth} levels deep, limit {}; not parsed",
+                nesting::MAX_NESTING
             )),
             Some(found) => match mime::find_payload(&message, rules.default_charset) {
                 Ok(payload) => Verdict::Matched {
                     order_ref: found.order_ref,
                     payload,
                 },
-                Err(reason) => Verdict::Quarantined(reason),
+                Err(why) => Verdict::Quarantined(reason::bounded(why)),
             },
         },
     };

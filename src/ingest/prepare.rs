@@ -1,5 +1,19 @@
 //! The pure core of a pass: decode and map one message, or a batch on every core.
+//!
+//! # Stack
+//!
+//! A stack overflow aborts the process, and no `catch_unwind` catches it, so how deep
+//! decoding recurses is bounded by limits, not by luck: attached messages within attached
+//! messages by [`MAX_NESTING`](crate::decode::nesting::MAX_NESTING) (checked before the
+//! parser builds its tree), JSON by serde_json's recursion limit (128 levels, a parse error
+//! beyond), templates and mapping not at all (they follow paths from the config with loops).
+//! A test here runs the deepest message the limits allow through [`prepare`] on a 256 KiB
+//! thread in a debug build. Batches decode on threads with
+//! [`DECODE_STACK_BYTES`], set here on purpose rather than taken from the platform or
+//! `RUST_MIN_STACK`; `parse` and `quarantine retry` decode on the main thread (8 MiB on Linux),
+//! and tokio's workers have 2 MiB: all at least eight times what the test proves enough.
 
+use crate::decode::reason::{MAX_QUOTED_CHARS, bounded, clip};
 use crate::decode::{DecodeRules, Envelope, Fingerprint, Verdict, decode_message};
 use crate::mapping::{PayloadFormat, Record};
 
@@ -21,7 +35,12 @@ pub struct Prepared {
     pub mapped: Mapped,
 }
 
+/// The stack of each thread that decodes a batch: sixteen times the 256 KiB the tests prove
+/// enough for the deepest message the limits allow.
+pub const DECODE_STACK_BYTES: usize = 4 << 20;
+
 /// Decodes and maps one raw message (the pure core of a pass; also `parse` and `retry`).
+/// Every reason is short and never empty ([`bounded`]).
 pub fn prepare(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepared {
     let decoded = decode_message(raw, rules);
     let mapped = match decoded.verdict {
@@ -30,9 +49,10 @@ pub fn prepare(raw: &[u8], rules: &DecodeRules, format: &PayloadFormat) -> Prepa
         Verdict::Matched { order_ref, payload } => {
             match format.map(&payload, order_ref, &decoded.envelope) {
                 Ok(record) => Mapped::Accept(Box::new(record)),
-                Err(e) => {
-                    Mapped::Quarantine(format!("attachment `{}`: {e}", payload.attachment_name))
-                }
+                Err(e) => Mapped::Quarantine(bounded(format!(
+                    "attachment `{}`: {e}",
+                    clip(&payload.attachment_name, MAX_QUOTED_CHARS)
+                ))),
             }
         }
     };
@@ -77,31 +97,40 @@ pub(super) fn prepare_all(
     prepare_on(threads, raws, |raw| prepare_guarded(raw, rules, format))
 }
 
-/// Runs `prepare` over `raws` on `threads` threads, keeping the order. A worker that fails
-/// anyway (its panic escaped `prepare`) quarantines exactly its own messages, so the result
-/// always lines up with `raws`.
+/// Runs `prepare` over `raws` on `threads` threads of [`DECODE_STACK_BYTES`] (one thread
+/// too: the caller's stack is not ours to size), keeping the order. A worker that fails
+/// anyway (its panic escaped `prepare`, or it could not be started) quarantines exactly its
+/// own messages, so the result always lines up with `raws`.
 fn prepare_on(
     threads: usize,
     raws: &[&[u8]],
     prepare: impl Fn(&[u8]) -> Prepared + Sync,
 ) -> Vec<Prepared> {
-    if threads <= 1 {
-        return raws.iter().map(|raw| prepare(raw)).collect();
+    if raws.is_empty() {
+        return Vec::new();
     }
     let prepare = &prepare;
-    let per_thread = raws.len().div_ceil(threads);
+    let per_thread = raws.len().div_ceil(threads.max(1));
     std::thread::scope(|scope| {
         let workers: Vec<_> = raws
             .chunks(per_thread)
             .map(|part| {
-                let worker = scope.spawn(move || part.iter().map(|raw| prepare(raw)).collect());
+                let worker = std::thread::Builder::new()
+                    .name("decode".into())
+                    .stack_size(DECODE_STACK_BYTES)
+                    .spawn_scoped(scope, move || {
+                        part.iter().map(|raw| prepare(raw)).collect::<Vec<_>>()
+                    });
                 (part, worker)
             })
             .collect();
         workers
             .into_iter()
             .flat_map(|(part, worker)| {
-                worker.join().unwrap_or_else(|_| {
+                let done = worker
+                    .map_err(|_| ())
+                    .and_then(|w| w.join().map_err(|_| ()));
+                done.unwrap_or_else(|()| {
                     part.iter()
                         .map(|raw| decoder_failed(raw))
                         .collect::<Vec<_>>()
@@ -114,6 +143,68 @@ fn prepare_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::nesting::MAX_NESTING;
+
+    /// What the module doc promises every thread that decodes has, at the least.
+    const PROVEN_STACK_BYTES: usize = 256 << 10;
+
+    /// An order forwarded `levels` times, each forward a multipart with a note and the
+    /// message before it; the order's JSON carries a value nested `json_levels` deep.
+    fn forwarded(levels: usize, json_levels: usize) -> Vec<u8> {
+        let deep = "[".repeat(json_levels) + &"]".repeat(json_levels);
+        let json = format!(r#"{{"Тема": "Заказ", "Телефон": "+7 900 1", "x": {deep}}}"#);
+        let mut message = format!(
+            "Subject: ORDER: 9\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n\
+             --b0\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+             --b0\r\nContent-Type: application/json\r\n\
+             Content-Disposition: attachment; filename=\"o.json\"\r\n\r\n{json}\r\n--b0--\r\n"
+        );
+        for level in 1..=levels {
+            message = format!(
+                "Subject: Fwd: ORDER: 9\r\nContent-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n\
+                 --b{level}\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+                 --b{level}\r\nContent-Type: message/rfc822\r\n\r\n{message}\r\n--b{level}--\r\n"
+            );
+        }
+        message.into_bytes()
+    }
+
+    fn on_small_stack(raw: Vec<u8>) -> Prepared {
+        std::thread::Builder::new()
+            .stack_size(PROVEN_STACK_BYTES)
+            .spawn(move || prepare(&raw, &DecodeRules::default(), &PayloadFormat::default()))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_deepest_message_the_limits_allow_decodes_on_a_small_stack() {
+        let prepared = on_small_stack(forwarded(MAX_NESTING, 126));
+        let Mapped::Accept(record) = prepared.mapped else {
+            panic!("{:?}", prepared.mapped);
+        };
+        assert_eq!(record.source.attachment_name.as_deref(), Some("o.json"));
+        let prepared = on_small_stack(forwarded(MAX_NESTING, 200));
+        assert!(
+            matches!(&prepared.mapped, Mapped::Quarantine(r) if r.contains("recursion limit")),
+            "{:?}",
+            prepared.mapped
+        );
+    }
+
+    #[test]
+    fn one_level_more_is_quarantined_with_the_depth_and_the_limit() {
+        let prepared = on_small_stack(forwarded(MAX_NESTING + 1, 1));
+        assert_eq!(
+            prepared.mapped,
+            Mapped::Quarantine(format!(
+                "attached messages are nested {} levels deep, limit {MAX_NESTING}; not parsed",
+                MAX_NESTING + 1
+            ))
+        );
+        assert_eq!(prepared.envelope.subject.as_deref(), Some("Fwd: ORDER: 9"));
+    }
 
     /// A stand-in result that names the message it came from.
     fn named(raw: &[u8]) -> Prepared {

@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::decode::reason::{MAX_QUOTED_CHARS, clip};
+
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
@@ -312,10 +314,11 @@ fn apply(
                 match table.get(t.trim()).or_else(|| tables.defaults.get(name)) {
                     Some(mapped) => Some(mapped.clone()),
                     None => {
+                        // The value is the website's text: quoted in a reason, so clipped.
                         return Err(RenderError::Unmapped {
                             map: name.clone(),
                             path: path_text(path),
-                            value: t,
+                            value: clip(&t, MAX_QUOTED_CHARS),
                         });
                     }
                 }

@@ -15,6 +15,7 @@ mod daemon;
 mod dovecot_harness;
 mod durable;
 mod formats;
+mod hostile;
 mod imap;
 mod parse_samples;
 mod size_limits;

@@ -5,10 +5,12 @@
 //! - [`sandbox`]: a temp folder with a config, Maildirs and a database, and the binary run
 //!   against it;
 //! - [`mail`]: the order-mail generator;
+//! - [`hostile`]: hostile mail for the standing hostile-input check, from the same seeded generator;
 //! - [`process`]: the daemon wrapper and `wait_until`;
 //! - [`dovecot`]: a real Dovecot IMAP server per test.
 
 pub mod dovecot;
+pub mod hostile;
 pub mod mail;
 pub mod process;
 pub mod sandbox;
