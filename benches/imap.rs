@@ -27,6 +27,9 @@
 #[path = "../tests/kit/dovecot.rs"]
 mod dovecot;
 #[allow(dead_code)]
+#[path = "../tests/kit/imap_server.rs"]
+mod imap_server;
+#[allow(dead_code)]
 #[path = "../tests/kit/mail.rs"]
 mod mail;
 #[allow(dead_code)]

@@ -11,6 +11,8 @@ mod kit;
 
 mod collect;
 mod corpus;
+mod courier;
+mod courier_harness;
 mod daemon;
 mod dovecot_harness;
 mod durable;

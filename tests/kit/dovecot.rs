@@ -30,15 +30,18 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long start-up (and stop) may take before we give up.
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::imap_server::{Imap, MailboxMessage};
+use super::imap_server::{
+    ImapServer, TIMEOUT, addr, check_traversable, descendants_of, free_ports, random_hex, run_ok,
+    signal, try_greeting,
+};
 /// How many times start-up is retried when a picked port was taken meanwhile.
 const START_ATTEMPTS: usize = 5;
 
@@ -48,21 +51,6 @@ pub struct DovecotOptions {
     /// STARTTLS, plus an implicit-TLS (imaps) port; the certificate is for `localhost` and
     /// `127.0.0.1`, signed by the CA in [`Dovecot::ca_file`].
     pub tls: bool,
-}
-
-/// One message as Dovecot reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailboxMessage {
-    pub uid: u32,
-    /// System flags and keywords as Dovecot prints them, e.g. `\Seen`, `$MailintakeQuarantined`
-    /// (the session-bound `\Recent` is left out).
-    pub flags: Vec<String>,
-}
-
-impl MailboxMessage {
-    pub fn has_flag(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
-    }
 }
 
 /// A running Dovecot. Stopped (and its temp folder removed) on drop.
@@ -221,12 +209,7 @@ impl Dovecot {
         internal_date: Option<&str>,
         message: &[u8],
     ) -> u32 {
-        let mut imap = Imap::connect(self.port);
-        imap.login(user, password);
-        imap.create_if_missing(mailbox);
-        let uid = imap.append(mailbox, flags, internal_date, message).1;
-        imap.logout();
-        uid
+        self.append_as((user, password), mailbox, flags, internal_date, message)
     }
 
     /// UIDs and flags of the messages in `mailbox`, sorted by UID; empty if it does not exist.
@@ -345,14 +328,12 @@ impl Dovecot {
 
     /// A raw IMAP connection to the plain port, greeting already read.
     pub fn connect(&self) -> Imap {
-        Imap::connect(self.port)
+        ImapServer::connect(self)
     }
 
     /// A raw IMAP connection to the plain port, logged in.
     pub fn connect_as(&self, user: &str, password: &str) -> Imap {
-        let mut imap = Imap::connect(self.port);
-        imap.login(user, password);
-        imap
+        ImapServer::connect_as(self, user, password)
     }
 
     /// The Dovecot log so far, for assertion messages.
@@ -366,6 +347,16 @@ impl Dovecot {
         if let Some(mut child) = self.child.take() {
             shutdown(&mut child);
         }
+    }
+}
+
+impl ImapServer for Dovecot {
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn server_log(&self) -> String {
+        self.log()
     }
 }
 
@@ -393,25 +384,10 @@ fn preflight() {
     );
 }
 
-fn check_traversable(dir: &Path) {
-    for ancestor in dir.ancestors() {
-        let mode = fs::metadata(ancestor).unwrap().mode();
-        assert!(
-            mode & 0o001 != 0,
-            "{} is not world-traversable; dovecot's users cannot reach the temp folder (set TMPDIR)",
-            ancestor.display()
-        );
-    }
-}
-
-/// Free loopback ports: all bound at once (so they differ), then released for dovecot.
+/// Free loopback ports for the plain and (with `tls`) the imaps listener.
 fn pick_ports(tls: bool) -> (u16, Option<u16>) {
-    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    let plain = bind();
-    let secure = tls.then(bind);
-    let port = plain.local_addr().unwrap().port();
-    let tls_port = secure.as_ref().map(|l| l.local_addr().unwrap().port());
-    (port, tls_port)
+    let [plain, secure] = free_ports();
+    (plain, tls.then_some(secure))
 }
 
 fn config(base: &Path, port: u16, tls_port: Option<u16>) -> String {
@@ -472,14 +448,6 @@ service anvil {{
 }}
 "#
     )
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("read /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Starts `dovecot -F -c CONF` and waits until it is ready, or returns why not (the master is
@@ -550,23 +518,6 @@ fn launch(base: &Path, conf: &Path, port: u16, tls_port: Option<u16>) -> Result<
     Ok(child)
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-fn try_greeting(port: u16) -> bool {
-    let Ok(stream) = TcpStream::connect_timeout(&addr(port), Duration::from_millis(500)) else {
-        return false;
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut line = String::new();
-    let ok = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("* OK");
-    let _ = (&stream).write_all(b"x LOGOUT\r\n");
-    ok
-}
-
 /// Stops a master and every process it had started, and waits until they are gone.
 fn shutdown(child: &mut Child) {
     if child.try_wait().ok().flatten().is_some() {
@@ -614,76 +565,6 @@ fn shutdown(child: &mut Child) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
-
-fn signal(name: &str, pids: impl IntoIterator<Item = u32>) {
-    let pids: Vec<String> = pids.into_iter().map(|p| p.to_string()).collect();
-    if pids.is_empty() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .args(&pids)
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// A process, identified by pid and start time (so a reused pid is not mistaken for it).
-struct Proc {
-    pid: u32,
-    start: u64,
-}
-
-/// (state, ppid, start time) from /proc/PID/stat.
-fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) S ppid ..." — comm may contain spaces, so split after the last ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?; // field 22 of stat
-    Some((state, ppid, start))
-}
-
-impl Proc {
-    /// Running (not a zombie) and still the same process.
-    fn alive(&self) -> bool {
-        matches!(proc_stat(self.pid), Some((state, _, start))
-            if start == self.start && state != 'Z' && state != 'X')
-    }
-
-    fn name(&self) -> Option<String> {
-        fs::read_to_string(format!("/proc/{}/comm", self.pid))
-            .ok()
-            .map(|s| s.trim().to_owned())
-    }
-}
-
-fn descendants_of(root: u32) -> Vec<Proc> {
-    let mut all = Vec::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            if let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-                && let Some((_, ppid, start)) = proc_stat(pid)
-            {
-                all.push((Proc { pid, start }, ppid));
-            }
-        }
-    }
-    let mut parents = vec![root];
-    let mut found = Vec::new();
-    while let Some(parent) = parents.pop() {
-        let (children, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, pp)| *pp == parent);
-        all = rest;
-        for (child, _) in children {
-            parents.push(child.pid);
-            found.push(child);
-        }
-    }
-    found
 }
 
 /// A CA and a leaf certificate for localhost/127.0.0.1 signed by it; returns the CA's path.
@@ -748,287 +629,4 @@ fn make_certificates(dir: &Path) -> PathBuf {
             .arg(&cert),
     );
     ca
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The tagged end of an IMAP command.
-#[derive(Debug, Clone)]
-pub struct ImapReply {
-    /// Untagged (`* ...`) lines, CRLF stripped; literals are inlined (lossy UTF-8).
-    pub untagged: Vec<String>,
-    /// `OK`, `NO` or `BAD`.
-    pub status: String,
-    /// The whole tagged line, CRLF stripped.
-    pub line: String,
-}
-
-impl ImapReply {
-    pub fn is_ok(&self) -> bool {
-        self.status == "OK"
-    }
-}
-
-/// A minimal blocking IMAP client over plain TCP, for setting up and inspecting mailboxes.
-pub struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-    /// The server's greeting line.
-    pub greeting: String,
-}
-
-impl Imap {
-    pub fn connect(port: u16) -> Imap {
-        let stream = TcpStream::connect(addr(port))
-            .unwrap_or_else(|e| panic!("connect to dovecot on 127.0.0.1:{port}: {e}"));
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut imap = Imap {
-            reader: BufReader::new(stream),
-            writer,
-            next_tag: 1,
-            greeting: String::new(),
-        };
-        imap.greeting = imap.read_response();
-        assert!(
-            imap.greeting.starts_with("* OK"),
-            "unexpected greeting: {:?}",
-            imap.greeting
-        );
-        imap
-    }
-
-    /// Sends `TAG command` and reads up to its tagged reply.
-    pub fn command(&mut self, command: &str) -> ImapReply {
-        let tag = self.send(command);
-        self.finish(&tag)
-    }
-
-    /// Like [`Imap::command`], panicking unless the reply is OK.
-    pub fn ok(&mut self, command: &str) -> ImapReply {
-        let reply = self.command(command);
-        assert!(reply.is_ok(), "IMAP {command:?} failed: {}", reply.line);
-        reply
-    }
-
-    pub fn login(&mut self, user: &str, password: &str) {
-        let reply = self.command(&format!("LOGIN {} {}", quote(user), quote(password)));
-        assert!(
-            reply.is_ok(),
-            "IMAP LOGIN as {user:?} failed: {}",
-            reply.line
-        );
-    }
-
-    /// CREATE, ignoring `NO [ALREADYEXISTS]` (and INBOX, which always exists).
-    pub fn create_if_missing(&mut self, mailbox: &str) {
-        if mailbox.eq_ignore_ascii_case("INBOX") {
-            return;
-        }
-        let reply = self.command(&format!("CREATE {}", mailbox_name(mailbox)));
-        assert!(
-            reply.is_ok() || reply.line.contains("[ALREADYEXISTS]"),
-            "IMAP CREATE {mailbox:?} failed: {}",
-            reply.line
-        );
-    }
-
-    /// SELECT; returns the untagged lines (EXISTS, UIDVALIDITY, ...).
-    pub fn select(&mut self, mailbox: &str) -> ImapReply {
-        self.ok(&format!("SELECT {}", mailbox_name(mailbox)))
-    }
-
-    /// UIDVALIDITY reported by SELECT.
-    pub fn select_uidvalidity(&mut self, mailbox: &str) -> u32 {
-        let reply = self.select(mailbox);
-        reply
-            .untagged
-            .iter()
-            .find_map(|l| {
-                let rest = l.split("[UIDVALIDITY ").nth(1)?;
-                rest.split(']').next()?.trim().parse().ok()
-            })
-            .unwrap_or_else(|| panic!("SELECT reported no UIDVALIDITY: {:?}", reply.untagged))
-    }
-
-    /// APPEND with a synchronizing literal; returns (UIDVALIDITY, UID) from `[APPENDUID]`.
-    pub fn append(
-        &mut self,
-        mailbox: &str,
-        flags: &[&str],
-        internal_date: Option<&str>,
-        message: &[u8],
-    ) -> (u32, u32) {
-        let mut command = format!("APPEND {}", mailbox_name(mailbox));
-        if !flags.is_empty() {
-            let _ = write!(command, " ({})", flags.join(" "));
-        }
-        if let Some(date) = internal_date {
-            let _ = write!(command, " {}", quote(date));
-        }
-        let _ = write!(command, " {{{}}}", message.len());
-        let tag = self.send(&command);
-        let line = self.read_response();
-        if !line.starts_with('+') {
-            panic!("IMAP APPEND to {mailbox:?} refused: {line}");
-        }
-        self.writer.write_all(message).unwrap();
-        self.writer.write_all(b"\r\n").unwrap();
-        let reply = self.finish(&tag);
-        assert!(
-            reply.is_ok(),
-            "IMAP APPEND to {mailbox:?} failed: {}",
-            reply.line
-        );
-        let code = reply
-            .line
-            .split("[APPENDUID ")
-            .nth(1)
-            .and_then(|r| r.split(']').next())
-            .unwrap_or_else(|| panic!("APPEND reply without APPENDUID: {}", reply.line));
-        let mut numbers = code.split_whitespace().map(|n| n.parse::<u32>().unwrap());
-        (numbers.next().unwrap(), numbers.next().unwrap())
-    }
-
-    /// Sends one raw line (CRLF added), e.g. `DONE` to end an IDLE.
-    pub fn write_line(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .unwrap();
-    }
-
-    /// The next response line (literals inlined); `None` once the server has closed the
-    /// connection (or on a read error / the 10s timeout).
-    pub fn read_line(&mut self) -> Option<String> {
-        let mut raw = Vec::new();
-        match self.reader.read_until(b'\n', &mut raw) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(
-                String::from_utf8_lossy(&raw)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned(),
-            ),
-        }
-    }
-
-    pub fn logout(&mut self) {
-        let _ = self.command("LOGOUT");
-    }
-
-    fn send(&mut self, command: &str) -> String {
-        let tag = format!("a{}", self.next_tag);
-        self.next_tag += 1;
-        self.writer
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .unwrap();
-        tag
-    }
-
-    fn finish(&mut self, tag: &str) -> ImapReply {
-        let mut untagged = Vec::new();
-        loop {
-            let line = self.read_response();
-            if let Some(rest) = line.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
-                let status = rest.split(' ').next().unwrap_or("").to_ascii_uppercase();
-                return ImapReply {
-                    untagged,
-                    status,
-                    line,
-                };
-            }
-            untagged.push(line);
-        }
-    }
-
-    /// One response line, with any `{N}` literals read and inlined.
-    fn read_response(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let mut raw = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut raw).unwrap();
-            assert!(n > 0, "dovecot closed the connection (after {out:?})");
-            let line = String::from_utf8_lossy(&raw);
-            let line = line.trim_end_matches(['\r', '\n']);
-            out.push_str(line);
-            let literal = line
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok());
-            match literal {
-                Some(len) => {
-                    let mut bytes = vec![0; len];
-                    self.reader.read_exact(&mut bytes).unwrap();
-                    out.push_str("\r\n");
-                    out.push_str(&String::from_utf8_lossy(&bytes));
-                }
-                None => return out,
-            }
-        }
-    }
-}
-
-/// An IMAP quoted string.
-fn quote(s: &str) -> String {
-    assert!(!s.contains(['\r', '\n']), "cannot quote {s:?} for IMAP");
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// A mailbox name as IMAP wants it: modified UTF-7 (RFC 3501 5.1.3), quoted.
-fn mailbox_name(name: &str) -> String {
-    quote(&to_modified_utf7(name))
-}
-
-fn to_modified_utf7(name: &str) -> String {
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-    let mut out = String::new();
-    let mut pending: Vec<u16> = Vec::new();
-    let flush = |pending: &mut Vec<u16>, out: &mut String| {
-        if pending.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
-        out.push('&');
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            let chars = chunk.len() + 1;
-            for i in 0..chars {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out.push('-');
-        pending.clear();
-    };
-    for c in name.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut pending, &mut out);
-            if c == '&' {
-                out.push_str("&-");
-            } else {
-                out.push(c);
-            }
-        } else {
-            let mut buf = [0u16; 2];
-            pending.extend_from_slice(c.encode_utf16(&mut buf));
-        }
-    }
-    flush(&mut pending, &mut out);
-    out
 }

@@ -1,5 +1,5 @@
 //! The integration tests' kit: one of each helper, shared by every test module (and, for
-//! the mail generator, the Dovecot harness and the daemon wrapper, by the benches, which
+//! the mail generator, the IMAP servers and the daemon wrapper, by the benches, which
 //! include those files with `#[path]`).
 //!
 //! - [`sandbox`]: a temp folder with a config, Maildirs and a database, and the binary run
@@ -7,10 +7,14 @@
 //! - [`mail`]: the order-mail generator;
 //! - [`hostile`]: hostile mail for the standing hostile-input check, from the same seeded generator;
 //! - [`process`]: the daemon wrapper and `wait_until`;
-//! - [`dovecot`]: a real Dovecot IMAP server per test.
+//! - [`imap_server`]: what the real IMAP servers share (a trait, a small IMAP client);
+//! - [`dovecot`]: a real Dovecot IMAP server per test;
+//! - [`courier`]: a real Courier IMAP server per test.
 
+pub mod courier;
 pub mod dovecot;
 pub mod hostile;
+pub mod imap_server;
 pub mod mail;
 pub mod process;
 pub mod sandbox;
