@@ -22,7 +22,7 @@ use crate::source::blocking;
 use crate::store::Due;
 
 /// The longest the dispatcher sleeps without looking at the outbox.
-const LOOK_AGAIN: Duration = Duration::from_secs(60);
+const LOOK_AGAIN: Duration = Duration::from_secs(10);
 
 /// Runs until `stop`; without `[smtp]` it says so once and ends (rows stay queued).
 pub(super) async fn run(

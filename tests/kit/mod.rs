@@ -6,9 +6,11 @@
 //!   against it;
 //! - [`mail`]: the order-mail generator;
 //! - [`process`]: the daemon wrapper and `wait_until`;
-//! - [`dovecot`]: a real Dovecot IMAP server per test.
+//! - [`dovecot`]: a real Dovecot IMAP server per test;
+//! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received.
 
 pub mod dovecot;
 pub mod mail;
 pub mod process;
 pub mod sandbox;
+pub mod smtp;
