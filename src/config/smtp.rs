@@ -139,3 +139,83 @@ impl RawSmtp {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use crate::config::Config;
+    use crate::source::imap::{Secret, TlsMode};
+
+    fn load(smtp: &str) -> Result<Config, String> {
+        Config::from_toml(
+            Path::new("/etc/mi/collectors.toml"),
+            &format!("[smtp]\n{smtp}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_tls_mode_and_paths_resolve_against_the_folder() {
+        let config = load(
+            "host = \"smtp.example.com\"\nfrom = \"EMES <emes@example.com>\"\nusername = \"emes\"\npassword-file = \"smtp.pw\"\nca-file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.port), (TlsMode::Starttls, 587));
+        assert_eq!(
+            (smtp.max_attempts, smtp.send_timeout),
+            (10, Duration::from_secs(30))
+        );
+        assert_eq!(
+            smtp.password,
+            Some(Secret::File(PathBuf::from("/etc/mi/smtp.pw")))
+        );
+        assert_eq!(smtp.ca_file, Some(PathBuf::from("/etc/mi/ca.pem")));
+        let implicit = load("host = \"h\"\nfrom = \"a@b.test\"\ntls = \"implicit\"\n").unwrap();
+        assert_eq!(implicit.smtp.unwrap().port, 465);
+        let none = load("host = \"127.0.0.1\"\nfrom = \"a@b.test\"\ntls = \"none\"\n").unwrap();
+        assert_eq!(none.smtp.unwrap().port, 25);
+        assert!(
+            load("host = \"h\"\nfrom = \"a@b.test\"\n")
+                .unwrap()
+                .smtp
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "host = \"mx.example.com\"\nfrom = \"a@b.test\"\ntls = \"none\"\n",
+                "/etc/mi/collectors.toml:4:7: smtp.tls: tls = \"none\" sends mail",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.test\"\nusername = \"u\"\npassword = \"secret\"\n",
+                "/etc/mi/collectors.toml:5:12: smtp.password: passwords are never written",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.test\"\nusername = \"u\"\n",
+                "/etc/mi/collectors.toml:4:12: smtp.username: a login needs password-env",
+            ),
+            (
+                "host = \"h\"\nfrom = \"not a mailbox\"\n",
+                "/etc/mi/collectors.toml:3:8: smtp.from: not a mailbox",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.test\"\nmax-attempts = 0\n",
+                "/etc/mi/collectors.toml:4:16: smtp.max-attempts: must be 1 to 100",
+            ),
+            (
+                "host = \"h\"\nfrom = \"a@b.test\"\nsend-timeout = 3\n",
+                "/etc/mi/collectors.toml:4:1: send-timeout: unknown field `send-timeout`",
+            ),
+        ];
+        for (text, want) in cases {
+            let error = load(text).unwrap_err();
+            assert!(error.starts_with(want), "{error}\nwanted: {want}");
+        }
+    }
+}

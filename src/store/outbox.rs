@@ -268,3 +268,71 @@ impl Store {
         Ok(free.into_iter().chain(held).min())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::store_with_a_lead;
+
+    fn queue(store: &mut Store, record_id: i64) -> i64 {
+        store
+            .queue_notification(&NewNotification {
+                record_id,
+                rule: "r",
+                channel: "email",
+                recipients: &["a@example.test".to_string()],
+                subject: "s",
+                body: "b",
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_claimed_row_is_not_claimed_again_until_marked_or_released() {
+        let (_dir, mut store, record) = store_with_a_lead();
+        let id = queue(&mut store, record);
+        let hold = now() + chrono::TimeDelta::minutes(15);
+        let first = store.claim_notifications(Due::ByBackoff, 10, hold).unwrap();
+        assert_eq!((first.len(), first[0].attempts), (1, 1));
+        // Held: neither the backoff-respecting nor the ignoring claim takes it again.
+        assert!(
+            store
+                .claim_notifications(Due::ByBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_notifications(Due::IgnoringBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        // Released untried: free again, the attempt not counted.
+        store.release_notification(&first[0]).unwrap();
+        let again = store.claim_notifications(Due::ByBackoff, 10, hold).unwrap();
+        assert_eq!((again[0].id, again[0].attempts), (id, 1));
+
+        // A failure with a retry time: due then, not before (unless backoff is ignored).
+        let later = now() + chrono::TimeDelta::hours(1);
+        let attempt = Attempt::Failed {
+            error: "down",
+            retry_at: Some(later),
+        };
+        store.mark_notification(&again[0], &attempt).unwrap();
+        assert_eq!(store.next_notification_due().unwrap(), Some(later));
+        assert!(
+            store
+                .claim_notifications(Due::ByBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        let forced = store
+            .claim_notifications(Due::IgnoringBackoff, 10, hold)
+            .unwrap();
+        assert_eq!(forced[0].attempts, 2);
+        store
+            .mark_notification(&forced[0], &Attempt::Sent { reply: "250 OK" })
+            .unwrap();
+        assert_eq!(store.next_notification_due().unwrap(), None);
+    }
+}
