@@ -6,6 +6,7 @@ use clap::Args;
 use super::{open_store, print_json};
 use crate::config::Config;
 use crate::ingest::{CollectReport, Shutdown, collect, record_run, runtime};
+use crate::notify::dispatch::send_pending;
 
 #[derive(Debug, Args)]
 pub struct CollectArgs {
@@ -53,6 +54,9 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
             }
         }
     }
+    // The passes' records are committed with their notifications: send them now, so a
+    // timer setup without the daemon delivers too.
+    send_pending(&mut store, config.smtp.as_ref());
     if json {
         print_json(&reports)?;
     } else {

@@ -3,7 +3,8 @@
 //! This file holds the top-level [`Cli`] and [`Command`], the helpers every command group
 //! shares (loading the config, opening the store, printing JSON) and the dispatch. Each
 //! command group lives in its own file with its arguments, its logic and its output:
-//! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors`, `check`;
+//! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors`, `check`,
+//! `notifications`;
 //! `table` is the one table layout they share, `terminal` the escaping every plain-text view
 //! applies to text that came with the mail.
 
@@ -11,6 +12,7 @@ mod check;
 mod collect;
 mod collectors;
 mod contacts;
+mod notifications;
 mod parse;
 mod quarantine;
 mod records;
@@ -27,6 +29,7 @@ use clap::{Parser, Subcommand};
 pub use collect::CollectArgs;
 pub use collectors::CollectorsCommand;
 pub use contacts::ContactsCommand;
+pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
 pub use quarantine::QuarantineCommand;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
@@ -76,6 +79,11 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
+    /// Notifications about records, and their delivery
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
 }
 
 impl Cli {
@@ -170,6 +178,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Run => run::run(&cli),
         Command::Collectors { command } => collectors::run(&cli.load_config()?, command),
+        Command::Notifications { command } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            notifications::run(&config, &mut store, command)
+        }
         Command::Check => {
             check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())

@@ -23,6 +23,7 @@ mod format;
 mod imap;
 mod keyword;
 mod size;
+mod smtp;
 mod workflow;
 
 #[cfg(test)]
@@ -68,6 +69,8 @@ pub struct Config {
     pub workflow: Workflow,
     /// Fallback for records naming a customer id no counterparty has.
     pub unknown_customer: Option<crate::domain::UnknownCustomer>,
+    /// Where notifications are delivered (`[smtp]`); none: they stay queued.
+    pub smtp: Option<crate::notify::smtp::SmtpTransportSettings>,
 }
 
 /// A queue (the seed's "calendar") that records are routed into.
@@ -99,6 +102,8 @@ struct RawConfig {
     workflow: Workflow,
     /// `[unknown-customer]`. Default: none (such records get no counterparty).
     unknown_customer: Option<RawUnknownCustomer>,
+    /// `[smtp]`. Default: none (notifications stay queued).
+    smtp: Option<self::smtp::RawSmtp>,
 }
 
 /// `[storage]` as written.
@@ -166,8 +171,14 @@ impl Config {
             .iter()
             .map(|c| c.validate(&site, &mut known))
             .collect::<Result<_, _>>()?;
+        let smtp = raw
+            .smtp
+            .as_ref()
+            .map(|s| s.validate(&site, base))
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
+            smtp,
             storage,
             queues,
             collectors,

@@ -103,6 +103,8 @@ struct CollectorPass {
     /// read-only that has since been made writable.
     store: Option<Store>,
     stop: Shutdown,
+    /// Woken after a pass stored records: their notifications are queued.
+    outbox: Arc<Notify>,
 }
 
 impl Pass for CollectorPass {
@@ -125,6 +127,9 @@ impl Pass for CollectorPass {
         }
         if let Some(store) = &mut self.store {
             blocking(|| record_run(store, name, result, Some(next_run)));
+        }
+        if result.as_ref().is_ok_and(|report| report.accepted > 0) {
+            self.outbox.notify_one();
         }
         if let Err(IngestError::Store(_)) = result {
             // NOTE: dropped before the next open, so SQLite closes the old files first.
@@ -157,7 +162,7 @@ pub(super) async fn drive(
 }
 
 /// Opens the store, retrying with backoff (the database may be on a disk not yet mounted).
-async fn open_store(url: &StorageUrl, name: &str, stop: &Shutdown) -> Option<Store> {
+pub(super) async fn open_store(url: &StorageUrl, name: &str, stop: &Shutdown) -> Option<Store> {
     let mut backoff = Backoff::default();
     loop {
         match blocking(|| Store::open(url)) {
@@ -181,6 +186,7 @@ pub(super) async fn run(
     unknown_customer: Option<UnknownCustomer>,
     stop: Shutdown,
     pushed: Arc<Notify>,
+    outbox: Arc<Notify>,
 ) {
     let Some(mut store) = open_store(&storage, &collector.name, &stop).await else {
         return;
@@ -193,6 +199,7 @@ pub(super) async fn run(
         unknown_customer,
         store: Some(store),
         stop: stop.clone(),
+        outbox,
     };
     drive(pass, cadence, &stop, &pushed).await;
 }

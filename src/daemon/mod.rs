@@ -6,7 +6,8 @@
 //! [`Signals`]: `main` wires them to SIGTERM/SIGINT and SIGHUP ([`Signals::from_os`]), a test
 //! to a token and a channel. Stopping lets the batch in flight commit and acknowledge;
 //! reloading re-reads `collectors.toml` (a broken file is rejected and the running
-//! configuration stays). systemd is told READY, RELOADING, STOPPING and pinged for its
+//! configuration stays). Beside the collectors one task delivers queued notifications
+//! (`outbox.rs`), woken by passes that stored records. systemd is told READY, RELOADING, STOPPING and pinged for its
 //! watchdog (`systemd.rs`).
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::source::blocking;
 use crate::store;
 
 mod collector;
+mod outbox;
 mod systemd;
 
 pub use collector::Backoff;
@@ -75,6 +77,13 @@ struct Running {
 fn start(config: &Config, parent: &Shutdown) -> Running {
     let stop = parent.child_token();
     let mut tasks = JoinSet::new();
+    let outbox = Arc::new(Notify::new());
+    tasks.spawn(outbox::run(
+        config.smtp.clone(),
+        config.storage.clone(),
+        stop.clone(),
+        outbox.clone(),
+    ));
     for collector in &config.collectors {
         let pushed = Arc::new(Notify::new());
         if collector.mode == CollectMode::Idle {
@@ -90,6 +99,7 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
             config.unknown_customer.clone(),
             stop.clone(),
             pushed,
+            outbox.clone(),
         ));
     }
     info!(collectors = config.collectors.len(), "collectors started");

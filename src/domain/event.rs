@@ -21,10 +21,14 @@ pub enum EventKind {
     Resolved,
     Accepted,
     Rejected,
+    /// A notification about the record was delivered to the SMTP server.
+    NotificationSent,
+    /// A notification about the record was given up (attempts exhausted, or refused).
+    NotificationFailed,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 8] = [
+    const ALL: [EventKind; 10] = [
         EventKind::Created,
         EventKind::Released,
         EventKind::Triaged,
@@ -33,6 +37,8 @@ impl EventKind {
         EventKind::Resolved,
         EventKind::Accepted,
         EventKind::Rejected,
+        EventKind::NotificationSent,
+        EventKind::NotificationFailed,
     ];
 
     /// The stored text.
@@ -46,6 +52,8 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::Accepted => "accepted",
             EventKind::Rejected => "rejected",
+            EventKind::NotificationSent => "notification sent",
+            EventKind::NotificationFailed => "notification failed",
         }
     }
 }

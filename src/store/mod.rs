@@ -6,6 +6,7 @@
 mod insert;
 mod integrity;
 mod lifecycle;
+mod outbox;
 mod read;
 mod rows;
 pub mod schema;
@@ -26,6 +27,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::domain::UnknownCustomer;
 pub use integrity::{damage_note, open_checked};
 pub use lifecycle::{TriageFilter, TriageState};
+pub use outbox::{Attempt, Claimed, Due, NewNotification};
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use url::{StorageUrl, StorageUrlError};

@@ -160,6 +160,7 @@ diesel::table! {
         next_attempt_at -> Timestamp,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
     }
 }
 

@@ -8,7 +8,7 @@ use super::{StorageUrl, Store, StoreError, insert};
 use crate::domain::{Refusal, StatusChange, StatusNames};
 
 /// A store holding one lead (status `new`) from the mapping of a small order file.
-fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
+pub(super) fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
     let (payload, envelope) = crate::mapping::test_input(

@@ -567,8 +567,9 @@ fn shutdown(child: &mut Child) {
     }
 }
 
-/// A CA and a leaf certificate for localhost/127.0.0.1 signed by it; returns the CA's path.
-fn make_certificates(dir: &Path) -> PathBuf {
+/// A private CA and a certificate for `localhost` / `127.0.0.1` signed by it, in `dir`
+/// (`server.pem`, `server.key`); returns the CA file. The SMTP harness uses it too.
+pub fn make_certificates(dir: &Path) -> PathBuf {
     let ca_key = dir.join("ca.key");
     let ca = dir.join("ca.pem");
     let key = dir.join("server.key");

@@ -9,7 +9,8 @@
 //! - [`process`]: the daemon wrapper and `wait_until`;
 //! - [`imap_server`]: what the real IMAP servers share (a trait, a small IMAP client);
 //! - [`dovecot`]: a real Dovecot IMAP server per test;
-//! - [`courier`]: a real Courier IMAP server per test.
+//! - [`courier`]: a real Courier IMAP server per test;
+//! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received.
 
 pub mod courier;
 pub mod dovecot;
@@ -18,3 +19,4 @@ pub mod imap_server;
 pub mod mail;
 pub mod process;
 pub mod sandbox;
+pub mod smtp;

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::{StatusChange, StatusNames, Triage};
 use crate::mapping::RecordKind;
 use crate::mapping::declarative::Target;
+use crate::notify::dispatch::send_pending;
 use crate::store::{RecordEvent, RecordFilter, Store, StoredRecord, TriageFilter, TriageState};
 
 pub(super) use view::{print_record_details, print_record_table};
@@ -255,8 +256,31 @@ fn change_status(
     Ok(())
 }
 
-/// Runs a `records` subcommand.
+impl RecordsCommand {
+    /// Whether the command may queue notifications (a change rules can fire on), which it
+    /// then tries to send before it exits.
+    fn queues_notifications(&self) -> bool {
+        matches!(
+            self,
+            RecordsCommand::Triage { .. }
+                | RecordsCommand::Start { .. }
+                | RecordsCommand::Resolve { .. }
+                | RecordsCommand::Accept { .. }
+                | RecordsCommand::Reject { .. }
+        )
+    }
+}
+
+/// Runs a `records` subcommand; one that changed a record then sends what is queued.
 pub(super) fn run(config: &Config, store: &mut Store, command: &RecordsCommand) -> Result<()> {
+    run_command(config, store, command)?;
+    if command.queues_notifications() {
+        send_pending(store, config.smtp.as_ref());
+    }
+    Ok(())
+}
+
+fn run_command(config: &Config, store: &mut Store, command: &RecordsCommand) -> Result<()> {
     let names = config.workflow.status_names();
     match command {
         RecordsCommand::List(args) => list_records(store, args),

@@ -1,0 +1,305 @@
+//! One notification as one e-mail, handed to the SMTP server by lettre (async, tokio, rustls).
+//!
+//! What every message carries, and why:
+//! - `From` is the configured sender; `To` is the row's recipients, each parsed as a mailbox
+//!   (one that does not parse fails that notification, it is never dropped silently);
+//! - `Auto-Submitted: auto-generated`, so well-behaved auto-responders do not answer, and
+//!   our own intake can tell our mail from a person's;
+//! - a `Message-ID` made from the notification id and the sender's domain: a resend after a
+//!   crash between "sent" and "marked" carries the same id, so it is recognisable;
+//! - a UTF-8 `text/plain` body. The subject is RFC 2047-encoded by lettre when it is not
+//!   plain ASCII. The rules strip control characters already; [`header_text`] and
+//!   [`body_text`] strip them again, because lettre keeps a CR/LF inside an encoded subject
+//!   and panics on one inside a display name.
+//!
+//! The password is read when a transport is built, which the dispatcher does for each round
+//! of sending, so a rotated credential is picked up; it is never logged (lettre's wire
+//! tracing is not compiled in).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Mailboxes, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::source::imap::{Secret, TlsMode};
+use crate::store::Claimed;
+
+/// Limit for one SMTP command (connect, greeting, each command's reply).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What delivery needs of `[smtp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpTransportSettings {
+    /// Server host name or IP address (also the name its certificate must carry).
+    pub host: String,
+    pub port: u16,
+    /// How the connection is protected. `None` is only configured for loopback or with
+    /// `allow-insecure` (the config checks that).
+    pub tls: TlsMode,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// Login name; no AUTH without it.
+    pub username: Option<String>,
+    /// The password, read when a transport is built.
+    pub password: Option<Secret>,
+    /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Attempts before a notification is `failed` (`max-attempts`, default 10).
+    pub max_attempts: u32,
+    /// How long a CLI command may spend sending before it exits (`send-timeout-secs`).
+    pub send_timeout: Duration,
+    /// Delay after a failed attempt.
+    pub retry: RetryDelays,
+}
+
+/// Capped exponential backoff between attempts of one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryDelays {
+    /// After the first failure.
+    pub first: Duration,
+    /// The cap the doubling stops at.
+    pub max: Duration,
+}
+
+impl Default for RetryDelays {
+    /// 5 s doubling to 10 min: with 10 attempts the last comes about 30 minutes after the
+    /// first, so a ten-minute outage is ridden out.
+    fn default() -> Self {
+        RetryDelays {
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryDelays {
+    /// The delay after the `attempts`-th failed attempt (1-based).
+    pub fn after(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(31);
+        self.first
+            .checked_mul(1 << doublings)
+            .map_or(self.max, |d| d.min(self.max))
+    }
+}
+
+/// Why a notification was not handed over.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    /// Settings that cannot work (sender unparsable, CA file unreadable, password missing):
+    /// nothing is sent until the admin fixes them; the rows stay queued.
+    #[error("smtp settings: {0}")]
+    Settings(String),
+    /// This notification cannot be made into a message (a recipient that is no address).
+    #[error("{0}")]
+    Message(String),
+    /// The server or the network refused or failed.
+    #[error("smtp {host}: {message}")]
+    Transport {
+        host: String,
+        message: String,
+        /// A 550–553 reply (mailbox unavailable, not local, over quota, name not allowed):
+        /// trying again will not help, so the notification fails at once.
+        permanent: bool,
+    },
+}
+
+impl SmtpError {
+    /// Whether another attempt cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SmtpError::Settings(_) => false,
+            SmtpError::Message(_) => true,
+            SmtpError::Transport { permanent, .. } => *permanent,
+        }
+    }
+}
+
+/// A transport to the configured server, ready to send.
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    host: String,
+}
+
+impl SmtpSender {
+    /// Builds the transport (reading the password and the CA file now); connects lazily.
+    pub fn new(settings: &SmtpTransportSettings) -> Result<SmtpSender, SmtpError> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| SmtpError::Settings(format!("from `{}`: {e}", settings.from)))?;
+        let tls = match settings.tls {
+            TlsMode::Implicit => Tls::Wrapper(tls_parameters(settings)?),
+            TlsMode::Starttls => Tls::Required(tls_parameters(settings)?),
+            TlsMode::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            .port(settings.port)
+            .tls(tls)
+            .timeout(Some(COMMAND_TIMEOUT));
+        if let Some(username) = &settings.username {
+            let password = settings
+                .password
+                .as_ref()
+                .ok_or_else(|| SmtpError::Settings("username without a password".into()))?
+                .read()
+                .map_err(SmtpError::Settings)?;
+            builder = builder.credentials(Credentials::new(username.clone(), password));
+        }
+        Ok(SmtpSender {
+            transport: builder.build(),
+            from,
+            host: settings.host.clone(),
+        })
+    }
+
+    /// Sends one notification; returns the server's reply (`250 ...`).
+    pub async fn send(&self, notification: &Claimed) -> Result<String, SmtpError> {
+        let message = self.message(notification)?;
+        match self.transport.send(message).await {
+            Ok(response) => {
+                let text: Vec<&str> = response.message().collect();
+                Ok(format!("{} {}", response.code(), text.join(" ")))
+            }
+            Err(e) => Err(SmtpError::Transport {
+                host: self.host.clone(),
+                message: error_text(&e),
+                permanent: e
+                    .status()
+                    .is_some_and(|code| (550..=553).contains(&u16::from(code))),
+            }),
+        }
+    }
+
+    /// The e-mail for `notification`.
+    pub fn message(&self, notification: &Claimed) -> Result<Message, SmtpError> {
+        let mut to = Mailboxes::new();
+        for recipient in &notification.recipients {
+            let mailbox: Mailbox = recipient.parse().map_err(|e| {
+                SmtpError::Message(format!(
+                    "recipient `{}` is not an e-mail address: {e}",
+                    header_text(recipient)
+                ))
+            })?;
+            to.push(mailbox);
+        }
+        if to.iter().next().is_none() {
+            return Err(SmtpError::Message("no recipients".into()));
+        }
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(header_text(&notification.subject))
+            .message_id(Some(message_id(notification.id, &self.from)))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ));
+        for mailbox in to {
+            builder = builder.to(mailbox);
+        }
+        builder
+            .singlepart(SinglePart::plain(body_text(&notification.body)))
+            .map_err(|e| SmtpError::Message(format!("cannot build the message: {e}")))
+    }
+}
+
+/// TLS settings: the system's roots (rustls-native-certs) plus the configured CA file.
+/// lettre takes the process's rustls provider, or ring (the only one compiled in).
+fn tls_parameters(settings: &SmtpTransportSettings) -> Result<TlsParameters, SmtpError> {
+    let mut builder = TlsParameters::builder(settings.host.clone());
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            SmtpError::Settings(format!("cannot read ca-file {}: {e}", path.display()))
+        })?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| SmtpError::Settings(format!("ca-file {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| SmtpError::Settings(format!("TLS: {}", error_text(&e))))
+}
+
+/// A lettre error with its causes (the top one alone often says only "Connection error").
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    header_text(&text)
+}
+
+/// The stable `Message-ID` of notification `id`: `<notification-ID@DOMAIN>`, DOMAIN being
+/// the sender's.
+pub fn message_id(id: i64, from: &Mailbox) -> String {
+    format!("<notification-{id}@{}>", from.email.domain())
+}
+
+/// Text for a header value: every control character (CR, LF, tab...) becomes a space, so
+/// no value can add or break a header; runs of spaces made that way fold into one.
+pub fn header_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if !(c == ' ' && out.ends_with(' ')) {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Text for the body: line breaks kept (as `\n`; lettre sends CRLF), tabs kept, any other
+/// control character dropped.
+pub fn body_text(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_leaves_no_line_break_and_no_control() {
+        assert_eq!(
+            header_text("Hello\r\nBcc: victim@example.test\t\u{7}x"),
+            "Hello Bcc: victim@example.test x"
+        );
+        assert_eq!(header_text("  订单 #42  "), "订单 #42");
+    }
+
+    #[test]
+    fn body_text_keeps_lines_and_drops_other_controls() {
+        assert_eq!(body_text("a\r\nb\rc\u{0}\td\u{1b}[31m"), "a\nb\nc\td[31m");
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let delays = RetryDelays::default();
+        let seconds: Vec<u64> = (1..=10).map(|n| delays.after(n).as_secs()).collect();
+        assert_eq!(seconds, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(delays.after(u32::MAX), delays.max);
+        // Ten attempts span more than a ten-minute outage.
+        let waited: u64 = seconds[..9].iter().sum();
+        assert!(waited > 600, "{waited}");
+    }
+
+    #[test]
+    fn message_id_is_derived_from_the_id_and_the_sender_domain() {
+        let from: Mailbox = "EMES <emes@example.test>".parse().unwrap();
+        assert_eq!(message_id(42, &from), "<notification-42@example.test>");
+    }
+}

@@ -1,0 +1,338 @@
+//! The outbox's delivery side: which queued notifications are due, who is sending them, and
+//! what became of each attempt. The rules write the rows (in the record's transaction);
+//! the dispatcher (`crate::notify::dispatch`) claims and marks them through these functions.
+//!
+//! A claim and its attempt count are written in one IMMEDIATE transaction, so two
+//! dispatchers (the daemon, and a CLI command sending before it exits) never take the same
+//! row: a claimed row is held (`claimed_until`) until it is marked, or until the claim runs
+//! out after a crash mid-send. A row that was sent but not marked before such a crash is sent
+//! again then, with the same `Message-ID`, so the copy is recognisable.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::insert::{add_event, now};
+use super::rows::{Cell, to_json};
+use super::schema::notifications;
+use super::{Store, StoreError};
+use crate::domain::EventKind;
+
+/// The actor of the history events delivery writes.
+const ACTOR: &str = "mailintake";
+
+/// The stored statuses (the issue's contract: exactly these three).
+pub const QUEUED: &str = "queued";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+
+/// A notification to write into the outbox (what a rule produced, rendered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification<'a> {
+    pub record_id: i64,
+    pub rule: &'a str,
+    /// `email` or `sms`.
+    pub channel: &'a str,
+    /// Resolved addresses (for sms, the gateway addresses).
+    pub recipients: &'a [String],
+    pub subject: &'a str,
+    pub body: &'a str,
+}
+
+/// A queued notification taken by a dispatcher to send now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: i64,
+    pub record_id: i64,
+    pub rule: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// Which queued notifications a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Those whose backoff has run out (`next_attempt_at <= now`).
+    ByBackoff,
+    /// Every queued one not held by another dispatcher (`notifications send`).
+    IgnoringBackoff,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt<'a> {
+    /// The server accepted the message; its reply.
+    Sent { reply: &'a str },
+    /// It failed; tried again at `retry_at`, or given up (`failed`) when `None`.
+    Failed {
+        error: &'a str,
+        retry_at: Option<NaiveDateTime>,
+    },
+}
+
+#[derive(Queryable)]
+struct ClaimRow {
+    id: i64,
+    record_id: i64,
+    rule: String,
+    recipients: String,
+    subject: String,
+    body: String,
+    attempts: i32,
+}
+
+impl Store {
+    /// Writes a queued notification, due at once; returns its id. The rules write theirs in
+    /// the record's own transaction; this stand-alone insert serves tests and tools.
+    pub fn queue_notification(&mut self, new: &NewNotification<'_>) -> Result<i64, StoreError> {
+        let at = now();
+        Ok(diesel::insert_into(notifications::table)
+            .values((
+                notifications::record_id.eq(new.record_id),
+                notifications::rule.eq(new.rule),
+                notifications::channel.eq(new.channel),
+                notifications::recipients.eq(to_json(&new.recipients)?),
+                notifications::subject.eq(new.subject),
+                notifications::body.eq(new.body),
+                notifications::status.eq(QUEUED),
+                notifications::next_attempt_at.eq(at),
+                notifications::created_at.eq(at),
+            ))
+            .returning(notifications::id)
+            .get_result(&mut self.conn)?)
+    }
+
+    /// Takes up to `limit` due notifications (oldest due first) for this dispatcher until
+    /// `hold_until`, counting the attempt. Rows held by another dispatcher are left alone.
+    pub fn claim_notifications(
+        &mut self,
+        due: Due,
+        limit: i64,
+        hold_until: NaiveDateTime,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let at = now();
+        let rows: Vec<ClaimRow> = self.conn.immediate_transaction(|conn| {
+            let mut query = notifications::table
+                .filter(notifications::status.eq(QUEUED))
+                .filter(
+                    notifications::claimed_until
+                        .is_null()
+                        .or(notifications::claimed_until.le(at)),
+                )
+                .into_boxed();
+            if due == Due::ByBackoff {
+                query = query.filter(notifications::next_attempt_at.le(at));
+            }
+            let ids: Vec<i64> = query
+                .order((
+                    notifications::next_attempt_at.asc(),
+                    notifications::id.asc(),
+                ))
+                .limit(limit)
+                .select(notifications::id)
+                .load(conn)?;
+            diesel::update(notifications::table.filter(notifications::id.eq_any(&ids)))
+                .set((
+                    notifications::attempts.eq(notifications::attempts + 1),
+                    notifications::claimed_until.eq(hold_until),
+                ))
+                .execute(conn)?;
+            notifications::table
+                .filter(notifications::id.eq_any(&ids))
+                .order((
+                    notifications::next_attempt_at.asc(),
+                    notifications::id.asc(),
+                ))
+                .select((
+                    notifications::id,
+                    notifications::record_id,
+                    notifications::rule,
+                    notifications::recipients,
+                    notifications::subject,
+                    notifications::body,
+                    notifications::attempts,
+                ))
+                .load(conn)
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let recipients = Cell::new("notifications", row.id, "recipients")
+                    .json::<Vec<String>>(&row.recipients)?;
+                Ok(Claimed {
+                    id: row.id,
+                    record_id: row.record_id,
+                    rule: row.rule,
+                    recipients,
+                    subject: row.subject,
+                    body: row.body,
+                    attempts: row.attempts,
+                })
+            })
+            .collect()
+    }
+
+    /// Records what became of a claimed notification's attempt and releases the claim; a
+    /// sent or given-up notification leaves an event in its record's history
+    /// (`notification sent: RULE -> TO`).
+    pub fn mark_notification(
+        &mut self,
+        claimed: &Claimed,
+        attempt: &Attempt<'_>,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        let row = notifications::table.find(claimed.id);
+        let to = claimed.recipients.join(", ");
+        self.conn.immediate_transaction(|conn| {
+            match attempt {
+                Attempt::Sent { reply } => {
+                    diesel::update(row)
+                        .set((
+                            notifications::status.eq(SENT),
+                            notifications::sent_at.eq(at),
+                            notifications::server_reply.eq(*reply),
+                            notifications::claimed_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                    let detail = format!("{} -> {to}", claimed.rule);
+                    add_event(
+                        conn,
+                        claimed.record_id,
+                        ACTOR,
+                        EventKind::NotificationSent,
+                        Some(&detail),
+                    )?;
+                }
+                Attempt::Failed { error, retry_at } => {
+                    diesel::update(row)
+                        .set((
+                            notifications::status.eq(if retry_at.is_some() {
+                                QUEUED
+                            } else {
+                                FAILED
+                            }),
+                            notifications::last_error.eq(*error),
+                            notifications::server_reply.eq(*error),
+                            notifications::next_attempt_at.eq(retry_at.unwrap_or(at)),
+                            notifications::claimed_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                    if retry_at.is_none() {
+                        let detail = format!("{} -> {to}: {error}", claimed.rule);
+                        add_event(
+                            conn,
+                            claimed.record_id,
+                            ACTOR,
+                            EventKind::NotificationFailed,
+                            Some(&detail),
+                        )?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Gives a claimed notification back untried (the dispatcher stopped, or its deadline
+    /// came, before sending it): its attempt is not counted.
+    pub fn release_notification(&mut self, claimed: &Claimed) -> Result<(), StoreError> {
+        diesel::update(notifications::table.find(claimed.id))
+            .set((
+                notifications::attempts.eq(notifications::attempts - 1),
+                notifications::claimed_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(&mut self.conn)?;
+        Ok(())
+    }
+
+    /// When the daemon's dispatcher should look again: the earliest backoff end of a free
+    /// queued notification, or the earliest end of a claim (possibly early: a claimed row
+    /// may still be in backoff then, and is simply not taken). `None`: nothing is queued.
+    pub fn next_notification_due(&mut self) -> Result<Option<NaiveDateTime>, StoreError> {
+        use diesel::dsl::min;
+        let at = now();
+        let queued = || notifications::table.filter(notifications::status.eq(QUEUED));
+        let free: Option<NaiveDateTime> = queued()
+            .filter(
+                notifications::claimed_until
+                    .is_null()
+                    .or(notifications::claimed_until.le(at)),
+            )
+            .select(min(notifications::next_attempt_at))
+            .first(&mut self.conn)?;
+        let held: Option<NaiveDateTime> = queued()
+            .filter(notifications::claimed_until.gt(at))
+            .select(min(notifications::claimed_until))
+            .first(&mut self.conn)?;
+        Ok(free.into_iter().chain(held).min())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::store_with_a_lead;
+
+    fn queue(store: &mut Store, record_id: i64) -> i64 {
+        store
+            .queue_notification(&NewNotification {
+                record_id,
+                rule: "r",
+                channel: "email",
+                recipients: &["a@example.test".to_string()],
+                subject: "s",
+                body: "b",
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_claimed_row_is_not_claimed_again_until_marked_or_released() {
+        let (_dir, mut store, record) = store_with_a_lead();
+        let id = queue(&mut store, record);
+        let hold = now() + chrono::TimeDelta::minutes(15);
+        let first = store.claim_notifications(Due::ByBackoff, 10, hold).unwrap();
+        assert_eq!((first.len(), first[0].attempts), (1, 1));
+        // Held: neither the backoff-respecting nor the ignoring claim takes it again.
+        assert!(
+            store
+                .claim_notifications(Due::ByBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .claim_notifications(Due::IgnoringBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        // Released untried: free again, the attempt not counted.
+        store.release_notification(&first[0]).unwrap();
+        let again = store.claim_notifications(Due::ByBackoff, 10, hold).unwrap();
+        assert_eq!((again[0].id, again[0].attempts), (id, 1));
+
+        // A failure with a retry time: due then, not before (unless backoff is ignored).
+        let later = now() + chrono::TimeDelta::hours(1);
+        let attempt = Attempt::Failed {
+            error: "down",
+            retry_at: Some(later),
+        };
+        store.mark_notification(&again[0], &attempt).unwrap();
+        assert_eq!(store.next_notification_due().unwrap(), Some(later));
+        assert!(
+            store
+                .claim_notifications(Due::ByBackoff, 10, hold)
+                .unwrap()
+                .is_empty()
+        );
+        let forced = store
+            .claim_notifications(Due::IgnoringBackoff, 10, hold)
+            .unwrap();
+        assert_eq!(forced[0].attempts, 2);
+        store
+            .mark_notification(&forced[0], &Attempt::Sent { reply: "250 OK" })
+            .unwrap();
+        assert_eq!(store.next_notification_due().unwrap(), None);
+    }
+}
