@@ -1,5 +1,6 @@
 //! `mailintake collectors status`: each configured collector's last run, last success, last
-//! error, counts and next run.
+//! error, counts and next run, the mode in use and the server's fallbacks. `collectors probe`
+//! lives in `probe.rs`.
 
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,6 +16,14 @@ use crate::store::{CollectorState, damage_note};
 pub enum CollectorsCommand {
     /// The state of every configured collector
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log in to an IMAP collector's server and say what the collector will find and do there
+    /// (capabilities, namespace, folders, MOVE/COPY/fallback, IDLE), changing nothing
+    Probe {
+        /// The collector
+        name: String,
         #[arg(long)]
         json: bool,
     },
@@ -101,7 +110,10 @@ fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<Str
 
 /// Runs a `collectors` subcommand.
 pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
-    let CollectorsCommand::Status { json } = command;
+    let json = match command {
+        CollectorsCommand::Status { json } => json,
+        CollectorsCommand::Probe { name, json } => return super::probe::run(config, name, *json),
+    };
     let (states, damage) = states_and_damage(config)?;
     let rows: Vec<StatusRow> = config
         .collectors

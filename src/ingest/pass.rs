@@ -268,6 +268,8 @@ mod tests {
         headers_read: Vec<u32>,
         acknowledged: Vec<u32>,
         set_aside: Vec<u32>,
+        /// Acknowledging fails once this many messages are acknowledged (a server refusing).
+        refuse_after: Option<usize>,
     }
 
     impl Mailbox for &mut Requests {
@@ -305,6 +307,14 @@ mod tests {
         }
 
         async fn acknowledge(&mut self, ids: &[u32]) -> Result<(), SourceError> {
+            if self
+                .refuse_after
+                .is_some_and(|n| self.acknowledged.len() >= n)
+            {
+                return Err(SourceError::NotAMaildir {
+                    path: "refused".into(),
+                });
+            }
             self.acknowledged.extend(ids);
             Ok(())
         }
@@ -403,6 +413,35 @@ mod tests {
         assert_eq!(counts(&report), [2, 0, 0, 0, 2], "{report:?}");
         assert_eq!(requests.headers_read, [2]);
         assert_eq!(requests.set_aside, [2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_failing_after_committed_batches_counts_what_it_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["web"], "batch-size = 1");
+        let collector = &config.collectors[0];
+        let mut store = Store::open(&config.storage).unwrap();
+        let mut requests = Requests {
+            refuse_after: Some(1),
+            ..Requests::default()
+        };
+        for id in 1..=3 {
+            requests.bodies.insert(id, lead(&format!("r{id}")));
+        }
+        let mut report = CollectReport::for_collector(&collector.name);
+        let result = run(
+            collector,
+            &mut store,
+            &mut requests,
+            &Shutdown::new(),
+            &mut report,
+        )
+        .await;
+        assert!(result.is_err());
+        // The second batch committed, then its acknowledgement failed; the third never ran.
+        assert_eq!(counts(&report), [2, 2, 0, 0, 0], "{report:?}");
+        assert_eq!(requests.acknowledged, [1]);
+        assert_eq!(requests.read, [1, 2]);
     }
 
     #[test]

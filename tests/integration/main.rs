@@ -16,6 +16,7 @@ mod dovecot_harness;
 mod durable;
 mod formats;
 mod imap;
+mod imap_servers;
 mod parse_samples;
 mod size_limits;
 mod terminal;

@@ -22,6 +22,7 @@ mod connection;
 mod features;
 mod folder;
 pub mod idle;
+mod probe;
 mod raw;
 mod server;
 mod settings;
@@ -30,6 +31,7 @@ pub mod utf7;
 pub use connection::{Connection, add_ca_file};
 pub use features::{Features, NO_IDLE_MODE, PROCESSED_KEYWORD};
 pub use folder::Hierarchy;
+pub use probe::{Probe, ProbedFolder, probe};
 pub use server::{Presence, Server};
 pub use settings::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 
