@@ -82,7 +82,7 @@ fn main() {
     progress(&format!("generating {corpus_len} order e-mails"));
     let corpus = Corpus::generate(corpus_len).messages;
 
-    let server = Dovecot::start(DovecotOptions { tls: false });
+    let server = Dovecot::start(DovecotOptions::default());
     let drains: Vec<Drain> = backlogs
         .iter()
         .map(|&n| drain_backlog(&server, &corpus[..n]))

@@ -2,11 +2,22 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use serde::Serialize;
 
 use super::{open_store, print_json};
 use crate::config::Config;
 use crate::ingest::{CollectReport, Shutdown, collect, record_run, runtime};
 use crate::notify::dispatch::send_pending;
+
+/// One collector's line in `collect --json`: its counts, plus `error` when its pass failed
+/// (the counts then say what it committed before the error).
+#[derive(Debug, Serialize)]
+struct Outcome {
+    #[serde(flatten)]
+    report: CollectReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct CollectArgs {
@@ -35,7 +46,7 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         .with_context(|| format!("config {}: refusing to collect", config.path.display()))?;
     let runtime = runtime()?;
     let shutdown = Shutdown::new();
-    let mut reports: Vec<CollectReport> = Vec::new();
+    let mut outcomes: Vec<Outcome> = Vec::new();
     let mut failures = Vec::new();
     for collector in config
         .collectors
@@ -46,24 +57,39 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         let result = runtime.block_on(collect(collector, &mut store, &shutdown));
         // Recorded so `collectors status` also works for the systemd-timer style.
         record_run(&mut store, &collector.name, &result, None);
-        match result {
-            Ok(report) => reports.push(report),
-            Err(e) => {
+        let outcome = match result {
+            Ok(report) => Outcome {
+                report,
+                error: None,
+            },
+            Err(failed) => {
+                let e = failed.error;
                 tracing::error!(collector = %collector.name, error = %e, "collector pass failed");
                 failures.push(format!("{}: {e}", collector.name));
+                Outcome {
+                    report: failed.report,
+                    error: Some(e.to_string()),
+                }
             }
-        }
+        };
+        outcomes.push(outcome);
     }
     // The passes' records are committed with their notifications: send them now, so a
     // timer setup without the daemon delivers too.
     send_pending(&mut store, config.smtp.as_ref());
     if json {
-        print_json(&reports)?;
+        print_json(&outcomes)?;
     } else {
-        for r in &reports {
+        for Outcome { report: r, error } in &outcomes {
             println!(
-                "{}: fetched {}, accepted {}, skipped {}, quarantined {}, duplicates {}",
-                r.collector, r.fetched, r.accepted, r.skipped, r.quarantined, r.duplicates
+                "{}: fetched {}, accepted {}, skipped {}, quarantined {}, duplicates {}{}",
+                r.collector,
+                r.fetched,
+                r.accepted,
+                r.skipped,
+                r.quarantined,
+                r.duplicates,
+                if error.is_some() { "; then failed" } else { "" }
             );
         }
     }

@@ -1,5 +1,6 @@
 //! `mailintake collectors status`: each configured collector's last run, last success, last
-//! error, counts and next run.
+//! error, counts and next run, the mode in use and the server's fallbacks. `collectors probe`
+//! lives in `probe.rs`.
 
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -8,13 +9,21 @@ use serde::Serialize;
 
 use super::table::{or_dash, print_table};
 use super::{open_store, print_json_sorted_keys};
-use crate::config::Config;
+use crate::config::{CollectMode, Collector, Config};
 use crate::store::{CollectorState, damage_note};
 
 #[derive(Debug, Subcommand)]
 pub enum CollectorsCommand {
     /// The state of every configured collector
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log in to an IMAP collector's server and say what the collector will find and do there
+    /// (capabilities, namespace, folders, MOVE/COPY/fallback, IDLE), changing nothing
+    Probe {
+        /// The collector
+        name: String,
         #[arg(long)]
         json: bool,
     },
@@ -34,11 +43,23 @@ struct StatusRow<'a> {
     counts: Option<serde_json::Value>,
     uidvalidity: Option<i64>,
     last_uid: Option<i64>,
+    /// The mode in use: as configured (`poll`, `idle`), or `schedule (no IDLE on server)`
+    /// once a pass found the server without IDLE.
+    mode: String,
+    /// How the server made the collector fall back (e.g. no UIDPLUS), one sentence each.
+    fallbacks: Vec<String>,
+    /// When the last run failed: what it had committed before the error.
+    last_error_counts: Option<serde_json::Value>,
 }
 
 impl<'a> StatusRow<'a> {
-    fn new(collector: &'a str, queue: &'a str, state: Option<&'a CollectorState>) -> Self {
+    fn new(config: &'a Collector, state: Option<&'a CollectorState>) -> Self {
+        let (collector, queue) = (config.name.as_str(), config.queue.as_str());
         let utc = |at: Option<chrono::NaiveDateTime>| at.map(|t| t.and_utc());
+        let configured_mode = match config.mode {
+            CollectMode::Idle => "idle",
+            CollectMode::Poll => "poll",
+        };
         StatusRow {
             collector,
             queue,
@@ -49,6 +70,15 @@ impl<'a> StatusRow<'a> {
             counts: state.and_then(|s| stored_counts(collector, s.last_report.as_deref()?)),
             uidvalidity: state.and_then(|s| s.uidvalidity),
             last_uid: state.and_then(|s| s.last_uid),
+            mode: state
+                .and_then(|s| s.mode.clone())
+                .unwrap_or_else(|| configured_mode.to_string()),
+            fallbacks: state
+                .and_then(|s| serde_json::from_str(s.fallbacks.as_deref()?).ok())
+                .unwrap_or_default(),
+            last_error_counts: state
+                .filter(|s| s.last_error.is_some())
+                .and_then(|s| stored_counts(collector, s.failed_report.as_deref()?)),
         }
     }
 }
@@ -80,14 +110,17 @@ fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<Str
 
 /// Runs a `collectors` subcommand.
 pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
-    let CollectorsCommand::Status { json } = command;
+    let json = match command {
+        CollectorsCommand::Status { json } => json,
+        CollectorsCommand::Probe { name, json } => return super::probe::run(config, name, *json),
+    };
     let (states, damage) = states_and_damage(config)?;
     let rows: Vec<StatusRow> = config
         .collectors
         .iter()
         .map(|c| {
             let state = states.iter().find(|s| s.collector == c.name);
-            let mut row = StatusRow::new(&c.name, &c.queue, state);
+            let mut row = StatusRow::new(c, state);
             if let Some(damage) = &damage {
                 row.last_error = Some(damage);
             }
@@ -98,7 +131,45 @@ pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
         return print_json_sorted_keys(&rows);
     }
     print_status_table(&rows);
+    print_server_notes(&rows);
     Ok(())
+}
+
+/// Below the table, what the servers made collectors do differently, one line each.
+fn print_server_notes(rows: &[StatusRow]) {
+    for row in rows {
+        if row.mode.contains('(') {
+            println!("{}: mode {}", row.collector, row.mode);
+        }
+        for fallback in &row.fallbacks {
+            println!("{}: {fallback}", row.collector);
+        }
+        if let Some(counts) = &row.last_error_counts {
+            println!(
+                "{}: before its last error, the run committed: {}",
+                row.collector,
+                counts_text(Some(counts))
+            );
+        }
+    }
+}
+
+/// A stored report's counts in words, or `-`.
+fn counts_text(v: Option<&serde_json::Value>) -> String {
+    let Some(v) = v else {
+        return "-".to_string();
+    };
+    [
+        "fetched",
+        "accepted",
+        "skipped",
+        "quarantined",
+        "duplicates",
+    ]
+    .iter()
+    .map(|k| format!("{k} {}", v[*k]))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn print_status_table(rows: &[StatusRow]) {
@@ -109,22 +180,6 @@ fn print_status_table(rows: &[StatusRow]) {
             |t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         )
     };
-    let counts = |v: Option<&serde_json::Value>| {
-        let Some(v) = v else {
-            return "-".to_string();
-        };
-        [
-            "fetched",
-            "accepted",
-            "skipped",
-            "quarantined",
-            "duplicates",
-        ]
-        .iter()
-        .map(|k| format!("{k} {}", v[*k]))
-        .collect::<Vec<_>>()
-        .join(", ")
-    };
     let table = rows
         .iter()
         .map(|r| {
@@ -133,7 +188,7 @@ fn print_status_table(rows: &[StatusRow]) {
                 time(r.last_run),
                 time(r.last_success),
                 time(r.next_run),
-                counts(r.counts.as_ref()),
+                counts_text(r.counts.as_ref()),
                 or_dash(r.last_error),
             ]
         })

@@ -3,8 +3,8 @@
 //! This file holds the top-level [`Cli`] and [`Command`], the helpers every command group
 //! shares (loading the config, opening the store, printing JSON) and the dispatch. Each
 //! command group lives in its own file with its arguments, its logic and its output:
-//! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors`, `check`,
-//! `notifications`;
+//! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors` (and its
+//! `probe`), `check`, `notifications`;
 //! `table` is the one table layout they share, `terminal` the escaping every plain-text view
 //! applies to text that came with the mail.
 
@@ -14,6 +14,7 @@ mod collectors;
 mod contacts;
 mod notifications;
 mod parse;
+mod probe;
 mod quarantine;
 mod records;
 mod run;
@@ -72,7 +73,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
-    /// Collector state: last run, last success, last error, counts, next run
+    /// Collector state (last run, last success, last error, counts, next run); probe a server
     Collectors {
         #[command(subcommand)]
         command: CollectorsCommand,

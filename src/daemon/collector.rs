@@ -15,7 +15,7 @@ use tracing::{error, warn};
 
 use crate::config::{Collector, SourceConfig, StorageUrl};
 use crate::domain::UnknownCustomer;
-use crate::ingest::{CollectReport, IngestError, Shutdown, collect, record_run};
+use crate::ingest::{CollectReport, FailedPass, IngestError, Shutdown, collect, record_run};
 use crate::source::blocking;
 use crate::source::imap::idle::{IdleEnd, wait_for_mail};
 use crate::store::Store;
@@ -88,9 +88,9 @@ impl Cadence {
 /// One collector's passes, as [`drive`] runs them; a trait so the timing is tested without
 /// a mailbox or a database.
 pub(super) trait Pass {
-    fn run(&mut self) -> impl Future<Output = Result<CollectReport, IngestError>> + Send;
+    fn run(&mut self) -> impl Future<Output = Result<CollectReport, FailedPass>> + Send;
     /// Records how the pass ended and when the next one is due.
-    fn record(&mut self, result: &Result<CollectReport, IngestError>, next_run: DateTime<Utc>);
+    fn record(&mut self, result: &Result<CollectReport, FailedPass>, next_run: DateTime<Utc>);
 }
 
 /// The real pass: the collector over its mailbox, into the store.
@@ -108,11 +108,12 @@ struct CollectorPass {
 }
 
 impl Pass for CollectorPass {
-    async fn run(&mut self) -> Result<CollectReport, IngestError> {
+    async fn run(&mut self) -> Result<CollectReport, FailedPass> {
         let store = match &mut self.store {
             Some(store) => store,
             None => {
-                let mut store = blocking(|| Store::open(&self.storage))?;
+                let mut store = blocking(|| Store::open(&self.storage))
+                    .map_err(|e| FailedPass::at_start(&self.collector.name, e))?;
                 store.set_unknown_customer(self.unknown_customer.clone());
                 self.store.insert(store)
             }
@@ -120,7 +121,7 @@ impl Pass for CollectorPass {
         collect(&self.collector, store, &self.stop).await
     }
 
-    fn record(&mut self, result: &Result<CollectReport, IngestError>, next_run: DateTime<Utc>) {
+    fn record(&mut self, result: &Result<CollectReport, FailedPass>, next_run: DateTime<Utc>) {
         let name = &self.collector.name;
         if let Err(e) = result {
             error!(collector = %name, error = %e, retry_at = %next_run, "collector pass failed");
@@ -128,10 +129,17 @@ impl Pass for CollectorPass {
         if let Some(store) = &mut self.store {
             blocking(|| record_run(store, name, result, Some(next_run)));
         }
-        if result.as_ref().is_ok_and(|report| report.accepted > 0) {
+        // A failed pass may have committed batches (and their notifications) before failing.
+        let accepted = match result {
+            Ok(report) => report.accepted,
+            Err(failed) => failed.report.accepted,
+        };
+        if accepted > 0 {
             self.outbox.notify_one();
         }
-        if let Err(IngestError::Store(_)) = result {
+        if let Err(failed) = result
+            && let IngestError::Store(_) = *failed.error
+        {
             // NOTE: dropped before the next open, so SQLite closes the old files first.
             self.store = None;
         }
@@ -300,13 +308,16 @@ mod tests {
     }
 
     impl Pass for &mut Scripted {
-        async fn run(&mut self) -> Result<CollectReport, IngestError> {
+        async fn run(&mut self) -> Result<CollectReport, FailedPass> {
             self.ran_at.push(Instant::now());
             match self.outcomes.pop_front() {
                 Some(true) => Ok(CollectReport::for_collector("scripted")),
-                Some(false) => Err(IngestError::Source(SourceError::NotAMaildir {
-                    path: "scripted".into(),
-                })),
+                Some(false) => Err(FailedPass::at_start(
+                    "scripted",
+                    SourceError::NotAMaildir {
+                        path: "scripted".into(),
+                    },
+                )),
                 None => {
                     self.stop.cancel();
                     Ok(CollectReport::for_collector("scripted"))
@@ -314,7 +325,7 @@ mod tests {
             }
         }
 
-        fn record(&mut self, _: &Result<CollectReport, IngestError>, _: DateTime<Utc>) {}
+        fn record(&mut self, _: &Result<CollectReport, FailedPass>, _: DateTime<Utc>) {}
     }
 
     fn yearly() -> Cadence {

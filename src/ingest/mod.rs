@@ -38,10 +38,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::config::{Collector, SourceConfig};
-use crate::source::SourceError;
-use crate::source::imap::ImapMailbox;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+
+use crate::config::{CollectMode, Collector, SourceConfig};
+use crate::source::imap::{Features, ImapMailbox};
 use crate::source::maildir::Maildir;
+use crate::source::{SourceError, blocking};
 use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
 mod pass;
@@ -87,6 +90,35 @@ impl CollectReport {
         CollectReport {
             collector: collector.to_string(),
             ..CollectReport::default()
+        }
+    }
+
+    /// Adds the counts of `other` (a batch of the same pass).
+    fn add(&mut self, other: &CollectReport) {
+        self.fetched += other.fetched;
+        self.accepted += other.accepted;
+        self.skipped += other.skipped;
+        self.quarantined += other.quarantined;
+        self.duplicates += other.duplicates;
+    }
+}
+
+/// A pass that stopped on an error, with what it did before: the batches it committed are
+/// in `report` (and stay committed), so `collect --json` and the recorded run can say so.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct FailedPass {
+    pub report: CollectReport,
+    /// Boxed: the `Err` of every pass result stays small.
+    pub error: Box<IngestError>,
+}
+
+impl FailedPass {
+    /// A pass of `collector` that failed before it did anything.
+    pub fn at_start(collector: &str, error: impl Into<IngestError>) -> FailedPass {
+        FailedPass {
+            report: CollectReport::for_collector(collector),
+            error: Box::new(error.into()),
         }
     }
 }
@@ -199,22 +231,14 @@ pub async fn collect(
     collector: &Collector,
     store: &mut Store,
     shutdown: &Shutdown,
-) -> Result<CollectReport, IngestError> {
-    let report = match &collector.source {
-        SourceConfig::Maildir { path } => {
-            pass::run(collector, store, Maildir::open(path)?, shutdown).await?
-        }
-        SourceConfig::Imap(imap) => {
-            let mailbox = ImapMailbox::open(
-                imap,
-                &collector.name,
-                &collector.after,
-                &collector.rules.subject_keyword,
-            )
-            .await?;
-            pass::run(collector, store, mailbox, shutdown).await?
-        }
-    };
+) -> Result<CollectReport, FailedPass> {
+    let mut report = CollectReport::for_collector(&collector.name);
+    if let Err(error) = collect_into(collector, store, shutdown, &mut report).await {
+        return Err(FailedPass {
+            report,
+            error: Box::new(error),
+        });
+    }
     info!(
         collector = %report.collector,
         fetched = report.fetched,
@@ -227,6 +251,51 @@ pub async fn collect(
     Ok(report)
 }
 
+async fn collect_into(
+    collector: &Collector,
+    store: &mut Store,
+    shutdown: &Shutdown,
+    report: &mut CollectReport,
+) -> Result<(), IngestError> {
+    match &collector.source {
+        SourceConfig::Maildir { path } => {
+            pass::run(collector, store, Maildir::open(path)?, shutdown, report).await
+        }
+        SourceConfig::Imap(imap) => {
+            let mailbox = ImapMailbox::open(
+                imap,
+                &collector.name,
+                &collector.after,
+                &collector.rules.subject_keyword,
+            )
+            .await?;
+            note_server(collector, store, mailbox.features());
+            pass::run(collector, store, mailbox, shutdown, report).await
+        }
+    }
+}
+
+/// Says what the server makes the collector do differently: each fallback once per process
+/// in the log, and the mode in use and the fallbacks in the collector's state (for
+/// `collectors status`). A failure to write is logged; the pass goes on.
+fn note_server(collector: &Collector, store: &mut Store, features: Features) {
+    static LOGGED: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    let fallbacks = features.fallbacks(&collector.after);
+    for fallback in &fallbacks {
+        let first = LOGGED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((collector.name.clone(), fallback.clone()));
+        if first {
+            warn!(collector = %collector.name, "{fallback}");
+        }
+    }
+    let mode = features.mode(collector.mode == CollectMode::Idle);
+    if let Err(e) = blocking(|| store.record_server(&collector.name, mode, &fallbacks)) {
+        warn!(collector = %collector.name, error = %e, "could not record the server's fallbacks");
+    }
+}
+
 /// Writes how a pass ended into the collector's state (for `collectors status`), with when
 /// the next one is due if something schedules it. A failure to write is logged, not
 /// returned: the pass itself is done either way. A pass that failed because the database
@@ -235,18 +304,26 @@ pub async fn collect(
 pub fn record_run(
     store: &mut Store,
     collector: &str,
-    result: &Result<CollectReport, IngestError>,
+    result: &Result<CollectReport, FailedPass>,
     next_run: Option<DateTime<Utc>>,
 ) {
-    if let Err(IngestError::Store(e)) = result {
+    if let Err(failed) = result
+        && let IngestError::Store(e) = &*failed.error
+    {
         store.alarm_on_damage(e);
     }
+    let json = |report| serde_json::to_value(report).expect("a report serialises to JSON");
     let recorded = match result {
-        Ok(report) => {
-            let counts = serde_json::to_value(report).expect("a report serialises to JSON");
-            store.record_run(collector, RunOutcome::Success(&counts), next_run)
+        Ok(report) => store.record_run(collector, RunOutcome::Success(&json(report)), next_run),
+        Err(failed) => {
+            let counts = json(&failed.report);
+            let error = failed.error.to_string();
+            store.record_run(
+                collector,
+                RunOutcome::Failure(&error, Some(&counts)),
+                next_run,
+            )
         }
-        Err(e) => store.record_run(collector, RunOutcome::Failure(&e.to_string()), next_run),
     };
     if let Err(e) = recorded {
         warn!(collector, error = %e, "could not record the run");
@@ -266,11 +343,13 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn collect_blocking(
     collector: &Collector,
     store: &mut Store,
-) -> Result<CollectReport, IngestError> {
-    runtime()
-        .map_err(|source| SourceError::Io {
+) -> Result<CollectReport, FailedPass> {
+    let runtime = runtime().map_err(|source| {
+        let error = SourceError::Io {
             path: "tokio runtime".into(),
             source,
-        })?
-        .block_on(collect(collector, store, &Shutdown::new()))
+        };
+        FailedPass::at_start(&collector.name, error)
+    })?;
+    runtime.block_on(collect(collector, store, &Shutdown::new()))
 }

@@ -27,13 +27,16 @@ fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
 /// query each. A window is then cut into batches of at most `batch-bytes` of messages to
 /// read whole (one larger message is a batch of its own), so memory follows the budget,
 /// never the backlog. Each batch commits in one transaction before it is acknowledged.
+///
+/// `report` counts each batch once it is committed, so a pass that fails part-way still
+/// says what it stored.
 pub(super) async fn run<M: Mailbox>(
     collector: &Collector,
     store: &mut Store,
     mut mailbox: M,
     shutdown: &Shutdown,
-) -> Result<CollectReport, IngestError> {
-    let mut report = CollectReport::for_collector(&collector.name);
+    report: &mut CollectReport,
+) -> Result<(), IngestError> {
     let resume = saved_checkpoint(blocking(|| store.collector_state(&collector.name))?);
     let positions = mailbox.list_new(resume).await?;
     'windows: for window in positions.chunks(collector.batch_size) {
@@ -46,14 +49,14 @@ pub(super) async fn run<M: Mailbox>(
                 break 'windows;
             }
             let steps = window[batch.clone()].iter().zip(&steps[batch]);
-            run_batch(collector, store, &mut mailbox, steps, &mut report).await?;
+            run_batch(collector, store, &mut mailbox, steps, report).await?;
         }
     }
     if !shutdown.is_cancelled() {
         expunge_processed(collector, store, &mut mailbox).await?;
     }
     mailbox.finish().await;
-    Ok(report)
+    Ok(())
 }
 
 /// What a pass does with one listed message.
@@ -127,17 +130,19 @@ fn cut(steps: &[Step], budget: u64) -> Vec<Range<usize>> {
     batches
 }
 
-/// Reads, commits (with the checkpoint), acknowledges and sets aside one batch.
+/// Reads, commits (with the checkpoint), acknowledges and sets aside one batch; its counts
+/// join `total` once the commit is confirmed.
 async fn run_batch<'a, M: Mailbox>(
     collector: &Collector,
     store: &mut Store,
     mailbox: &mut M,
     steps: impl Iterator<Item = (&'a M::Position, &'a Step)>,
-    report: &mut CollectReport,
+    total: &mut CollectReport,
 ) -> Result<(), IngestError>
 where
     M::Position: 'a,
 {
+    let mut report = CollectReport::for_collector(&collector.name);
     let mut batch = Vec::new();
     let mut to_acknowledge = Vec::new();
     let mut to_set_aside = Vec::new();
@@ -198,7 +203,7 @@ where
     );
     let checkpoint = mailbox.checkpoint(&batch);
     let committed = blocking(|| {
-        let committed = commit_messages(collector, store, messages, report)?;
+        let committed = commit_messages(collector, store, messages, &mut report)?;
         if let Some(at) = checkpoint {
             store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
         }
@@ -206,6 +211,7 @@ where
         store.confirm_committed()?;
         Ok::<_, IngestError>(committed)
     })?;
+    total.add(&report);
     for (position, committed) in read.into_iter().zip(committed) {
         match committed {
             // Skipped: not ours, left untouched.
@@ -262,6 +268,8 @@ mod tests {
         headers_read: Vec<u32>,
         acknowledged: Vec<u32>,
         set_aside: Vec<u32>,
+        /// Acknowledging fails once this many messages are acknowledged (a server refusing).
+        refuse_after: Option<usize>,
     }
 
     impl Mailbox for &mut Requests {
@@ -299,6 +307,14 @@ mod tests {
         }
 
         async fn acknowledge(&mut self, ids: &[u32]) -> Result<(), SourceError> {
+            if self
+                .refuse_after
+                .is_some_and(|n| self.acknowledged.len() >= n)
+            {
+                return Err(SourceError::NotAMaildir {
+                    path: "refused".into(),
+                });
+            }
             self.acknowledged.extend(ids);
             Ok(())
         }
@@ -307,6 +323,20 @@ mod tests {
             self.set_aside.extend(ids);
             Ok(())
         }
+    }
+
+    /// One pass that must succeed; its report.
+    async fn pass(
+        collector: &Collector,
+        store: &mut Store,
+        requests: &mut Requests,
+        stop: &Shutdown,
+    ) -> CollectReport {
+        let mut report = CollectReport::for_collector(&collector.name);
+        run(collector, store, requests, stop, &mut report)
+            .await
+            .unwrap();
+        report
     }
 
     fn counts(report: &CollectReport) -> [usize; 5] {
@@ -334,9 +364,7 @@ mod tests {
         requests.bodies.insert(4, lead("r1"));
         let stop = Shutdown::new();
 
-        let report = run(collector, &mut store, &mut requests, &stop)
-            .await
-            .unwrap();
+        let report = pass(collector, &mut store, &mut requests, &stop).await;
         assert_eq!(counts(&report), [4, 1, 1, 1, 1], "{report:?}");
         assert_eq!(requests.read, [1, 2, 3, 4]);
         assert_eq!(requests.acknowledged, [1, 4], "the record and its copy");
@@ -349,9 +377,7 @@ mod tests {
             requests.acknowledged.len(),
             requests.set_aside.len(),
         );
-        let report = run(collector, &mut store, &mut requests, &stop)
-            .await
-            .unwrap();
+        let report = pass(collector, &mut store, &mut requests, &stop).await;
         assert_eq!(counts(&report), [3, 0, 1, 0, 2], "{report:?}");
         assert_eq!(requests.read[read..], [3]);
         assert_eq!(requests.acknowledged[acknowledged..], [1, 4]);
@@ -372,9 +398,7 @@ mod tests {
         requests.bodies.insert(3, lead("r3"));
         let stop = Shutdown::new();
 
-        let report = run(collector, &mut store, &mut requests, &stop)
-            .await
-            .unwrap();
+        let report = pass(collector, &mut store, &mut requests, &stop).await;
         assert_eq!(counts(&report), [3, 2, 0, 1, 0], "{report:?}");
         assert_eq!(requests.read, [1, 3], "the big one is never read whole");
         assert_eq!(requests.headers_read, [2]);
@@ -385,12 +409,39 @@ mod tests {
         assert!(entry.raw.ends_with(b"\r\n\r\n") && entry.raw.len() < 2048);
 
         // Known by its position now: set aside again, neither read nor counted.
-        let report = run(collector, &mut store, &mut requests, &stop)
-            .await
-            .unwrap();
+        let report = pass(collector, &mut store, &mut requests, &stop).await;
         assert_eq!(counts(&report), [2, 0, 0, 0, 2], "{report:?}");
         assert_eq!(requests.headers_read, [2]);
         assert_eq!(requests.set_aside, [2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_failing_after_committed_batches_counts_what_it_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["web"], "batch-size = 1");
+        let collector = &config.collectors[0];
+        let mut store = Store::open(&config.storage).unwrap();
+        let mut requests = Requests {
+            refuse_after: Some(1),
+            ..Requests::default()
+        };
+        for id in 1..=3 {
+            requests.bodies.insert(id, lead(&format!("r{id}")));
+        }
+        let mut report = CollectReport::for_collector(&collector.name);
+        let result = run(
+            collector,
+            &mut store,
+            &mut requests,
+            &Shutdown::new(),
+            &mut report,
+        )
+        .await;
+        assert!(result.is_err());
+        // The second batch committed, then its acknowledgement failed; the third never ran.
+        assert_eq!(counts(&report), [2, 2, 0, 0, 0], "{report:?}");
+        assert_eq!(requests.acknowledged, [1]);
+        assert_eq!(requests.read, [1, 2]);
     }
 
     #[test]

@@ -283,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, mut store) = open(dir.path());
         store
-            .record_run("c", super::super::RunOutcome::Failure("x"), None)
+            .record_run("c", super::super::RunOutcome::Failure("x", None), None)
             .unwrap();
         store.confirm_committed().unwrap();
         std::fs::remove_file(dir.path().join("t.db-wal")).unwrap();

@@ -141,6 +141,9 @@ diesel::table! {
         last_report -> Nullable<Text>,
         next_run_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        mode -> Nullable<Text>,
+        fallbacks -> Nullable<Text>,
+        failed_report -> Nullable<Text>,
     }
 }
 

@@ -28,6 +28,16 @@ pub struct CollectorState {
     pub next_run_at: Option<NaiveDateTime>,
     #[serde(skip)]
     pub updated_at: NaiveDateTime,
+    /// The mode in use as the last pass found the server (`idle`, `poll`, or
+    /// `schedule (no IDLE on server)`).
+    #[serde(skip)]
+    pub mode: Option<String>,
+    /// JSON array: how the server made the collector fall back, one sentence each.
+    #[serde(skip)]
+    pub fallbacks: Option<String>,
+    /// JSON of the last run's counts when it failed after committing some batches.
+    #[serde(skip)]
+    pub failed_report: Option<String>,
 }
 
 fn opt_utc<S: serde::Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -38,7 +48,8 @@ fn opt_utc<S: serde::Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::
 pub enum RunOutcome<'a> {
     /// Counts as JSON.
     Success(&'a serde_json::Value),
-    Failure(&'a str),
+    /// The error, and the counts (as JSON) of what the run did before it.
+    Failure(&'a str, Option<&'a serde_json::Value>),
 }
 
 impl Store {
@@ -117,19 +128,39 @@ impl Store {
                     collector_state::last_success_at.eq(at),
                     collector_state::last_error.eq(None::<String>),
                     collector_state::last_report.eq(report.to_string()),
+                    collector_state::failed_report.eq(None::<String>),
                     next,
                     collector_state::updated_at.eq(at),
                 ))
                 .execute(&mut self.conn)?,
-            RunOutcome::Failure(error) => diesel::update(target)
+            RunOutcome::Failure(error, report) => diesel::update(target)
                 .set((
                     collector_state::last_run_at.eq(at),
                     collector_state::last_error.eq(error),
+                    collector_state::failed_report.eq(report.map(|r| r.to_string())),
                     next,
                     collector_state::updated_at.eq(at),
                 ))
                 .execute(&mut self.conn)?,
         };
+        Ok(())
+    }
+
+    /// Records what the server made the collector do: the mode in use and the fallbacks.
+    pub fn record_server(
+        &mut self,
+        collector: &str,
+        mode: &str,
+        fallbacks: &[String],
+    ) -> Result<(), StoreError> {
+        self.ensure_state_row(collector)?;
+        let fallbacks = serde_json::to_string(fallbacks).expect("strings serialise to JSON");
+        diesel::update(collector_state::table.find(collector))
+            .set((
+                collector_state::mode.eq(mode),
+                collector_state::fallbacks.eq(fallbacks),
+            ))
+            .execute(&mut self.conn)?;
         Ok(())
     }
 }

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
-use crate::kit::sandbox::{Sandbox, copy_tree, counts, failure_text, repo, sample};
+use crate::kit::sandbox::{
+    Sandbox, collector_names, copy_tree, counts, failure_text, repo, sample,
+};
 
 const INBOX: &str = "inbox";
 
@@ -290,13 +292,7 @@ fn records_list_filters_by_kind_phone_queue_and_since() {
     sandbox.deliver("a", "2.M2.mx", &sample("02-lead-octet-stream.eml"));
     sandbox.deliver("b", "3.M3.mx", &sample("15-minimal-lead.eml"));
     let reports = sandbox.json(&["collect", "--json"]);
-    let names: Vec<&str> = reports
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["collector"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["shop", "forms"]);
+    assert_eq!(collector_names(&reports), ["shop", "forms"]);
 
     let ids = |args: &[&str]| -> Vec<String> {
         let mut full = vec!["records", "list", "--json"];

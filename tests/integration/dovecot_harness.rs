@@ -18,7 +18,7 @@ fn message(subject: &str) -> Vec<u8> {
 }
 
 fn plain_server_with_user() -> Dovecot {
-    let server = Dovecot::start(DovecotOptions { tls: false });
+    let server = Dovecot::start(DovecotOptions::default());
     server.add_user(USER, PASSWORD);
     server
 }
@@ -179,7 +179,10 @@ fn plain_server_offers_no_starttls() {
 
 #[test]
 fn tls_server_verifies_against_its_ca_and_offers_starttls() {
-    let server = Dovecot::start(DovecotOptions { tls: true });
+    let server = Dovecot::start(DovecotOptions {
+        tls: true,
+        ..DovecotOptions::default()
+    });
     server.add_user(USER, PASSWORD);
     let tls_port = server.tls_port().expect("imaps port");
     let ca = server.ca_file().expect("CA file");
@@ -232,7 +235,10 @@ fn tls_server_verifies_against_its_ca_and_offers_starttls() {
 #[test]
 fn two_servers_run_side_by_side_without_sharing_anything() {
     let mut a = plain_server_with_user();
-    let b = Dovecot::start(DovecotOptions { tls: true });
+    let b = Dovecot::start(DovecotOptions {
+        tls: true,
+        ..DovecotOptions::default()
+    });
     b.add_user(USER, PASSWORD);
     assert_ne!(a.port(), b.port());
 
@@ -281,7 +287,10 @@ fn many_servers_start_in_parallel() {
     let handles: Vec<_> = (0..4)
         .map(|i| {
             std::thread::spawn(move || {
-                let server = Dovecot::start(DovecotOptions { tls: i % 2 == 0 });
+                let server = Dovecot::start(DovecotOptions {
+                    tls: i % 2 == 0,
+                    ..DovecotOptions::default()
+                });
                 server.add_user(USER, PASSWORD);
                 server.append(USER, PASSWORD, "INBOX", &message("p"))
             })

@@ -10,34 +10,37 @@ use serde_json::Value;
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::{header_section, order_message, padded};
 use crate::kit::process::wait_until;
-use crate::kit::sandbox::{Sandbox, counts, failure_text, sample};
+use crate::kit::sandbox::{Sandbox, collector_names, counts, failure_text, sample};
 use crate::size_limits::collect_in_byte_batches;
 
-const USER: &str = "orders@example.test";
-const PASSWORD: &str = "s3cret-pass";
+pub(crate) const USER: &str = "orders@example.test";
+pub(crate) const PASSWORD: &str = "s3cret-pass";
 
 fn dovecot(tls: bool) -> Dovecot {
-    let server = Dovecot::start(DovecotOptions { tls });
+    let server = Dovecot::start(DovecotOptions {
+        tls,
+        ..DovecotOptions::default()
+    });
     server.add_user(USER, PASSWORD);
     server
 }
 
 /// One `[[queue]]` + `[[collector]]` block for an IMAP collector.
-struct ImapCollector<'a> {
-    name: &'a str,
-    port: u16,
-    tls: &'a str,
-    mailbox: &'a str,
+pub(crate) struct ImapCollector<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) port: u16,
+    pub(crate) tls: &'a str,
+    pub(crate) mailbox: &'a str,
     /// Extra collector keys (before the tables).
-    keys: &'a str,
+    pub(crate) keys: &'a str,
     /// Extra `[collector.imap]` keys.
-    imap_keys: &'a str,
+    pub(crate) imap_keys: &'a str,
     /// A `[collector.after]` table body, if any.
-    after: &'a str,
+    pub(crate) after: &'a str,
 }
 
 impl<'a> ImapCollector<'a> {
-    fn new(name: &'a str, port: u16) -> Self {
+    pub(crate) fn new(name: &'a str, port: u16) -> Self {
         ImapCollector {
             name,
             port,
@@ -67,7 +70,7 @@ impl<'a> ImapCollector<'a> {
     }
 }
 
-fn sandbox_for(collectors: &[ImapCollector<'_>]) -> Sandbox {
+pub(crate) fn sandbox_for(collectors: &[ImapCollector<'_>]) -> Sandbox {
     let sandbox = Sandbox::new();
     std::fs::write(sandbox.path("imap-password"), format!("{PASSWORD}\n")).unwrap();
     write_imap_config(&sandbox, collectors);
@@ -82,7 +85,7 @@ fn write_imap_config(sandbox: &Sandbox, collectors: &[ImapCollector<'_>]) {
     std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
 }
 
-fn flags_of(server: &Dovecot, mailbox: &str, uid: u32) -> Vec<String> {
+pub(crate) fn flags_of(server: &Dovecot, mailbox: &str, uid: u32) -> Vec<String> {
     server
         .messages(USER, mailbox)
         .into_iter()
@@ -397,9 +400,28 @@ fn a_failing_collector_does_not_stop_the_others() {
         !out.status.success(),
         "failures are reported in the exit status"
     );
+    // Issue 13: every collector is reported; the failed ones with their `error` and what
+    // they did before it (nothing here).
     let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(reports.as_array().unwrap().len(), 1);
-    assert_eq!(reports[0]["collector"], "good");
+    assert_eq!(collector_names(&reports), ["dead", "wrong", "good"]);
+    for failed in &reports.as_array().unwrap()[..2] {
+        assert_eq!(counts(failed), [0, 0, 0, 0, 0], "{failed}");
+        assert!(failed["error"].is_string(), "{failed}");
+    }
+    assert!(
+        reports[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{reports}"
+    );
+    assert!(
+        reports[1]["error"].as_str().unwrap().contains("login as"),
+        "{reports}"
+    );
+    assert_eq!(counts(&reports[2]), [1, 1, 0, 0, 0]);
+    assert!(reports[2].get("error").is_none(), "{reports}");
+    assert!(!reports.to_string().contains("not-the-password"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("dead") && err.contains("wrong") && !err.contains("not-the-password"),

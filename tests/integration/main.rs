@@ -19,6 +19,7 @@ mod durable;
 mod formats;
 mod hostile;
 mod imap;
+mod imap_servers;
 mod notifications;
 mod parse_samples;
 mod size_limits;

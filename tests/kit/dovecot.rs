@@ -51,6 +51,14 @@ pub struct DovecotOptions {
     /// STARTTLS, plus an implicit-TLS (imaps) port; the certificate is for `localhost` and
     /// `127.0.0.1`, signed by the CA in [`Dovecot::ca_file`].
     pub tls: bool,
+    /// The personal namespace's `(prefix, separator)`, to behave like other servers:
+    /// `("INBOX.", '.')` is Courier's and Cyrus's, `("", '/')` a `/`-separated server.
+    /// Default: Dovecot's own, `("", '.')`.
+    pub namespace: Option<(&'static str, char)>,
+    /// The CAPABILITY list offered after login (`imap_capability`), to take extensions
+    /// away (MOVE, UIDPLUS, IDLE). Dovecot keeps executing the commands; only what it
+    /// offers changes. Default: all Dovecot has.
+    pub capability: Option<&'static str>,
 }
 
 /// A running Dovecot. Stopped (and its temp folder removed) on drop.
@@ -99,7 +107,7 @@ impl Dovecot {
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
             let (port, tls_port) = pick_ports(options.tls);
-            fs::write(&conf, config(&base, port, tls_port)).unwrap();
+            fs::write(&conf, config(&base, port, tls_port, &options)).unwrap();
             let _ = fs::remove_file(&log_file);
             match launch(&base, &conf, port, tls_port) {
                 Ok(child) => {
@@ -390,7 +398,7 @@ fn pick_ports(tls: bool) -> (u16, Option<u16>) {
     (plain, tls.then_some(secure))
 }
 
-fn config(base: &Path, port: u16, tls_port: Option<u16>) -> String {
+fn config(base: &Path, port: u16, tls_port: Option<u16>, options: &DovecotOptions) -> String {
     let b = base.display();
     let ssl = match tls_port {
         // NOTE: `ssl = yes` (not `required`): STARTTLS offered, plain LOGIN still allowed.
@@ -400,6 +408,20 @@ fn config(base: &Path, port: u16, tls_port: Option<u16>) -> String {
         None => "ssl = no\n".to_owned(),
     };
     let tls_port = tls_port.unwrap_or(0); // port 0 disables the imaps listener
+    let mut extra = String::new();
+    if let Some((prefix, separator)) = options.namespace {
+        // NOTE: `inbox = yes` keeps INBOX itself where it is; with prefix `INBOX.` every
+        // other folder lives under it, as on Courier, and CREATE of a name outside every
+        // namespace is refused. Maildir++ stores `.`-separated on disk whatever the
+        // separator clients see.
+        let _ = write!(
+            extra,
+            "namespace inbox {{\n  inbox = yes\n  prefix = {prefix}\n  separator = {separator}\n}}\n"
+        );
+    }
+    if let Some(capability) = options.capability {
+        let _ = writeln!(extra, "imap_capability = {capability}");
+    }
     format!(
         r#"# Written by tests/kit/dovecot.rs
 base_dir = {b}/run
@@ -446,7 +468,7 @@ service anvil {{
     mode = 0
   }}
 }}
-"#
+{extra}"#
     )
 }
 

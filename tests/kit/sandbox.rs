@@ -246,6 +246,16 @@ pub fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repo().join("samples/eml").join(name)).unwrap()
 }
 
+/// The `collector` of each report of a `collect --json` run, in order.
+pub fn collector_names(reports: &Value) -> Vec<&str> {
+    reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["collector"].as_str().unwrap())
+        .collect()
+}
+
 /// The five counts of a collect report, in contract order:
 /// fetched, accepted, skipped, quarantined, duplicates.
 pub fn counts(report: &Value) -> [u64; 5] {

@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::ImapError;
-use super::{ImapConfig, TlsMode};
+use super::features::{Features, PROCESSED_KEYWORD};
+use super::server::Server;
+use super::{ImapConfig, ImapError, TlsMode};
 
 /// What an IMAP session runs over: TCP, or TLS over TCP.
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
@@ -29,7 +30,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
 pub(super) type ImapSession = Session<Box<dyn ImapIo>>;
 
 /// Runs `fut` with the command timeout; `command` names it in errors.
-async fn timed<T>(
+pub(super) async fn timed<T>(
     timeout: Duration,
     command: &'static str,
     fut: impl Future<Output = Result<T, async_imap::error::Error>>,
@@ -123,7 +124,7 @@ async fn read_greeting<T: ImapIo>(
 }
 
 /// Connects and logs in.
-async fn login(config: &ImapConfig) -> Result<ImapSession, ImapError> {
+pub(super) async fn login(config: &ImapConfig) -> Result<ImapSession, ImapError> {
     let password = config.password.read().map_err(ImapError::Secret)?;
     let tcp = tokio::time::timeout(
         config.timeout,
@@ -172,13 +173,8 @@ async fn login(config: &ImapConfig) -> Result<ImapSession, ImapError> {
 
 /// A logged-in connection with the collector's mailbox selected.
 pub struct Connection {
-    session: ImapSession,
-    timeout: Duration,
+    server: Server,
     pub uidvalidity: u32,
-    has_move: bool,
-    has_uidplus: bool,
-    /// Whether the server offers IDLE.
-    pub has_idle: bool,
 }
 
 /// Compresses sorted UIDs into an IMAP set (`1:3,7,9:10`).
@@ -206,27 +202,34 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 impl Connection {
-    /// Connects, logs in and selects the configured mailbox.
+    /// Connects, logs in and selects the configured mailbox (its name resolved against the
+    /// server's namespace, like every folder name).
     pub async fn open(config: &ImapConfig) -> Result<Connection, ImapError> {
-        let mut session = login(config).await?;
-        let capabilities = timed(config.timeout, "CAPABILITY", session.capabilities()).await?;
-        let mailbox = timed(config.timeout, "SELECT", session.select(&config.mailbox)).await?;
+        let mut server = Server::login(config).await?;
+        let name = server.resolve(&config.mailbox);
+        let mailbox = timed(config.timeout, "SELECT", server.session.select(&name)).await?;
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::NoUidValidity(config.mailbox.clone()))?;
         Ok(Connection {
-            session,
-            timeout: config.timeout,
+            server,
             uidvalidity,
-            has_move: capabilities.has_str("MOVE"),
-            has_uidplus: capabilities.has_str("UIDPLUS"),
-            has_idle: capabilities.has_str("IDLE"),
         })
+    }
+
+    /// What the server offers that changes what the collector does.
+    pub fn features(&self) -> Features {
+        self.server.features
     }
 
     /// UIDs matching `query` (trusted text only: it is sent as is), ascending.
     pub async fn search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
-        let found = timed(self.timeout, "UID SEARCH", self.session.uid_search(query)).await?;
+        let found = timed(
+            self.server.timeout,
+            "UID SEARCH",
+            self.server.session.uid_search(query),
+        )
+        .await?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         // NOTE: async-imap returns the UIDs as an unordered set.
         uids.sort_unstable();
@@ -273,9 +276,9 @@ impl Connection {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
-        let timeout = self.timeout;
+        let timeout = self.server.timeout;
         let fetches = async {
-            let stream = self.session.uid_fetch(&set, items).await?;
+            let stream = self.server.session.uid_fetch(&set, items).await?;
             // NOTE: the stream borrows the session; drain it before the next command.
             stream
                 .try_filter_map(|f| {
@@ -299,49 +302,56 @@ impl Connection {
         let set = uid_set(uids);
         let query = format!("+FLAGS.SILENT ({flags})");
         let store = async {
-            let stream = self.session.uid_store(&set, &query).await?;
+            let stream = self.server.session.uid_store(&set, &query).await?;
             let _: Vec<_> = stream.try_collect().await?;
             Ok(())
         };
-        timed(self.timeout, "UID STORE", store).await
+        timed(self.server.timeout, "UID STORE", store).await
     }
 
-    /// Deletes these messages (and only these: UID EXPUNGE when the server has UIDPLUS).
+    /// Takes these messages (and only these) out of the mailbox: `\Deleted` and
+    /// `UID EXPUNGE` with UIDPLUS. Without it, `\Seen` and [`PROCESSED_KEYWORD`] instead: a
+    /// bare EXPUNGE would also remove what other clients marked `\Deleted`.
     pub async fn delete(&mut self, uids: &[u32]) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
+        if !self.server.features.uidplus {
+            return self
+                .add_flags(uids, &format!("\\Seen {PROCESSED_KEYWORD}"))
+                .await;
+        }
         self.add_flags(uids, "\\Deleted").await?;
         let set = uid_set(uids);
-        let has_uidplus = self.has_uidplus;
         let expunge = async {
-            if has_uidplus {
-                let stream = self.session.uid_expunge(&set).await?;
-                let _: Vec<_> = stream.try_collect().await?;
-            } else {
-                let stream = self.session.expunge().await?;
-                let _: Vec<_> = stream.try_collect().await?;
-            }
+            let stream = self.server.session.uid_expunge(&set).await?;
+            let _: Vec<_> = stream.try_collect().await?;
             Ok(())
         };
-        timed(self.timeout, "EXPUNGE", expunge).await
+        timed(self.server.timeout, "UID EXPUNGE", expunge).await
     }
 
-    /// Moves these messages to `folder`, creating it if missing.
+    /// Moves these messages to the folder written `folder` in the config (resolved, and
+    /// created if missing): `UID MOVE`, or `UID COPY` and [`Connection::delete`].
     pub async fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
-        // NOTE: CREATE of an existing folder answers NO [ALREADYEXISTS]; that is fine.
-        let _ = timed(self.timeout, "CREATE", self.session.create(folder)).await;
+        let folder = self.server.ensure_folder(folder).await?;
         let set = uid_set(uids);
-        if self.has_move {
-            timed(self.timeout, "UID MOVE", self.session.uid_mv(&set, folder)).await
+        let timeout = self.server.timeout;
+        if self.server.features.move_ {
+            timed(
+                timeout,
+                "UID MOVE",
+                self.server.session.uid_mv(&set, &folder),
+            )
+            .await
         } else {
             timed(
-                self.timeout,
+                timeout,
                 "UID COPY",
-                self.session.uid_copy(&set, folder),
+                self.server.session.uid_copy(&set, &folder),
             )
             .await?;
             self.delete(uids).await
@@ -349,13 +359,13 @@ impl Connection {
     }
 
     /// Logs out politely (errors ignored: the work is done).
-    pub async fn logout(mut self) {
-        let _ = tokio::time::timeout(self.timeout, self.session.logout()).await;
+    pub async fn logout(self) {
+        self.server.logout().await;
     }
 
     /// Hands the session over for IDLE.
     pub(super) fn into_session(self) -> (ImapSession, Duration) {
-        (self.session, self.timeout)
+        (self.server.session, self.server.timeout)
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn wait_for_mail(
     new_mail: &Notify,
 ) -> Result<IdleEnd, ImapError> {
     let connection = Connection::open(config).await?;
-    if !connection.has_idle {
+    if !connection.features().idle {
         connection.logout().await;
         return Ok(IdleEnd::Unsupported);
     }

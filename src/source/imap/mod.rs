@@ -19,10 +19,20 @@ use std::collections::HashMap;
 use super::{Checkpoint, HEADER_LIMIT, Mailbox, ReadBatch, SourceError, header_section};
 
 mod connection;
+mod features;
+mod folder;
 pub mod idle;
+mod probe;
+mod raw;
+mod server;
 mod settings;
+pub mod utf7;
 
 pub use connection::{Connection, add_ca_file};
+pub use features::{Features, NO_IDLE_MODE, PROCESSED_KEYWORD};
+pub use folder::Hierarchy;
+pub use probe::{Probe, ProbedFolder, probe};
+pub use server::{Presence, Server};
 pub use settings::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 
 /// The keyword that marks a quarantined message so it is not fetched again.
@@ -54,6 +64,14 @@ pub enum ImapError {
     Timeout(&'static str),
     #[error("the server did not send a greeting")]
     NoGreeting,
+    #[error("the server refused folder \"{folder}\" (written `{written}` in the config): {reply}")]
+    FolderRefused {
+        /// The name sent (resolved, modified UTF-7).
+        folder: String,
+        written: String,
+        /// The server's own words.
+        reply: String,
+    },
     #[error("mailbox {0} has no UIDVALIDITY; the server does not support UIDs")]
     NoUidValidity(String),
 }
@@ -86,6 +104,13 @@ impl ImapMailbox {
             subject_keyword: subject_keyword.to_string(),
             last_uid: 0,
         })
+    }
+}
+
+impl ImapMailbox {
+    /// What the server offers that changes what the collector does.
+    pub fn features(&self) -> Features {
+        self.connection.features()
     }
 }
 
@@ -200,7 +225,16 @@ impl Mailbox for ImapMailbox {
         let before = (Utc::now() - Days::days(i64::from(days)))
             .format("%d-%b-%Y")
             .to_string();
-        Ok(self.connection.search(&format!("BEFORE {before}")).await?)
+        // Without UIDPLUS "expunged" means flagged (see `features`): flag each one once.
+        let unflagged = if self.connection.features().uidplus {
+            String::new()
+        } else {
+            format!(" UNKEYWORD {PROCESSED_KEYWORD}")
+        };
+        Ok(self
+            .connection
+            .search(&format!("BEFORE {before}{unflagged}"))
+            .await?)
     }
 
     async fn expunge(&mut self, uids: &[u32]) -> Result<(), SourceError> {
