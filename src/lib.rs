@@ -41,5 +41,6 @@ pub mod decode;
 pub mod domain;
 pub mod ingest;
 pub mod mapping;
+pub mod notify;
 pub mod source;
 pub mod store;

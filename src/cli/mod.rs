@@ -11,7 +11,9 @@ mod check;
 mod collect;
 mod collectors;
 mod contacts;
+mod notifications;
 mod parse;
+mod people;
 mod quarantine;
 mod records;
 mod run;
@@ -27,7 +29,9 @@ use clap::{Parser, Subcommand};
 pub use collect::CollectArgs;
 pub use collectors::CollectorsCommand;
 pub use contacts::ContactsCommand;
+pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
+pub use people::PeopleCommand;
 pub use quarantine::QuarantineCommand;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
 
@@ -76,6 +80,16 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
+    /// The notification log ([[notify]] rules): list, retry
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
+    /// The people directory that directory:ROLE recipients come from
+    People {
+        #[command(subcommand)]
+        command: PeopleCommand,
+    },
 }
 
 impl Cli {
@@ -95,6 +109,7 @@ fn open_store(config: &Config) -> Result<Store> {
     let mut store = Store::open(&config.storage)
         .with_context(|| format!("config {}", config.path.display()))?;
     store.set_unknown_customer(config.unknown_customer.clone());
+    store.set_notify_rules(config.notify.clone());
     Ok(store)
 }
 
@@ -170,6 +185,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Run => run::run(&cli),
         Command::Collectors { command } => collectors::run(&cli.load_config()?, command),
+        Command::Notifications { command } => {
+            notifications::run(&mut open_store(&cli.load_config()?)?, command)
+        }
+        Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
         Command::Check => {
             check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())

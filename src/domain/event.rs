@@ -21,10 +21,16 @@ pub enum EventKind {
     Resolved,
     Accepted,
     Rejected,
+    /// A `[[notify]]` rule fired: a notification waits in the outbox.
+    NotificationQueued,
+    /// A rule fired but nobody could be addressed (e.g. no enabled gm in the branch).
+    NotificationFailed,
+    /// A failed notification queued again (`notifications retry`).
+    NotificationRetried,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 8] = [
+    const ALL: [EventKind; 11] = [
         EventKind::Created,
         EventKind::Released,
         EventKind::Triaged,
@@ -33,6 +39,9 @@ impl EventKind {
         EventKind::Resolved,
         EventKind::Accepted,
         EventKind::Rejected,
+        EventKind::NotificationQueued,
+        EventKind::NotificationFailed,
+        EventKind::NotificationRetried,
     ];
 
     /// The stored text.
@@ -46,6 +55,9 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::Accepted => "accepted",
             EventKind::Rejected => "rejected",
+            EventKind::NotificationQueued => "notification queued",
+            EventKind::NotificationFailed => "notification failed",
+            EventKind::NotificationRetried => "notification retried",
         }
     }
 }

@@ -1,0 +1,130 @@
+//! `mailintake notifications`: the log of what the `[[notify]]` rules queued, sent or failed
+//! (seed 004's Email_Sent / Sms_Sent, by date range), and re-queueing a failed one.
+
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+
+use super::print_json_or;
+use super::records::{ActorArg, parse_since};
+use super::table::{or_dash, print_table};
+use crate::notify::outbox::{FAILED, Notification, NotificationFilter, QUEUED, SENT};
+use crate::notify::rules::Channel;
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// The notification log, oldest first
+    List {
+        /// Created at or after this local date (YYYY-MM-DD) or date-time
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Created before this local date or date-time
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        #[arg(long, value_enum)]
+        channel: Option<ChannelArg>,
+        /// Only this record's
+        #[arg(long, value_name = "ID")]
+        record: Option<i64>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a failed notification again (attempts start over, due now)
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+}
+
+/// `--channel`: email or sms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    Email,
+    Sms,
+}
+
+/// `--status`: queued, sent or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Queued,
+    Sent,
+    Failed,
+}
+
+/// Runs a `notifications` subcommand.
+pub(super) fn run(store: &mut Store, command: &NotificationsCommand) -> Result<()> {
+    match command {
+        NotificationsCommand::List {
+            since,
+            until,
+            channel,
+            record,
+            status,
+            json,
+        } => {
+            let filter = NotificationFilter {
+                since: since.as_deref().map(parse_since).transpose()?,
+                until: until.as_deref().map(parse_since).transpose()?,
+                channel: channel.map(|c| match c {
+                    ChannelArg::Email => Channel::Email,
+                    ChannelArg::Sms => Channel::Sms,
+                }),
+                record_id: *record,
+                status: status.map(|s| {
+                    match s {
+                        StatusArg::Queued => QUEUED,
+                        StatusArg::Sent => SENT,
+                        StatusArg::Failed => FAILED,
+                    }
+                    .to_string()
+                }),
+            };
+            let log = store.notifications(&filter)?;
+            print_json_or(*json, &log[..], print_log)
+        }
+        NotificationsCommand::Retry { id, actor } => {
+            store.retry_notification(*id, &actor.name())?;
+            println!("notification {id}: queued");
+            Ok(())
+        }
+    }
+}
+
+fn print_log(log: &[Notification]) {
+    let rows = log
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.to_string(),
+                n.record_id.to_string(),
+                n.rule.clone(),
+                n.channel.clone(),
+                n.to.join(", "),
+                n.status.clone(),
+                n.attempts.to_string(),
+                n.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                n.subject.clone(),
+                or_dash(n.last_error.as_deref()),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "RECORD",
+            "RULE",
+            "CHANNEL",
+            "TO",
+            "STATUS",
+            "ATTEMPTS",
+            "CREATED",
+            "SUBJECT",
+            "LAST ERROR",
+        ],
+        rows,
+        40,
+    );
+}
