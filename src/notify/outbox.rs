@@ -45,6 +45,10 @@ pub enum NotifyError {
     NoNotification(i64),
     #[error("notification {id} is {status}; only a failed one is retried")]
     NotFailed { id: i64, status: String },
+    #[error(
+        "notification {0} has no recipient to retry (none resolved when it was written); fix the directory and send the rule again"
+    )]
+    NoRecipients(i64),
 }
 
 impl From<diesel::result::Error> for NotifyError {
@@ -322,18 +326,23 @@ impl Store {
     /// event on its record.
     pub fn retry_notification(&mut self, id: i64, actor: &str) -> Result<(), NotifyError> {
         self.connection().immediate_transaction(|conn| {
-            let (record_id, rule, status): (i64, String, String) = notifications::table
-                .find(id)
-                .select((
-                    notifications::record_id,
-                    notifications::rule,
-                    notifications::status,
-                ))
-                .first(conn)
-                .optional()?
-                .ok_or(NotifyError::NoNotification(id))?;
+            let (record_id, rule, status, recipients): (i64, String, String, String) =
+                notifications::table
+                    .find(id)
+                    .select((
+                        notifications::record_id,
+                        notifications::rule,
+                        notifications::status,
+                        notifications::recipients,
+                    ))
+                    .first(conn)
+                    .optional()?
+                    .ok_or(NotifyError::NoNotification(id))?;
             if status != FAILED {
                 return Err(NotifyError::NotFailed { id, status });
+            }
+            if serde_json::from_str::<Vec<String>>(&recipients).is_ok_and(|to| to.is_empty()) {
+                return Err(NotifyError::NoRecipients(id));
             }
             diesel::update(notifications::table.find(id))
                 .set((

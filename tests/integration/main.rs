@@ -16,6 +16,7 @@ mod dovecot_harness;
 mod durable;
 mod formats;
 mod imap;
+mod notify;
 mod parse_samples;
 mod size_limits;
 mod terminal;
