@@ -252,3 +252,156 @@ fn check_fields(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{Config, TlsMode};
+
+    const BASE: &str = "[[queue]]\nname = \"q\"\n[[collector]]\nname = \"c\"\nqueue = \"q\"\n[collector.maildir]\npath = \"m\"\n";
+
+    fn load(extra: &str) -> Result<Config, String> {
+        Config::from_toml(
+            Path::new("/etc/m/collectors.toml"),
+            &format!("{BASE}{extra}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    const SMTP: &str =
+        "[smtp]\nhost = \"mail.example.test\"\nfrom = \"EMES <Emes@Example.test>\"\n";
+
+    #[test]
+    fn smtp_defaults_follow_the_tls_mode_and_the_from_address_is_plumbed_to_decoding() {
+        let config = load(SMTP).unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.port), (TlsMode::Starttls, 587));
+        assert_eq!(smtp.max_attempts, 10);
+        assert_eq!(smtp.send_timeout, Duration::from_secs(30));
+        assert_eq!(smtp.from_address, "emes@example.test");
+        assert_eq!(
+            config.collectors[0].rules.own_address.as_deref(),
+            Some("emes@example.test")
+        );
+        let smtp = load(&SMTP.replace("[smtp]\n", "[smtp]\ntls = \"implicit\"\n"))
+            .unwrap()
+            .smtp
+            .unwrap();
+        assert_eq!(smtp.port, 465);
+    }
+
+    #[test]
+    fn smtp_errors_name_line_and_key() {
+        let err = load(&format!("{SMTP}password = \"secret\"\n")).unwrap_err();
+        assert!(
+            err.starts_with(
+                "/etc/m/collectors.toml:11:12: smtp.password: passwords are never written"
+            ),
+            "{err}"
+        );
+        let err = load(&format!("{SMTP}tls = \"none\"\n")).unwrap_err();
+        assert!(
+            err.contains(":11:7: smtp.tls: tls = \"none\" sends mail"),
+            "{err}"
+        );
+        assert!(load(&format!("{SMTP}tls = \"none\"\nallow-insecure = true\n")).is_ok());
+        let err = load(&format!("{SMTP}username = \"u\"\n")).unwrap_err();
+        assert!(err.contains("smtp.username: the SMTP login needs"), "{err}");
+        let err = load(&SMTP.replace("EMES <Emes@Example.test>", "not a mailbox")).unwrap_err();
+        assert!(err.contains(":10:8: smtp.from:"), "{err}");
+    }
+
+    fn rule(body: &str) -> String {
+        format!(
+            "{SMTP}[sms]\ngateway = \"{{{{digits}}}}@sms.example.test\"\n[[notify]]\nname = \"r\"\n{body}"
+        )
+    }
+
+    #[test]
+    fn a_template_field_the_record_kind_lacks_is_an_error_with_its_line() {
+        // Collector `c` reads order-json: leads and orders, no contact-phone.
+        let err = load(&rule(
+            "on = \"created\"\nchannel = \"sms\"\nto = [\"{{contact-phone}}\"]\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains(":17:7: notify.to: `{{contact-phone}}`: a lead record has no field"),
+            "{err}"
+        );
+        let err = load(&rule(
+            "on = \"created\"\nchannel = \"email\"\nto = [\"a@example.test\"]\nsubject = \"{{numbr}}\"\n",
+        ))
+        .unwrap_err();
+        assert!(err.contains(":18:11: notify.subject: `{{numbr}}`"), "{err}");
+        // Narrowed to service requests, their fields are known.
+        assert!(
+            load(&rule(
+                "on = \"created\"\nwhen = { kind = \"service-request\" }\nchannel = \"sms\"\nto = [\"{{contact-phone}}\"]\nbody = \"{{number}} {{sub-type}}\"\n",
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn rule_errors_name_the_key() {
+        let err = load(&rule(
+            "on = \"created\"\nwhen = { colour = \"red\" }\nchannel = \"email\"\nto = [\"a@example.test\"]\nsubject = \"s\"\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("notify.when.colour: unknown record field"),
+            "{err}"
+        );
+        let err = load(&rule(
+            "on = \"created\"\nwhen = { queue = \"nope\" }\nchannel = \"email\"\nto = [\"a@example.test\"]\nsubject = \"s\"\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("notify.when.queue: unknown queue `nope`"),
+            "{err}"
+        );
+        let err = load(&rule(
+            "on = \"soon\"\nchannel = \"email\"\nto = [\"a@example.test\"]\nsubject = \"s\"\n",
+        ))
+        .unwrap_err();
+        assert!(err.contains("notify.on: unknown event `soon`"), "{err}");
+        let err = load(&rule(
+            "on = \"manual\"\nchannel = \"email\"\nto = [\"not an address\"]\nsubject = \"s\"\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("notify.to: `not an address` is not an e-mail"),
+            "{err}"
+        );
+        let err = load(&rule(
+            "on = \"manual\"\nchannel = \"email\"\nto = [\"a@example.test\"]\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("notify.subject: e-mail rule `r` needs a subject"),
+            "{err}"
+        );
+        let no_sms = format!(
+            "{SMTP}[[notify]]\nname = \"r\"\non = \"manual\"\nchannel = \"sms\"\nto = [\"13800138000\"]\n"
+        );
+        assert!(
+            load(&no_sms)
+                .unwrap_err()
+                .contains("needs the [sms] section")
+        );
+        let no_smtp = "[[notify]]\nname = \"r\"\non = \"manual\"\nchannel = \"email\"\nto = [\"a@example.test\"]\nsubject = \"s\"\n";
+        assert!(
+            load(no_smtp)
+                .unwrap_err()
+                .contains("need an [smtp] section")
+        );
+        let bad_gateway = format!("{SMTP}[sms]\ngateway = \"{{{{phone}}}}@sms.example.test\"\n");
+        assert!(
+            load(&bad_gateway)
+                .unwrap_err()
+                .contains("sms.gateway: the gateway may name only")
+        );
+    }
+}

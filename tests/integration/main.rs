@@ -17,6 +17,7 @@ mod durable;
 mod formats;
 mod imap;
 mod notify;
+mod notify_safety;
 mod parse_samples;
 mod size_limits;
 mod terminal;

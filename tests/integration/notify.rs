@@ -32,13 +32,7 @@ fn collect(sandbox: &Sandbox, collector: &str) -> Value {
 fn log(sandbox: &Sandbox, filters: &[&str]) -> Vec<Value> {
     let mut args = vec!["notifications", "list", "--json"];
     args.extend_from_slice(filters);
-    sandbox
-        .json(&args)
-        .as_array()
-        .unwrap()
-        .iter()
-        .cloned()
-        .collect()
+    sandbox.json(&args).as_array().unwrap().to_vec()
 }
 
 /// (rule, to, subject, body) of each notification of record `id`, in order.
