@@ -14,6 +14,7 @@ mod collectors;
 mod contacts;
 mod notifications;
 mod parse;
+mod people;
 mod probe;
 mod quarantine;
 mod records;
@@ -32,6 +33,7 @@ pub use collectors::CollectorsCommand;
 pub use contacts::ContactsCommand;
 pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
+pub use people::PeopleCommand;
 pub use quarantine::QuarantineCommand;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
 
@@ -80,10 +82,15 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
-    /// Notifications about records, and their delivery
+    /// Notifications about records: the log, retry, and sending
     Notifications {
         #[command(subcommand)]
         command: NotificationsCommand,
+    },
+    /// The people directory that directory:ROLE recipients come from
+    People {
+        #[command(subcommand)]
+        command: PeopleCommand,
     },
 }
 
@@ -104,6 +111,7 @@ fn open_store(config: &Config) -> Result<Store> {
     let mut store = Store::open(&config.storage)
         .with_context(|| format!("config {}", config.path.display()))?;
     store.set_unknown_customer(config.unknown_customer.clone());
+    store.set_notify_rules(config.notify.clone());
     Ok(store)
 }
 
@@ -184,6 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut store = open_store(&config)?;
             notifications::run(&config, &mut store, command)
         }
+        Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
         Command::Check => {
             check::run(&Config::load_and_probe(&cli.config_path())?);
             Ok(())

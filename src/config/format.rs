@@ -138,6 +138,20 @@ impl Formats {
         Ok(Formats(formats))
     }
 
+    /// Every format's name (the built-in one too) with the kinds of records it makes.
+    pub(super) fn kinds(&self) -> HashMap<String, Vec<RecordKind>> {
+        let mut kinds: HashMap<String, Vec<RecordKind>> = self
+            .0
+            .iter()
+            .map(|(name, f)| (name.clone(), vec![f.kind]))
+            .collect();
+        kinds.insert(
+            ORDER_JSON_FORMAT.to_string(),
+            super::notify::kinds_of(&PayloadFormat::OrderJson),
+        );
+        kinds
+    }
+
     /// The format a collector's `format = "..."` names (none: `order-json`).
     pub(super) fn resolve(
         &self,

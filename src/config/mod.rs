@@ -22,6 +22,7 @@ mod error;
 mod format;
 mod imap;
 mod keyword;
+mod notify;
 mod size;
 mod smtp;
 mod workflow;
@@ -31,6 +32,7 @@ mod tests;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -38,6 +40,8 @@ use toml::Spanned;
 use self::collector::{Known, Probe, RawCollector};
 use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
+use self::notify::RawNotify;
+use self::smtp::{RawSms, RawSmtp};
 use self::workflow::RawUnknownCustomer;
 
 pub use self::collector::{
@@ -48,6 +52,8 @@ pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
 pub use self::size::display as display_size;
 pub use self::workflow::Workflow;
+pub use crate::notify::rules::NotifyRules;
+pub use crate::notify::settings::SmtpSettings;
 pub use crate::source::imap::{AfterAction, AfterPolicy, ImapConfig, Secret, TlsMode};
 pub use crate::store::StorageUrl;
 
@@ -69,8 +75,10 @@ pub struct Config {
     pub workflow: Workflow,
     /// Fallback for records naming a customer id no counterparty has.
     pub unknown_customer: Option<crate::domain::UnknownCustomer>,
-    /// Where notifications are delivered (`[smtp]`); none: they stay queued.
-    pub smtp: Option<crate::notify::smtp::SmtpTransportSettings>,
+    /// The SMTP server notifications go through (`[smtp]`); none: no notifications.
+    pub smtp: Option<SmtpSettings>,
+    /// The `[[notify]]` rules with the `[sms]` gateway, as the store applies them.
+    pub notify: Arc<NotifyRules>,
 }
 
 /// A queue (the seed's "calendar") that records are routed into.
@@ -102,8 +110,13 @@ struct RawConfig {
     workflow: Workflow,
     /// `[unknown-customer]`. Default: none (such records get no counterparty).
     unknown_customer: Option<RawUnknownCustomer>,
-    /// `[smtp]`. Default: none (notifications stay queued).
-    smtp: Option<self::smtp::RawSmtp>,
+    /// `[smtp]`. Default: none (no notifications; `[[notify]]` needs it).
+    smtp: Option<RawSmtp>,
+    /// `[sms]`. Default: none (`channel = "sms"` rules need it).
+    sms: Option<RawSms>,
+    /// `[[notify]]` rules. Default: none.
+    #[serde(default)]
+    notify: Vec<RawNotify>,
 }
 
 /// `[storage]` as written.
@@ -166,7 +179,7 @@ impl Config {
             collectors: HashSet::new(),
             probe,
         };
-        let collectors = raw
+        let mut collectors: Vec<Collector> = raw
             .collector
             .iter()
             .map(|c| c.validate(&site, &mut known))
@@ -176,9 +189,20 @@ impl Config {
             .as_ref()
             .map(|s| s.validate(&site, base))
             .transpose()?;
+        for collector in &mut collectors {
+            // Mail from our own notifications address is never ingested (a loop).
+            collector.rules.own_address = smtp.as_ref().map(|s| s.from_address.clone());
+        }
+        let notify = validate_notify(&site, &raw, &queue_names, &formats, &collectors)?;
+        if let (Some(rule), None) = (raw.notify.first(), &smtp) {
+            return Err(site.at(
+                rule.name_span(),
+                "notify",
+                "[[notify]] rules need an [smtp] section to send through",
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
-            smtp,
             storage,
             queues,
             collectors,
@@ -189,6 +213,8 @@ impl Config {
                     counterparty: u.counterparty,
                     status: u.status,
                 }),
+            smtp,
+            notify: Arc::new(notify),
         })
     }
 
@@ -196,6 +222,38 @@ impl Config {
     pub fn collector(&self, name: &str) -> Option<&Collector> {
         self.collectors.iter().find(|c| c.name == name)
     }
+}
+
+/// The `[sms]` gateway and the `[[notify]]` rules, checked against the queues, formats and
+/// collectors.
+fn validate_notify(
+    site: &ErrorSite<'_>,
+    raw: &RawConfig,
+    queues: &HashSet<String>,
+    formats: &Formats,
+    collectors: &[Collector],
+) -> Result<NotifyRules, ConfigError> {
+    let sms_gateway = raw.sms.as_ref().map(|s| s.validate(site)).transpose()?;
+    let known = notify::Known {
+        queues,
+        collectors,
+        formats: formats.kinds(),
+        sms_gateway: sms_gateway.is_some(),
+    };
+    let mut names = HashSet::new();
+    let rules = raw
+        .notify
+        .iter()
+        .map(|r| r.validate(site, &known, &mut names))
+        .collect::<Result<_, _>>()?;
+    Ok(NotifyRules {
+        rules,
+        sms_gateway,
+        formats: collectors
+            .iter()
+            .map(|c| (c.name.clone(), c.format.name().to_string()))
+            .collect(),
+    })
 }
 
 /// The config file's text.

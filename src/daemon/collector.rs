@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{error, warn};
 
-use crate::config::{Collector, SourceConfig, StorageUrl};
+use crate::config::{Collector, NotifyRules, SourceConfig, StorageUrl};
 use crate::domain::UnknownCustomer;
 use crate::ingest::{CollectReport, FailedPass, IngestError, Shutdown, collect, record_run};
 use crate::source::blocking;
@@ -98,6 +98,8 @@ struct CollectorPass {
     collector: Collector,
     storage: StorageUrl,
     unknown_customer: Option<UnknownCustomer>,
+    /// The `[[notify]]` rules the store applies in each commit.
+    notify: Arc<NotifyRules>,
     /// `None` after a pass failed in the store: the next pass opens the configured file
     /// anew, since the old connection may write into a deleted file, or hold a file opened
     /// read-only that has since been made writable.
@@ -115,6 +117,7 @@ impl Pass for CollectorPass {
                 let mut store = blocking(|| Store::open(&self.storage))
                     .map_err(|e| FailedPass::at_start(&self.collector.name, e))?;
                 store.set_unknown_customer(self.unknown_customer.clone());
+                store.set_notify_rules(self.notify.clone());
                 self.store.insert(store)
             }
         };
@@ -192,6 +195,7 @@ pub(super) async fn run(
     collector: Collector,
     storage: StorageUrl,
     unknown_customer: Option<UnknownCustomer>,
+    notify: Arc<NotifyRules>,
     stop: Shutdown,
     pushed: Arc<Notify>,
     outbox: Arc<Notify>,
@@ -200,11 +204,13 @@ pub(super) async fn run(
         return;
     };
     store.set_unknown_customer(unknown_customer.clone());
+    store.set_notify_rules(notify.clone());
     let cadence = Cadence::of(&collector);
     let pass = CollectorPass {
         collector,
         storage,
         unknown_customer,
+        notify,
         store: Some(store),
         stop: stop.clone(),
         outbox,

@@ -97,6 +97,7 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
             collector.clone(),
             config.storage.clone(),
             config.unknown_customer.clone(),
+            config.notify.clone(),
             stop.clone(),
             pushed,
             outbox.clone(),

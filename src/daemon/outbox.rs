@@ -17,7 +17,7 @@ use super::collector::open_store;
 use crate::config::StorageUrl;
 use crate::ingest::Shutdown;
 use crate::notify::dispatch::{DispatchError, dispatch, note_no_smtp};
-use crate::notify::smtp::SmtpTransportSettings;
+use crate::notify::settings::SmtpSettings;
 use crate::source::blocking;
 use crate::store::Due;
 
@@ -26,7 +26,7 @@ const LOOK_AGAIN: Duration = Duration::from_secs(10);
 
 /// Runs until `stop`; without `[smtp]` it says so once and ends (rows stay queued).
 pub(super) async fn run(
-    settings: Option<SmtpTransportSettings>,
+    settings: Option<SmtpSettings>,
     storage: StorageUrl,
     stop: Shutdown,
     wake: Arc<Notify>,

@@ -4,6 +4,7 @@
 //! the payload, and fingerprints the message for the exactly-once ledger.
 
 pub mod charset;
+pub mod loops;
 pub mod mime;
 pub mod nesting;
 pub mod reason;
@@ -24,6 +25,9 @@ pub struct DecodeRules {
     pub subject_keyword: String,
     /// Charset for attachments that declare none and are not valid UTF-8.
     pub default_charset: &'static Encoding,
+    /// Our own notifications' From address (`[smtp] from`, lower-case): mail from it is
+    /// skipped, so a notification that reaches a collected mailbox never loops.
+    pub own_address: Option<String>,
 }
 
 impl Default for DecodeRules {
@@ -31,6 +35,7 @@ impl Default for DecodeRules {
         DecodeRules {
             subject_keyword: "ORDER".to_string(),
             default_charset: encoding_rs::WINDOWS_1251,
+            own_address: None,
         }
     }
 }
@@ -170,9 +175,11 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
         subject: message.subject().map(str::to_string),
         fingerprint,
     };
-    let verdict = match envelope.subject.as_deref() {
-        None => Verdict::Skipped("the message has no subject".into()),
-        Some(subject) => match subject::match_subject(subject, &rules.subject_keyword) {
+    let automatic = loops::automatic_mail(&message, rules.own_address.as_deref());
+    let verdict = match (automatic, envelope.subject.as_deref()) {
+        (Some(reason), _) => Verdict::Skipped(reason::bounded(reason)),
+        (None, None) => Verdict::Skipped("the message has no subject".into()),
+        (None, Some(subject)) => match subject::match_subject(subject, &rules.subject_keyword) {
             None => Verdict::Skipped(reason::bounded(format!(
                 "the subject does not contain the keyword `{}`",
                 rules.subject_keyword

@@ -21,14 +21,19 @@ pub enum EventKind {
     Resolved,
     Accepted,
     Rejected,
+    /// A `[[notify]]` rule fired: a notification waits in the outbox.
+    NotificationQueued,
     /// A notification about the record was delivered to the SMTP server.
     NotificationSent,
-    /// A notification about the record was given up (attempts exhausted, or refused).
+    /// A notification was given up: nobody could be addressed (e.g. no enabled gm in the
+    /// branch), or its attempts were exhausted, or the server refused it.
     NotificationFailed,
+    /// A failed notification queued again (`notifications retry`).
+    NotificationRetried,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 10] = [
+    const ALL: [EventKind; 12] = [
         EventKind::Created,
         EventKind::Released,
         EventKind::Triaged,
@@ -37,8 +42,10 @@ impl EventKind {
         EventKind::Resolved,
         EventKind::Accepted,
         EventKind::Rejected,
+        EventKind::NotificationQueued,
         EventKind::NotificationSent,
         EventKind::NotificationFailed,
+        EventKind::NotificationRetried,
     ];
 
     /// The stored text.
@@ -52,8 +59,10 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::Accepted => "accepted",
             EventKind::Rejected => "rejected",
+            EventKind::NotificationQueued => "notification queued",
             EventKind::NotificationSent => "notification sent",
             EventKind::NotificationFailed => "notification failed",
+            EventKind::NotificationRetried => "notification retried",
         }
     }
 }

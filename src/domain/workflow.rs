@@ -69,6 +69,7 @@ fn field_mut(service: &mut ServiceRequest, target: Target) -> Result<&mut Option
         Target::Identity => &mut service.identity,
         Target::ElevatorNo => &mut service.elevator_no,
         Target::CustomerId => &mut service.customer_id,
+        Target::Branch => &mut service.branch,
         other => return Err(Refusal::NotSettable(other)),
     })
 }

@@ -35,9 +35,11 @@ pub enum Target {
     Content,
     Identity,
     ElevatorNo,
+    /// The branch (分公司) the request belongs to: whose general manager `directory:gm` means.
+    Branch,
 }
 
-const TARGETS: [(&str, Target); 22] = [
+const TARGETS: [(&str, Target); 23] = [
     ("title", Target::Title),
     ("date", Target::Date),
     ("description", Target::Description),
@@ -60,10 +62,11 @@ const TARGETS: [(&str, Target); 22] = [
     ("content", Target::Content),
     ("identity", Target::Identity),
     ("elevator-no", Target::ElevatorNo),
+    ("branch", Target::Branch),
 ];
 
 /// Fields only service requests have.
-const SERVICE_ONLY: [Target; 15] = [
+const SERVICE_ONLY: [Target; 16] = [
     Target::CustomerId,
     Target::Type,
     Target::SubType,
@@ -79,6 +82,7 @@ const SERVICE_ONLY: [Target; 15] = [
     Target::Content,
     Target::Identity,
     Target::ElevatorNo,
+    Target::Branch,
 ];
 
 impl Target {
@@ -135,6 +139,10 @@ pub struct ServiceRequest {
     pub identity: Option<String>,
     pub elevator_no: Option<String>,
     pub customer_id: Option<String>,
+    /// The branch (分公司) it belongs to, from the format or set at triage; left out of the
+    /// JSON while unknown, so records of formats without one read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// A format defined in the config.
@@ -227,6 +235,7 @@ impl DeclarativeFormat {
                     identity: get(Target::Identity),
                     elevator_no: get(Target::ElevatorNo),
                     customer_id: get(Target::CustomerId),
+                    branch: get(Target::Branch),
                 })
             })
             .transpose()?;

@@ -158,6 +158,14 @@ pub enum PayloadFormat {
 }
 
 impl PayloadFormat {
+    /// The name collectors give it (`order-json`, or the `[[format]]` name).
+    pub fn name(&self) -> &str {
+        match self {
+            PayloadFormat::OrderJson => "order-json",
+            PayloadFormat::Declarative(format) => &format.name,
+        }
+    }
+
     /// Maps a payload; the error is a quarantine reason.
     pub fn map(
         &self,

@@ -209,6 +209,18 @@ impl Template {
         })
     }
 
+    /// The top-level keys this template reads (`a` for `{{a.b}}`), in order: notification
+    /// templates are checked against the fields a record kind has when the config loads.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Expr { path, .. } => match path.first() {
+                Some(Step::Key(key)) => Some(key.as_str()),
+                _ => None,
+            },
+            Part::Literal(_) => None,
+        })
+    }
+
     /// Renders against `payload`. `None` when every expression came out empty (a missing
     /// field), so `required` can tell; a template without expressions is a constant.
     pub fn render(
@@ -216,6 +228,26 @@ impl Template {
         payload: &Value,
         tables: &ValueTables,
     ) -> Result<Option<String>, RenderError> {
+        let (out, expressions, filled) = self.fill(payload, tables)?;
+        Ok((expressions == 0 || filled > 0).then_some(out))
+    }
+
+    /// Renders against `payload` with missing fields as empty text and the literal text
+    /// kept (a notification's subject says "单据编号: " even without a number).
+    pub fn render_text(
+        &self,
+        payload: &Value,
+        tables: &ValueTables,
+    ) -> Result<String, RenderError> {
+        Ok(self.fill(payload, tables)?.0)
+    }
+
+    /// The text, the number of expressions and how many of them had a value.
+    fn fill(
+        &self,
+        payload: &Value,
+        tables: &ValueTables,
+    ) -> Result<(String, usize, usize), RenderError> {
         let mut out = String::new();
         let mut expressions = 0;
         let mut filled = 0;
@@ -232,7 +264,7 @@ impl Template {
                 }
             }
         }
-        Ok((expressions == 0 || filled > 0).then_some(out))
+        Ok((out, expressions, filled))
     }
 }
 

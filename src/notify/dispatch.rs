@@ -19,7 +19,8 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::smtp::{SmtpError, SmtpSender, SmtpTransportSettings};
+use super::settings::SmtpSettings;
+use super::smtp::{SmtpError, SmtpSender};
 use crate::ingest::Shutdown;
 use crate::source::blocking;
 use crate::store::{Attempt, Claimed, Due, Store, StoreError};
@@ -58,7 +59,7 @@ pub struct DispatchReport {
 /// What the store should record for a failed attempt: another one after the backoff, or
 /// none (`failed`) once the attempts are spent or the error is permanent.
 fn after_failure(
-    settings: &SmtpTransportSettings,
+    settings: &SmtpSettings,
     attempts: i32,
     error: &SmtpError,
 ) -> Option<chrono::NaiveDateTime> {
@@ -74,7 +75,7 @@ fn after_failure(
 /// cancelled; a send in flight is bounded by the deadline too.
 pub async fn dispatch(
     store: &mut Store,
-    settings: &SmtpTransportSettings,
+    settings: &SmtpSettings,
     due: Due,
     deadline: Option<Instant>,
     stop: &Shutdown,
@@ -121,7 +122,7 @@ pub async fn dispatch(
 
 fn record(
     store: &mut Store,
-    settings: &SmtpTransportSettings,
+    settings: &SmtpSettings,
     notification: &Claimed,
     sent: Result<String, SmtpError>,
     report: &mut DispatchReport,
@@ -167,10 +168,7 @@ pub fn note_no_smtp() {
 /// What a CLI command that queued notifications runs before it exits: sends what is due
 /// until `settings.send_timeout` has passed, then leaves the rest queued. Problems are logged,
 /// never returned: the command's own change has succeeded and its exit status says so.
-pub fn send_pending(
-    store: &mut Store,
-    settings: Option<&SmtpTransportSettings>,
-) -> Option<DispatchReport> {
+pub fn send_pending(store: &mut Store, settings: Option<&SmtpSettings>) -> Option<DispatchReport> {
     let Some(settings) = settings else {
         if store.next_notification_due().is_ok_and(|due| due.is_some()) {
             note_no_smtp();
@@ -185,7 +183,7 @@ pub fn send_pending(
 /// One round from synchronous code, on a runtime of its own; `within` bounds it.
 pub fn run_once(
     store: &mut Store,
-    settings: &SmtpTransportSettings,
+    settings: &SmtpSettings,
     due: Due,
     within: Option<std::time::Duration>,
 ) -> Result<DispatchReport, DispatchError> {

@@ -16,7 +16,6 @@
 //! of sending, so a rotated credential is picked up; it is never logged (lettre's wire
 //! tracing is not compiled in).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -25,66 +24,11 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::source::imap::{Secret, TlsMode};
+use super::settings::{SmtpSettings, TlsMode};
 use crate::store::Claimed;
 
 /// Limit for one SMTP command (connect, greeting, each command's reply).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What delivery needs of `[smtp]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpTransportSettings {
-    /// Server host name or IP address (also the name its certificate must carry).
-    pub host: String,
-    pub port: u16,
-    /// How the connection is protected. `None` is only configured for loopback or with
-    /// `allow-insecure` (the config checks that).
-    pub tls: TlsMode,
-    /// The sender, `Name <address>` or a bare address.
-    pub from: String,
-    /// Login name; no AUTH without it.
-    pub username: Option<String>,
-    /// The password, read when a transport is built.
-    pub password: Option<Secret>,
-    /// Extra CA certificates (PEM) trusted besides the system ones, for a private CA.
-    pub ca_file: Option<PathBuf>,
-    /// Attempts before a notification is `failed` (`max-attempts`, default 10).
-    pub max_attempts: u32,
-    /// How long a CLI command may spend sending before it exits (`send-timeout-secs`).
-    pub send_timeout: Duration,
-    /// Delay after a failed attempt.
-    pub retry: RetryDelays,
-}
-
-/// Capped exponential backoff between attempts of one notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryDelays {
-    /// After the first failure.
-    pub first: Duration,
-    /// The cap the doubling stops at.
-    pub max: Duration,
-}
-
-impl Default for RetryDelays {
-    /// 5 s doubling to 10 min: with 10 attempts the last comes about 30 minutes after the
-    /// first, so a ten-minute outage is ridden out.
-    fn default() -> Self {
-        RetryDelays {
-            first: Duration::from_secs(5),
-            max: Duration::from_secs(600),
-        }
-    }
-}
-
-impl RetryDelays {
-    /// The delay after the `attempts`-th failed attempt (1-based).
-    pub fn after(&self, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(31);
-        self.first
-            .checked_mul(1 << doublings)
-            .map_or(self.max, |d| d.min(self.max))
-    }
-}
 
 /// Why a notification was not handed over.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +71,7 @@ pub struct SmtpSender {
 
 impl SmtpSender {
     /// Builds the transport (reading the password and the CA file now); connects lazily.
-    pub fn new(settings: &SmtpTransportSettings) -> Result<SmtpSender, SmtpError> {
+    pub fn new(settings: &SmtpSettings) -> Result<SmtpSender, SmtpError> {
         let from: Mailbox = settings
             .from
             .parse()
@@ -141,9 +85,9 @@ impl SmtpSender {
             .port(settings.port)
             .tls(tls)
             .timeout(Some(COMMAND_TIMEOUT));
-        if let Some(username) = &settings.username {
-            let password = settings
-                .password
+        if let Some(auth) = &settings.auth {
+            let username = &auth.username;
+            let password = Some(&auth.password)
                 .as_ref()
                 .ok_or_else(|| SmtpError::Settings("username without a password".into()))?
                 .read()
@@ -209,7 +153,7 @@ impl SmtpSender {
 
 /// TLS settings: the system's roots (rustls-native-certs) plus the configured CA file.
 /// lettre takes the process's rustls provider, or ring (the only one compiled in).
-fn tls_parameters(settings: &SmtpTransportSettings) -> Result<TlsParameters, SmtpError> {
+fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, SmtpError> {
     let mut builder = TlsParameters::builder(settings.host.clone());
     if let Some(path) = &settings.ca_file {
         let pem = std::fs::read(path).map_err(|e| {
@@ -288,7 +232,7 @@ mod tests {
 
     #[test]
     fn retry_delays_double_up_to_the_cap() {
-        let delays = RetryDelays::default();
+        let delays = crate::notify::settings::RetryDelays::default();
         let seconds: Vec<u64> = (1..=10).map(|n| delays.after(n).as_secs()).collect();
         assert_eq!(seconds, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
         assert_eq!(delays.after(u32::MAX), delays.max);

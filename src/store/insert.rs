@@ -15,7 +15,7 @@ use crate::domain::intake::{self, CounterpartyLink};
 use crate::domain::{EventKind, UnknownCustomer, status};
 use crate::mapping::Record;
 
-pub(super) fn now() -> NaiveDateTime {
+pub(crate) fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
@@ -210,7 +210,7 @@ fn next_number(conn: &mut SqliteConnection, prefix: &str) -> QueryResult<String>
 }
 
 /// Adds one entry to a record's history.
-pub(super) fn add_event(
+pub(crate) fn add_event(
     conn: &mut SqliteConnection,
     record_id: i64,
     actor: &str,

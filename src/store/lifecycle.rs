@@ -13,6 +13,8 @@ use super::{Store, StoreError};
 use crate::domain::workflow::{self, Refusal, StatusChange};
 use crate::domain::{EventKind, RequestType, StatusNames, Triage};
 use crate::mapping::declarative::{ServiceRequest, Target};
+use crate::notify::outbox;
+use crate::notify::rules::Trigger;
 
 /// Which requests the triage list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +66,7 @@ impl Store {
         sets: &[(Target, String)],
         actor: &str,
     ) -> Result<(), StoreError> {
+        let rules = &self.notify;
         self.conn.immediate_transaction(|conn| {
             let (service, description) = service_of(conn, id)?;
             let service = workflow::triage(&service, description.as_deref(), outcome, sets)
@@ -91,6 +94,7 @@ impl Store {
                     Some(&format!("{} = {value}", target.name())),
                 )?;
             }
+            outbox::queue_for(conn, rules, id, Trigger::Triaged, actor)?;
             Ok(())
         })
     }
@@ -104,6 +108,7 @@ impl Store {
         change: StatusChange<'_>,
         actor: &str,
     ) -> Result<String, StoreError> {
+        let rules = &self.notify;
         self.conn.immediate_transaction(|conn| {
             let old: String = records::table
                 .find(id)
@@ -125,6 +130,7 @@ impl Store {
                     .execute(conn)?;
             }
             add_event(conn, id, actor, decided.event, Some(&decided.detail))?;
+            outbox::queue_for(conn, rules, id, Trigger::Status, actor)?;
             Ok(decided.status.to_string())
         })
     }

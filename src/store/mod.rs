@@ -17,6 +17,7 @@ mod url;
 mod write;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -25,9 +26,12 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::domain::UnknownCustomer;
+use crate::notify::rules::NotifyRules;
+pub(crate) use insert::{add_event, now};
 pub use integrity::{damage_note, open_checked};
 pub use lifecycle::{TriageFilter, TriageState};
 pub use outbox::{Attempt, Claimed, Due, NewNotification};
+pub(crate) use read::as_utc;
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use url::{StorageUrl, StorageUrlError};
@@ -128,12 +132,26 @@ pub struct Store {
     ids: insert::IdCache,
     /// The files the connection opened, checked before acknowledging.
     home: integrity::Home,
+    /// The `[[notify]]` rules whose notifications each change writes in its transaction.
+    notify: Arc<NotifyRules>,
 }
 
 impl Store {
     /// Sets what records naming an unknown customer get (from the config).
     pub fn set_unknown_customer(&mut self, policy: Option<UnknownCustomer>) {
         self.ids.unknown_customer = policy;
+    }
+
+    /// The connection, for the notify stage's outbox and directory (`crate::notify`), which
+    /// write inside the store's transactions and read their own tables.
+    pub(crate) fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Sets the `[[notify]]` rules (from the config): from now on each record stored,
+    /// triaged or moved to another status queues what they say, in the same transaction.
+    pub fn set_notify_rules(&mut self, rules: Arc<NotifyRules>) {
+        self.notify = rules;
     }
 
     /// Opens (creating and migrating if needed) the database at `url`.
@@ -182,6 +200,7 @@ impl Store {
             conn,
             ids: insert::IdCache::default(),
             home: integrity::Home::of(path),
+            notify: Arc::default(),
         })
     }
 }

@@ -109,7 +109,8 @@ pub struct QuarantineEntry {
     pub updated_at: NaiveDateTime,
 }
 
-fn as_utc<S: serde::Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+/// A stored UTC time as JSON (`2026-11-23T10:00:00Z`).
+pub(crate) fn as_utc<S: serde::Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
     at.and_utc().serialize(s)
 }
 

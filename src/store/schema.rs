@@ -169,6 +169,19 @@ diesel::table! {
 
 diesel::joinable!(notifications -> records (record_id));
 
+diesel::table! {
+    people (id) {
+        id -> BigInt,
+        name -> Text,
+        branch -> Text,
+        role -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        enabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     counterparties,
     contacts,
@@ -180,4 +193,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger,
     collector_state,
     notifications,
+    people,
 );

@@ -12,6 +12,8 @@ use super::{Store, StoreError};
 use crate::decode::Envelope;
 use crate::domain::EventKind;
 use crate::mapping::Record;
+use crate::notify::outbox;
+use crate::notify::rules::{NotifyRules, Trigger};
 
 /// Ledger outcomes, as stored.
 pub(super) const OUTCOME_ACCEPTED: &str = "accepted";
@@ -77,10 +79,11 @@ impl Store {
         items: &[Incoming],
     ) -> Result<Vec<Committed>, StoreError> {
         let ids = &mut self.ids;
+        let rules = &self.notify;
         let result = self.conn.immediate_transaction(|conn| {
             items
                 .iter()
-                .map(|item| commit_one(conn, ids, collector, queue, item))
+                .map(|item| commit_one(conn, ids, rules, collector, queue, item))
                 .collect::<QueryResult<Vec<_>>>()
         });
         if result.is_err() {
@@ -104,6 +107,7 @@ struct KnownMessage {
 fn commit_one(
     conn: &mut SqliteConnection,
     ids: &mut IdCache,
+    rules: &NotifyRules,
     collector: &str,
     queue: &str,
     item: &Incoming,
@@ -143,6 +147,7 @@ fn commit_one(
         (None, Ok(record)) => {
             let actor = format!("collector:{collector}");
             let id = insert_record(conn, ids, collector, queue, record, &actor)?;
+            outbox::queue_for(conn, rules, id, Trigger::Created, &actor)?;
             (OUTCOME_ACCEPTED, Some(id), None, Committed::Created(id))
         }
         (None, Err(Unusable { reason, raw })) => {
@@ -197,6 +202,7 @@ impl Store {
         actor: &str,
     ) -> Result<i64, StoreError> {
         let ids = &mut self.ids;
+        let rules = &self.notify;
         let result = self.conn.immediate_transaction(|conn| {
             let collector: String = quarantine::table
                 .find(quarantine_id)
@@ -210,6 +216,7 @@ impl Store {
                 EventKind::Released,
                 Some(&format!("from quarantine entry {quarantine_id}")),
             )?;
+            outbox::queue_for(conn, rules, record_id, Trigger::Created, actor)?;
             diesel::update(quarantine::table.find(quarantine_id))
                 .set((
                     quarantine::status.eq(QUARANTINE_RELEASED),

@@ -21,6 +21,8 @@ mod hostile;
 mod imap;
 mod imap_servers;
 mod notifications;
+mod notify;
+mod notify_safety;
 mod parse_samples;
 mod size_limits;
 mod terminal;

@@ -82,6 +82,15 @@ pub enum RecordsCommand {
         #[command(flatten)]
         actor: ActorArg,
     },
+    /// Send a manual [[notify]] rule for a record now (e.g. the new-lift GM e-mail)
+    Notify {
+        id: i64,
+        /// The rule's name (its on = "manual")
+        #[arg(long)]
+        rule: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
 }
 
 // NOTE: the value enums below carry no `///` on their variants on purpose: clap turns variant
@@ -151,7 +160,7 @@ pub struct ActorArg {
 }
 
 impl ActorArg {
-    fn name(&self) -> String {
+    pub(in crate::cli) fn name(&self) -> String {
         actor_or_os_user(self.actor.as_deref())
     }
 }
@@ -188,7 +197,7 @@ struct RecordWithHistory<'a> {
 }
 
 /// Reads `--since` as local time and converts it to the stored UTC.
-fn parse_since(text: &str) -> Result<NaiveDateTime> {
+pub(in crate::cli) fn parse_since(text: &str) -> Result<NaiveDateTime> {
     let text = text.trim();
     let local = [
         "%Y-%m-%dT%H:%M:%S",
@@ -267,6 +276,7 @@ impl RecordsCommand {
                 | RecordsCommand::Resolve { .. }
                 | RecordsCommand::Accept { .. }
                 | RecordsCommand::Reject { .. }
+                | RecordsCommand::Notify { .. }
         )
     }
 }
@@ -335,6 +345,18 @@ fn run_command(config: &Config, store: &mut Store, command: &RecordsCommand) -> 
         }
         RecordsCommand::Reject { id, reason, actor } => {
             change_status(store, &names, *id, StatusChange::Reject { reason }, actor)
+        }
+        RecordsCommand::Notify { id, rule, actor } => {
+            let out = store.notify_manual(&config.notify, *id, rule, &actor.name())?;
+            match out.failure() {
+                // NOTE: written and visible in the log and history, but the admin asked for
+                // it now: say it failed with a non-zero exit.
+                Some(reason) => Err(anyhow!("record {id}: rule {rule} failed: {reason}")),
+                None => {
+                    println!("record {id}: {rule} queued -> {}", out.to.join(", "));
+                    Ok(())
+                }
+            }
         }
     }
 }
