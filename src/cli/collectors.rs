@@ -43,8 +43,8 @@ struct StatusRow<'a> {
     counts: Option<serde_json::Value>,
     uidvalidity: Option<i64>,
     last_uid: Option<i64>,
-    /// The mode in use: as configured (`poll`, `idle`), or `schedule (no IDLE on server)`
-    /// once a pass found the server without IDLE.
+    /// The mode in use: as configured (`poll`, `idle`), or `schedule (no IDLE on server)` /
+    /// `schedule (IDLE on server only polls)` once a pass found the server cannot push.
     mode: String,
     /// How the server made the collector fall back (e.g. no UIDPLUS), one sentence each.
     fallbacks: Vec<String>,

@@ -233,6 +233,10 @@ pub(super) async fn idle_watch(collector: Collector, stop: Shutdown, pushed: Arc
                 warn!(collector = %collector.name, "the server does not offer IDLE; polling on the schedule only");
                 return;
             }
+            Ok(IdleEnd::OnlyPolls) => {
+                warn!(collector = %collector.name, "the server's IDLE only polls (Courier without IMAP_ENHANCEDIDLE=1); polling on the schedule only");
+                return;
+            }
             Ok(IdleEnd::Renew) => backoff = Backoff::default(),
             Err(e) => {
                 let delay = backoff.next_delay();

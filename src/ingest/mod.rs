@@ -262,13 +262,16 @@ async fn collect_into(
             pass::run(collector, store, Maildir::open(path)?, shutdown, report).await
         }
         SourceConfig::Imap(imap) => {
-            let mailbox = ImapMailbox::open(
+            let mut mailbox = ImapMailbox::open(
                 imap,
                 &collector.name,
                 &collector.after,
                 &collector.rules.subject_keyword,
             )
             .await?;
+            if collector.mode == CollectMode::Idle {
+                mailbox.try_idle().await?;
+            }
             note_server(collector, store, mailbox.features());
             pass::run(collector, store, mailbox, shutdown, report).await
         }

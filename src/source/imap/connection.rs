@@ -222,6 +222,12 @@ impl Connection {
         self.server.features
     }
 
+    /// Tries IDLE here to learn whether it pushes ([`Server::try_idle`]); returns whether new
+    /// mail was announced meanwhile.
+    pub async fn try_idle(&mut self) -> Result<bool, ImapError> {
+        self.server.try_idle().await
+    }
+
     /// UIDs matching `query` (trusted text only: it is sent as is), ascending.
     pub async fn search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
         let found = timed(

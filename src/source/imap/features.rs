@@ -7,7 +7,10 @@
 //!   with UIDPLUS. Without it we never send a bare `EXPUNGE`, which also removes whatever
 //!   another client has marked `\Deleted`: the messages get `\Seen` and
 //!   [`PROCESSED_KEYWORD`] instead, and stay.
-//! - Waiting: IDLE when offered and asked for; else the schedule alone.
+//! - Waiting: IDLE when offered and asked for; else the schedule alone. An IDLE that only
+//!   polls (Courier's default: it re-reads the folder every 60 s) is no push at all, and
+//!   CAPABILITY cannot tell it apart: only the IDLE continuation line does (see
+//!   [`idle_only_polls`]), so a collector that wants IDLE tries it once per connection.
 
 use serde::Serialize;
 
@@ -19,6 +22,22 @@ pub const PROCESSED_KEYWORD: &str = "$MailintakeProcessed";
 /// The mode shown when `mode = "idle"` meets a server without IDLE.
 pub const NO_IDLE_MODE: &str = "schedule (no IDLE on server)";
 
+/// The mode shown when `mode = "idle"` meets a server whose IDLE only polls.
+pub const POLLING_IDLE_MODE: &str = "schedule (IDLE on server only polls)";
+
+/// Whether an IDLE continuation line (`+ ...`, the text after the `+`) announces an IDLE
+/// that only polls.
+///
+/// NOTE: Courier-IMAP answers `+ entering ENHANCED idle mode` when it watches the folder
+/// (`IMAP_ENHANCEDIDLE=1` with FAM) and `+ entering idle mode` when it only re-reads it every
+/// `IMAP_IDLE_TIMEOUT` (60) seconds (its default, and always outside a selected folder).
+/// Other servers' texts (`idling`, `IDLE accepted, awaiting DONE command.`) mean push.
+pub fn idle_only_polls(continuation: &str) -> bool {
+    continuation
+        .trim()
+        .eq_ignore_ascii_case("entering idle mode")
+}
+
 /// The extensions that change what a collector does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Features {
@@ -26,6 +45,8 @@ pub struct Features {
     pub move_: bool,
     pub uidplus: bool,
     pub idle: bool,
+    /// The server's IDLE only polls (found by trying IDLE, not from CAPABILITY).
+    pub idle_polls: bool,
     pub namespace: bool,
 }
 
@@ -107,12 +128,14 @@ impl Features {
         )]
     }
 
-    /// The mode in use: `idle` and `poll` as configured, or [`NO_IDLE_MODE`].
+    /// The mode in use: `idle` and `poll` as configured, or [`NO_IDLE_MODE`] /
+    /// [`POLLING_IDLE_MODE`] when the server cannot push.
     pub fn mode(&self, idle_configured: bool) -> &'static str {
-        match (idle_configured, self.idle) {
-            (true, true) => "idle",
-            (true, false) => NO_IDLE_MODE,
-            (false, _) => "poll",
+        match (idle_configured, self.idle, self.idle_polls) {
+            (true, true, false) => "idle",
+            (true, true, true) => POLLING_IDLE_MODE,
+            (true, false, _) => NO_IDLE_MODE,
+            (false, _, _) => "poll",
         }
     }
 }
@@ -120,6 +143,20 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_couriers_plain_idle_continuation_means_polling() {
+        assert!(idle_only_polls("entering idle mode"));
+        assert!(idle_only_polls(" Entering IDLE mode "));
+        for push in [
+            "entering ENHANCED idle mode",
+            "idling",
+            "IDLE accepted, awaiting DONE command.",
+            "",
+        ] {
+            assert!(!idle_only_polls(push), "{push}");
+        }
+    }
 
     fn after(action: AfterAction) -> AfterPolicy {
         AfterPolicy {
@@ -159,6 +196,13 @@ mod tests {
             "{notes:?}"
         );
         assert!(bare.fallbacks(&after(AfterAction::Seen)).is_empty());
+
+        let polling = Features {
+            idle_polls: true,
+            ..courier
+        };
+        assert_eq!(polling.mode(true), POLLING_IDLE_MODE);
+        assert_eq!(polling.mode(false), "poll");
 
         // MOVE needs no expunge: only deleting falls back.
         let move_only = Features::from_capabilities(["MOVE"]);

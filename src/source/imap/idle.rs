@@ -23,6 +23,9 @@ pub enum IdleEnd {
     Renew,
     /// The server does not offer IDLE; polling on the schedule is all there is.
     Unsupported,
+    /// The server's IDLE only polls (Courier's default, every 60 s): no faster than a
+    /// schedule, and an extra connection held open for nothing.
+    OnlyPolls,
 }
 
 /// Holds one IDLE session on `config`'s mailbox and notifies `new_mail` whenever the server
@@ -32,10 +35,18 @@ pub async fn wait_for_mail(
     stop: &CancellationToken,
     new_mail: &Notify,
 ) -> Result<IdleEnd, ImapError> {
-    let connection = Connection::open(config).await?;
-    if !connection.features().idle {
+    let mut connection = Connection::open(config).await?;
+    if connection.try_idle().await? {
+        new_mail.notify_one();
+    }
+    let features = connection.features();
+    if !features.idle || features.idle_polls {
         connection.logout().await;
-        return Ok(IdleEnd::Unsupported);
+        return Ok(if features.idle {
+            IdleEnd::OnlyPolls
+        } else {
+            IdleEnd::Unsupported
+        });
     }
     let (session, timeout) = connection.into_session();
     let mut idle = session.idle();

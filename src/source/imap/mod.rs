@@ -29,7 +29,7 @@ mod settings;
 pub mod utf7;
 
 pub use connection::{Connection, add_ca_file};
-pub use features::{Features, NO_IDLE_MODE, PROCESSED_KEYWORD};
+pub use features::{Features, NO_IDLE_MODE, POLLING_IDLE_MODE, PROCESSED_KEYWORD};
 pub use folder::Hierarchy;
 pub use probe::{Probe, ProbedFolder, probe};
 pub use server::{Presence, Server};
@@ -64,7 +64,9 @@ pub enum ImapError {
     Timeout(&'static str),
     #[error("the server did not send a greeting")]
     NoGreeting,
-    #[error("the server refused folder \"{folder}\" (written `{written}` in the config): {reply}")]
+    // NOTE: the server's words come before the long parts, so a cut-off view (the
+    // `collectors status` table) still shows them.
+    #[error("the server refused folder \"{folder}\": {reply} (written `{written}` in the config)")]
     FolderRefused {
         /// The name sent (resolved, modified UTF-7).
         folder: String,
@@ -111,6 +113,12 @@ impl ImapMailbox {
     /// What the server offers that changes what the collector does.
     pub fn features(&self) -> Features {
         self.connection.features()
+    }
+
+    /// For a collector with `mode = "idle"`: tries IDLE once, so [`ImapMailbox::features`]
+    /// says whether it pushes or only polls (and `collectors status` the mode in use).
+    pub async fn try_idle(&mut self) -> Result<(), ImapError> {
+        self.connection.try_idle().await.map(drop)
     }
 }
 

@@ -1,10 +1,13 @@
 //! What a collector will find and do on its server, found out without changing anything:
 //! what an admin runs (`mailintake collectors probe NAME`) before enabling a collector on an
 //! unknown server. It logs in and lists; it never creates, selects for writing or stores.
+//! For a collector that wants IDLE it opens the mailbox read-only (`EXAMINE`) and tries IDLE,
+//! as only that shows whether the server's IDLE pushes or merely polls.
 
 use serde::Serialize;
 
 use super::ImapError;
+use super::connection::timed;
 use super::features::Features;
 use super::server::{Presence, Server};
 use super::settings::{AfterAction, AfterPolicy, ImapConfig};
@@ -44,7 +47,8 @@ pub struct Probe {
     pub set_aside: String,
     /// What `delete-after-days` does here, when set.
     pub delete_after_days: Option<String>,
-    /// The mode in use: `idle`, `poll`, or `schedule (no IDLE on server)`.
+    /// The mode in use: `idle`, `poll`, `schedule (no IDLE on server)` or
+    /// `schedule (IDLE on server only polls)`.
     pub mode: &'static str,
     /// How the collector falls back on this server, one sentence each.
     pub fallbacks: Vec<String>,
@@ -91,6 +95,12 @@ pub async fn probe(
             server_name,
             state,
         });
+    }
+    let mailbox_there = folders.first().is_some_and(|f| f.state == "exists");
+    if idle_configured && server.features.idle && mailbox_there {
+        let name = folders[0].server_name.clone();
+        timed(server.timeout, "EXAMINE", server.session.examine(&name)).await?;
+        server.try_idle().await?;
     }
     let features = server.features;
     let probe = Probe {

@@ -1,12 +1,14 @@
-//! The two commands async-imap cannot carry for us, run on its stream between its commands.
+//! The commands async-imap cannot carry for us, run on its stream between its commands.
 //!
 //! NOTE: async-imap's parser (imap-proto 0.17) has no NAMESPACE response: a `* NAMESPACE`
-//! line fails to parse and stays in its buffer, breaking every later command. And its errors
+//! line fails to parse and stays in its buffer, breaking every later command. Its errors
 //! for a `NO` render the server's text through `Debug` (`code: None, info: Some(..)`), so a
-//! refused CREATE would reach the admin garbled. So NAMESPACE and CREATE are written and
-//! read here, on the session's own stream, one byte at a time: nothing past our tagged line
-//! is consumed, and async-imap's buffer is empty between its commands (servers send whole
-//! lines; anything unsolicited that arrives meanwhile is read here and dropped).
+//! refused CREATE would reach the admin garbled. And its IDLE handle swallows the
+//! continuation line, the only place a server says its IDLE merely polls. So NAMESPACE,
+//! CREATE and a trial IDLE are written and read here, on the session's own stream, one byte
+//! at a time: nothing past our tagged line is consumed, and async-imap's buffer is empty
+//! between its commands (servers send whole lines; anything unsolicited that arrives
+//! meanwhile is read here and returned as an untagged line).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -75,25 +77,83 @@ async fn read_line(session: &mut ImapSession) -> std::io::Result<String> {
     }
 }
 
+async fn send(session: &mut ImapSession, line: &str) -> std::io::Result<()> {
+    let stream = session.get_mut();
+    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
+    stream.flush().await
+}
+
+/// One line of an answer: our tagged end, a continuation (`+ text`), or anything else.
+enum Line {
+    Tagged(RawReply),
+    Continuation(String),
+    Untagged(String),
+}
+
+async fn next_line(session: &mut ImapSession, untagged: &mut Vec<String>) -> std::io::Result<Line> {
+    let line = read_line(session).await?;
+    if let Some(text) = line.strip_prefix(TAG).and_then(|r| r.strip_prefix(' ')) {
+        let status = text.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        return Ok(Line::Tagged(RawReply {
+            untagged: std::mem::take(untagged),
+            status,
+            text: text.to_string(),
+        }));
+    }
+    Ok(match line.strip_prefix('+') {
+        Some(text) => Line::Continuation(text.trim_start().to_string()),
+        None => Line::Untagged(line),
+    })
+}
+
+/// Reads up to the tagged answer; continuations are kept as untagged lines.
+async fn finish(session: &mut ImapSession, mut untagged: Vec<String>) -> std::io::Result<RawReply> {
+    loop {
+        match next_line(session, &mut untagged).await? {
+            Line::Tagged(reply) => return Ok(reply),
+            Line::Continuation(text) => untagged.push(format!("+ {text}")),
+            Line::Untagged(line) => untagged.push(line),
+        }
+    }
+}
+
 /// Sends `command` and reads up to its tagged answer.
 pub(super) async fn command(session: &mut ImapSession, command: &str) -> std::io::Result<RawReply> {
-    let stream = session.get_mut();
-    stream
-        .write_all(format!("{TAG} {command}\r\n").as_bytes())
-        .await?;
-    stream.flush().await?;
+    send(session, &format!("{TAG} {command}")).await?;
+    finish(session, Vec::new()).await
+}
+
+/// What a trial IDLE showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleTrial {
+    /// The continuation's text (`entering idle mode`); `None` if IDLE was refused outright.
+    pub continuation: Option<String>,
+    /// The end of it: untagged lines that came meanwhile (`* 3 EXISTS`) and the tagged line.
+    pub reply: RawReply,
+}
+
+/// Starts IDLE (a mailbox must be selected), takes the server's continuation line, and ends
+/// it at once with DONE.
+pub(super) async fn try_idle(session: &mut ImapSession) -> std::io::Result<IdleTrial> {
+    send(session, &format!("{TAG} IDLE")).await?;
     let mut untagged = Vec::new();
     loop {
-        let line = read_line(session).await?;
-        if let Some(text) = line.strip_prefix(TAG).and_then(|r| r.strip_prefix(' ')) {
-            let status = text.split(' ').next().unwrap_or("").to_ascii_uppercase();
-            return Ok(RawReply {
-                untagged,
-                status,
-                text: text.to_string(),
-            });
+        match next_line(session, &mut untagged).await? {
+            Line::Tagged(reply) => {
+                return Ok(IdleTrial {
+                    continuation: None,
+                    reply,
+                });
+            }
+            Line::Continuation(text) => {
+                send(session, "DONE").await?;
+                return Ok(IdleTrial {
+                    continuation: Some(text),
+                    reply: finish(session, untagged).await?,
+                });
+            }
+            Line::Untagged(line) => untagged.push(line),
         }
-        untagged.push(line);
     }
 }
 

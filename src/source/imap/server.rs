@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use tracing::info;
 
 use super::connection::{ImapSession, login, timed};
-use super::features::Features;
+use super::features::{Features, idle_only_polls};
 use super::folder::{Hierarchy, personal_namespace};
 use super::raw::{self, RawReply, quoted};
 use super::{ImapConfig, ImapError, utf7};
@@ -167,6 +167,30 @@ impl Server {
         }
         self.ready.insert(name.clone());
         Ok(name)
+    }
+
+    /// Tries IDLE on the selected mailbox and ends it at once, to learn from the server's
+    /// continuation whether its IDLE pushes or only polls (see [`idle_only_polls`]); sets
+    /// `features.idle_polls`. Returns whether the server announced new mail meanwhile
+    /// (`* N EXISTS`), which a watcher must not miss. Nothing to do without IDLE.
+    pub async fn try_idle(&mut self) -> Result<bool, ImapError> {
+        if !self.features.idle {
+            return Ok(false);
+        }
+        let trial = timed(self.timeout, "IDLE", async {
+            raw::try_idle(&mut self.session).await.map_err(Into::into)
+        })
+        .await?;
+        match &trial.continuation {
+            Some(text) => self.features.idle_polls = idle_only_polls(text),
+            // NOTE: a server that lists IDLE but refuses it cannot push either.
+            None => self.features.idle = false,
+        }
+        Ok(trial.reply.untagged.iter().any(|line| {
+            line.strip_prefix("* ")
+                .and_then(|l| l.split(' ').nth(1))
+                .is_some_and(|word| word.eq_ignore_ascii_case("EXISTS"))
+        }))
     }
 
     /// Logs out politely (errors ignored: the work is done).
