@@ -1,14 +1,19 @@
 //! IMAP collectors against a real Courier-IMAP started by the tests (tests/kit/courier.rs):
 //! a server whose personal folders all live under `INBOX.`, with no MOVE, and an IDLE that is
-//! realtime only when enabled. The `#[ignore]`d tests specify issue 13's namespace resolution,
-//! refusal reporting and IDLE fallback; they pass once that work is merged.
+//! realtime only when enabled: folder names resolve into `INBOX.`, refusals carry Courier's
+//! words, and an IDLE that only polls makes a `mode = "idle"` collector use its schedule.
 
 use std::time::Duration;
 
 use crate::kit::courier::{Courier, CourierOptions};
 use crate::kit::imap_server::ImapServer;
 use crate::kit::mail::order_message;
+use serde_json::Value;
+
 use crate::kit::sandbox::{Sandbox, counts, sample};
+
+/// The mode `collectors status` shows when Courier's IDLE only polls.
+const POLLING_MODE: &str = "schedule (IDLE on server only polls)";
 
 fn courier() -> Courier {
     Courier::start(CourierOptions::default())
@@ -185,10 +190,11 @@ fn daemon_with_realtime_idle_picks_up_an_appended_order_on_courier() {
             .iter()
             .all(|m| m.has_flag("\\Seen"))
     );
+    let status = sandbox.json(&["collectors", "status", "--json"]);
+    assert_eq!(status[0]["mode"], "idle", "{status}");
 }
 
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
 fn move_to_processed_resolves_into_the_inbox_namespace_on_courier() {
     let server = courier();
     append_orders(&server, 5);
@@ -205,7 +211,6 @@ fn move_to_processed_resolves_into_the_inbox_namespace_on_courier() {
 }
 
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
 fn quarantine_move_to_resolves_into_the_inbox_namespace_on_courier() {
     let server = courier();
     server.append("INBOX", &order_message(1, "7709745454", 1));
@@ -232,30 +237,38 @@ fn quarantine_move_to_resolves_into_the_inbox_namespace_on_courier() {
     assert_eq!(sandbox.quarantined(), 1);
 }
 
+/// `delete-after-days` expunges from the collector's mailbox what the ledger says it stored:
+/// with `action = "move"` that is mail stored before the move was configured (or while the
+/// target was refused), as a new order moves out at once, whatever its date.
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
-fn delete_after_days_with_move_to_processed_expunges_old_orders_on_courier() {
+fn delete_after_days_with_move_to_processed_expunges_old_stored_orders_on_courier() {
     let server = courier();
     let old = Some("01-Jan-2020 10:00:00 +0000");
     server.append_with("INBOX", &[], old, &order_message(1, "7709745454", 1));
-    server.append("INBOX", &order_message(2, "7709745454", 1));
-    let sandbox = sandbox_on(
-        &server,
-        "",
-        "action = \"move\"\nmove-to = \"Processed\"\ndelete-after-days = 30",
-    );
+    let old_other = server.append_with("INBOX", &[], old, &sample("21-reply-question.eml"));
+    let sandbox = sandbox_on(&server, "", "action = \"seen\"");
+    assert_eq!(counts(&sandbox.collect()), [2, 1, 1, 0, 0]);
+
+    server.append_with("INBOX", &[], old, &order_message(2, "7709745454", 1));
+    server.append("INBOX", &order_message(3, "7709745454", 1));
+    let config = std::fs::read_to_string(sandbox.path("collectors.toml"))
+        .unwrap()
+        .replace(
+            "action = \"seen\"",
+            "action = \"move\"\nmove-to = \"Processed\"\ndelete-after-days = 30",
+        );
+    std::fs::write(sandbox.path("collectors.toml"), config).unwrap();
 
     assert_eq!(counts(&sandbox.collect()), [2, 2, 0, 0, 0]);
-    // The old order is expunged, not moved; the new one is moved into INBOX.Processed.
-    assert_eq!(
-        (uids(&server, "INBOX"), uids(&server, "INBOX.Processed")),
-        (0, 1)
-    );
-    assert_eq!(sandbox.records().len(), 2);
+    // The order stored (and seen) in the first pass is expunged; the two new ones, old and
+    // new, are moved; mail that is not ours stays, old as it is.
+    let left: Vec<u32> = server.messages("INBOX").iter().map(|m| m.uid).collect();
+    assert_eq!(left, [old_other], "{}", server.server_log());
+    assert_eq!(uids(&server, "INBOX.Processed"), 2);
+    assert_eq!(sandbox.records().len(), 3);
 }
 
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
 fn a_cyrillic_move_to_folder_is_created_under_inbox_in_modified_utf7_on_courier() {
     let server = courier();
     append_orders(&server, 3);
@@ -267,51 +280,78 @@ fn a_cyrillic_move_to_folder_is_created_under_inbox_in_modified_utf7_on_courier(
     let listed = imap.ok("LIST \"\" \"*\"").untagged.join("\n");
     imap.logout();
     assert!(
-        listed.contains("\"INBOX.&BB4EMQRABDAEMQQ,BEIEMAQ9BD4-\""),
+        listed.contains("\"INBOX.&BB4EMQRABDAEMQQ+BEIEMAQ9BD4-\""),
         "{listed}"
     );
     assert_eq!(server.folders(), ["INBOX", "INBOX.Обработано"]);
     assert_eq!(uids(&server, "INBOX.Обработано"), 3);
 }
 
+/// A refused CREATE fails the pass after its first batch was stored: `collect --json` keeps
+/// that batch's counts with the server's words, `collectors status` shows them, nothing is
+/// acknowledged or stored twice, and once the folder is fixed every order moves, once.
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
 fn a_refused_create_shows_the_servers_words_in_collectors_status_on_courier() {
     let server = courier();
     append_orders(&server, 4);
-    // Courier refuses a folder whose name is longer than a file name may be, whatever the
-    // namespace: `NO Cannot create this folder.`
-    let folder = format!("Processed-{}", "x".repeat(290));
+    // An empty level (a doubled delimiter): `NO Invalid mailbox name.`
     let sandbox = sandbox_on(
         &server,
-        "",
-        &format!("action = \"move\"\nmove-to = \"{folder}\""),
+        "batch-size = 2",
+        "action = \"move\"\nmove-to = \"Orders..2026\"",
     );
+    let words = "NO Invalid mailbox name.";
 
     let out = sandbox.run(&["collect", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counts(&reports[0]), [2, 2, 0, 0, 0], "{reports}");
+    let error = reports[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"INBOX.Orders..2026\"") && error.contains(words),
+        "{error}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(words));
+
     let status = status_text(&sandbox);
-    assert!(status.contains("Cannot create this folder."), "{status}");
+    assert!(status.contains(words), "{status}");
+    assert!(
+        status.contains("site: before its last error, the run committed: fetched 2, accepted 2"),
+        "{status}"
+    );
     let json = sandbox.json(&["collectors", "status", "--json"]);
     assert!(
-        json[0]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("Cannot create this folder."),
+        json[0]["last_error"].as_str().unwrap().contains(words),
         "{json}"
     );
-    // Stored once, not acknowledged: the orders stay unseen in INBOX, and a second pass
-    // stores nothing twice.
-    sandbox.assert_one_record_per_order(4);
+    assert_eq!(counts(&json[0]["last_error_counts"]), [2, 2, 0, 0, 0]);
+    // Stored once, not acknowledged: the orders stay unseen in INBOX, and the next pass
+    // stores nothing twice and stops at the same refusal.
+    assert_eq!(sandbox.records().len(), 2);
     let inbox = server.messages("INBOX");
     assert_eq!(inbox.len(), 4);
     assert!(inbox.iter().all(|m| !m.has_flag("\\Seen")), "{inbox:?}");
-    assert_eq!(sandbox.run(&["collect", "--json"]).status.code(), Some(1));
+    let out = sandbox.run(&["collect", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counts(&reports[0]), [2, 0, 0, 0, 2], "{reports}");
+    assert_eq!(sandbox.records().len(), 2);
+
+    let config = std::fs::read_to_string(sandbox.path("collectors.toml"))
+        .unwrap()
+        .replace("Orders..2026", "Orders.2026");
+    std::fs::write(sandbox.path("collectors.toml"), config).unwrap();
+    assert_eq!(counts(&sandbox.collect()), [4, 2, 0, 0, 2]);
     sandbox.assert_one_record_per_order(4);
+    assert_eq!(
+        (uids(&server, "INBOX"), uids(&server, "INBOX.Orders.2026")),
+        (0, 4)
+    );
+    let json = sandbox.json(&["collectors", "status", "--json"]);
+    assert!(json[0]["last_error"].is_null(), "{json}");
 }
 
 #[test]
-#[ignore = "needs namespace resolution (issue 13, imapsem branch)"]
 fn idle_that_only_polls_falls_back_to_the_schedule_on_courier() {
     let server = Courier::start(CourierOptions {
         enhanced_idle: false,
@@ -329,13 +369,119 @@ fn idle_that_only_polls_falls_back_to_the_schedule_on_courier() {
     sandbox.wait_for_records(2, Duration::from_secs(15));
 
     let status = sandbox.json(&["collectors", "status", "--json"]);
-    assert_eq!(status[0]["mode"], "schedule", "{status}");
-    assert!(status_text(&sandbox).contains("schedule"));
+    assert_eq!(status[0]["mode"], POLLING_MODE, "{status}");
+    assert!(
+        status_text(&sandbox).contains(&format!("site: mode {POLLING_MODE}")),
+        "{}",
+        status_text(&sandbox)
+    );
     assert!(daemon.terminate().success());
     let log = std::fs::read_to_string(sandbox.path("daemon.log")).unwrap();
     assert!(
         log.lines()
-            .any(|l| l.contains("WARN") && l.contains("IDLE") && l.contains("schedule")),
+            .any(|l| l.contains("WARN") && l.contains("IDLE only polls") && l.contains("schedule")),
         "{log}"
     );
+    let probe = sandbox.json(&["collectors", "probe", "site", "--json"]);
+    assert_eq!(
+        (&probe["mode"], &probe["features"]["idle_polls"]),
+        (&Value::from(POLLING_MODE), &Value::Bool(true)),
+        "{probe}"
+    );
+}
+
+#[test]
+fn probe_names_the_inbox_namespace_and_copy_with_uid_expunge_on_courier() {
+    let server = courier();
+    server.append("INBOX", &order_message(1, "7709745454", 1));
+    let sandbox = sandbox_on(
+        &server,
+        "mode = \"idle\"",
+        "action = \"move\"\nmove-to = \"Processed\"\nquarantine-move-to = \"Обработано/Плохие\"\n\
+         delete-after-days = 30",
+    );
+
+    let probe = sandbox.json(&["collectors", "probe", "site", "--json"]);
+    assert!(
+        probe["namespace"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"* NAMESPACE (("INBOX." "."))"#),
+        "{probe}"
+    );
+    assert_eq!(
+        (
+            &probe["personal_prefix"],
+            &probe["delimiter"],
+            &probe["list_delimiter"]
+        ),
+        (&Value::from("INBOX."), &Value::from("."), &Value::from(".")),
+    );
+    let capabilities: Vec<&str> = probe["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        capabilities.contains(&"UIDPLUS") && !capabilities.contains(&"MOVE"),
+        "{capabilities:?}"
+    );
+    let folders: Vec<[&str; 4]> = probe["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| ["role", "resolved", "server_name", "state"].map(|k| f[k].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        folders,
+        [
+            ["mailbox", "INBOX", "INBOX", "exists"],
+            [
+                "move-to",
+                "INBOX.Processed",
+                "INBOX.Processed",
+                "will be created"
+            ],
+            [
+                "quarantine-move-to",
+                "INBOX.Обработано.Плохие",
+                "INBOX.&BB4EMQRABDAEMQQ+BEIEMAQ9BD4-.&BB8EOwQ+BEUEOAQ1-",
+                "will be created"
+            ],
+        ]
+    );
+    let copy = "UID COPY, then \\Deleted and UID EXPUNGE of exactly those UIDs";
+    assert_eq!(
+        (&probe["acknowledge"], &probe["set_aside"]),
+        (&Value::from(copy), &Value::from(copy))
+    );
+    assert_eq!(
+        probe["delete_after_days"],
+        "after 30 days: \\Deleted and UID EXPUNGE of exactly those UIDs"
+    );
+    assert_eq!(
+        (&probe["mode"], &probe["fallbacks"], &probe["usable"]),
+        (
+            &Value::from("idle"),
+            &serde_json::json!([]),
+            &Value::Bool(true)
+        ),
+        "realtime IDLE pushes"
+    );
+
+    let out = sandbox.run(&["collectors", "probe", "site"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "folder names:   prefix \"INBOX.\", delimiter \".\"",
+        "move-to:        Processed -> \"INBOX.Processed\": will be created",
+        "stored mail:    UID COPY, then \\Deleted and UID EXPUNGE of exactly those UIDs",
+        "mode:           idle",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    // It changed nothing: no folder, no flag.
+    assert_eq!(server.folders(), ["INBOX"]);
+    assert!(server.messages("INBOX")[0].flags.is_empty());
 }
