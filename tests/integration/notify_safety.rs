@@ -120,7 +120,7 @@ fn hostile_payload_values_never_break_a_subject_or_recipient() {
     }
     assert_eq!(
         emails[0]["subject"],
-        "Re: Eve  Bcc: victim@example.test / x  Subject: spoof"
+        "Re: Eve Bcc: victim@example.test / x Subject: spoof"
     );
     assert_eq!(
         emails[0]["body"], "x\nSubject: spoof",
