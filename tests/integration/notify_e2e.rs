@@ -476,3 +476,55 @@ fn starttls_with_a_private_ca_carries_a_collected_records_notifications() {
             .all(|n| n["status"] == "sent")
     );
 }
+
+#[test]
+fn the_demo_without_an_smtp_server_keeps_them_queued_and_logs_once_per_round() {
+    // The shipped [smtp] with nobody listening, as `bash samples/demo` runs it.
+    let mut server = SmtpServer::start();
+    let sandbox = shipped_on(server.port());
+    server.stop();
+    let daemon = sandbox.spawn_daemon();
+    // Two rounds: the one after the collect, and the first retry after its backoff.
+    let rows = wait_until(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(200),
+        || {
+            let rows = sandbox.notifications(&[]);
+            if rows.len() == 11 && rows.iter().all(|n| n["attempts"].as_u64() >= Some(2)) {
+                Ok(rows)
+            } else {
+                Err(format!("not every row tried twice: {rows:#?}"))
+            }
+        },
+    );
+    assert!(daemon.terminate().success());
+    assert!(rows.iter().all(|n| n["status"] == "queued"), "{rows:#?}");
+    let log = plain(&std::fs::read_to_string(sandbox.path("daemon.log")).unwrap());
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .filter(|l| !l.contains("message quarantined"))
+        .collect();
+    let rounds = rows.iter().map(|n| n["attempts"].as_u64().unwrap()).max();
+    // One line a round for all eleven, not one a notification.
+    assert!(
+        loud.iter()
+            .all(|l| l.contains("notifications not sent") && l.contains("notifications=11")),
+        "{log}"
+    );
+    assert_eq!(Some(loud.len() as u64), rounds, "{log}");
+}
+
+/// `text` without the terminal colour codes the log carries (`ESC [ ... m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
