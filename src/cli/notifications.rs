@@ -9,7 +9,7 @@ use super::print_json_or;
 use super::records::{ActorArg, parse_since};
 use super::table::{or_dash, print_table};
 use crate::config::Config;
-use crate::notify::dispatch::{note_no_smtp, run_once};
+use crate::notify::dispatch::{note_no_smtp, run_once, send_pending};
 use crate::notify::outbox::{FAILED, Notification, NotificationFilter, QUEUED, SENT};
 use crate::notify::rules::Channel;
 use crate::store::{Due, Store};
@@ -34,7 +34,7 @@ pub enum NotificationsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Queue a failed notification again (attempts start over, due now)
+    /// Queue a failed notification again (attempts start over) and try to send it now
     Retry {
         id: i64,
         #[command(flatten)]
@@ -100,6 +100,8 @@ pub(super) fn run(
         NotificationsCommand::Retry { id, actor } => {
             store.retry_notification(*id, &actor.name())?;
             println!("notification {id}: queued");
+            // Like every command that queues, it tries to send before it exits.
+            send_pending(store, config.smtp.as_ref());
             Ok(())
         }
         NotificationsCommand::Send { json } => {

@@ -11,6 +11,7 @@ use super::terminal::{indented, one_line};
 use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
 use crate::ingest::{Mapped, TOO_LARGE, prepare};
+use crate::notify::dispatch::send_pending;
 use crate::store::{QuarantineEntry, Store};
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +104,9 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
                     let actor = actor_or_os_user(actor.as_deref());
                     let record_id =
                         store.release_quarantine(*id, &collector.queue, &record, &actor)?;
+                    // Its `created` notifications were queued with it: sent before exit,
+                    // as `collect` does.
+                    send_pending(store, config.smtp.as_ref());
                     ("accepted", None, Some(record_id))
                 }
                 Mapped::Quarantine(reason) => {

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::endpoint::Endpoint;
 use super::error::{ConfigError, ErrorSite};
-use super::keyword::{Choice, pick};
-use crate::source::imap::{ImapConfig, Secret, TlsMode, add_ca_file};
+use super::keyword::Choice;
+use crate::source::imap::{ImapConfig, TlsMode, add_ca_file};
 
 /// `[collector.imap]` as written.
 #[derive(Deserialize)]
@@ -61,63 +62,39 @@ pub(super) fn check_folder(
 }
 
 impl RawImap {
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            section: "collector.imap",
+            host: &self.host,
+            tls: self.tls.as_ref(),
+            allow_insecure: self.allow_insecure,
+            password: self.password.as_ref(),
+            password_env: self.password_env.as_ref(),
+            password_file: self.password_file.as_ref(),
+        }
+    }
+
     /// Checks the mailbox; relative paths resolve against `base`, the config's folder.
     pub(super) fn validate(
         &self,
         site: &ErrorSite<'_>,
         base: &Path,
     ) -> Result<ImapConfig, ConfigError> {
-        if let Some(password) = &self.password {
-            return Err(site.at(
-                password.span(),
-                "collector.imap.password",
-                "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
-            ));
-        }
-        let host = self.host.get_ref().trim().to_string();
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(site.at(self.host.span(), "collector.imap.host", "not a host name"));
-        }
-        let tls = match &self.tls {
-            Some(t) => pick(site, t, "collector.imap.tls", "TLS mode")?,
-            None => TlsMode::Implicit,
-        };
-        if let (TlsMode::None, Some(t)) = (tls, &self.tls) {
-            let loopback = host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if !loopback && !self.allow_insecure {
-                return Err(site.at(
-                    t.span(),
-                    "collector.imap.tls",
-                    format!("tls = \"none\" sends the password in clear to `{host}`; allowed only for a loopback host or with allow-insecure = true"),
-                ));
-            }
-        }
+        let (host, tls) = self
+            .endpoint()
+            .host_and_tls(site, TlsMode::Implicit, "the password")?;
         let port = match &self.port {
             Some(p) => site.number_in(p, 1.., "collector.imap.port", "not a TCP port")?,
             None if tls == TlsMode::Implicit => 993,
             None => 143,
         };
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(var), None) => Secret::Env(var.get_ref().clone()),
-            (None, Some(file)) => Secret::File(base.join(file.get_ref())),
-            (Some(var), Some(_)) => {
-                return Err(site.at(
-                    var.span(),
-                    "collector.imap.password-env",
-                    "give password-env or password-file, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(site.at(
-                    self.username.span(),
-                    "collector.imap",
-                    "the IMAP login needs password-env or password-file",
-                ));
-            }
-        };
+        let password = self.endpoint().password(site, base)?.ok_or_else(|| {
+            site.at(
+                self.username.span(),
+                "collector.imap",
+                "the IMAP login needs password-env or password-file",
+            )
+        })?;
         let timeout_secs = match &self.timeout_secs {
             Some(t) => site.number_in(
                 t,

@@ -18,6 +18,7 @@
 
 mod after;
 mod collector;
+mod endpoint;
 mod error;
 mod format;
 mod imap;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::endpoint::Endpoint;
 use super::error::{ConfigError, ErrorSite};
-use super::keyword::{Choice, pick};
+use super::keyword::Choice;
 use crate::mapping::template::Template;
 use crate::notify::recipients::sms_address;
 use crate::notify::settings::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_SEND_TIMEOUT, RetryDelays, Secret, SmtpAuth, SmtpSettings,
-    TlsMode,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_SEND_TIMEOUT, RetryDelays, SmtpAuth, SmtpSettings, TlsMode,
 };
 
 /// `[smtp]` as written.
@@ -55,46 +55,28 @@ pub(super) struct RawSms {
     gateway: Spanned<String>,
 }
 
-/// Whether `host` is this machine (where a clear-text connection never leaves it).
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl RawSmtp {
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            section: "smtp",
+            host: &self.host,
+            tls: self.tls.as_ref(),
+            allow_insecure: self.allow_insecure,
+            password: self.password.as_ref(),
+            password_env: self.password_env.as_ref(),
+            password_file: self.password_file.as_ref(),
+        }
+    }
+
     /// Checks `[smtp]`; relative paths resolve against `base`, the config's folder.
     pub(super) fn validate(
         &self,
         site: &ErrorSite<'_>,
         base: &Path,
     ) -> Result<SmtpSettings, ConfigError> {
-        if let Some(password) = &self.password {
-            return Err(site.at(
-                password.span(),
-                "smtp.password",
-                "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
-            ));
-        }
-        let host = self.host.get_ref().trim().to_string();
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(site.at(self.host.span(), "smtp.host", "not a host name"));
-        }
-        let tls = match &self.tls {
-            Some(t) => pick(site, t, "smtp.tls", "TLS mode")?,
-            None => TlsMode::Starttls,
-        };
-        if let (TlsMode::None, Some(t)) = (tls, &self.tls)
-            && !is_loopback(&host)
-            && !self.allow_insecure
-        {
-            return Err(site.at(
-                t.span(),
-                "smtp.tls",
-                format!("tls = \"none\" sends mail (and any password) in clear to `{host}`; allowed only for a loopback host or with allow-insecure = true"),
-            ));
-        }
+        let (host, tls) =
+            self.endpoint()
+                .host_and_tls(site, TlsMode::Starttls, "mail (and any password)")?;
         let port = match &self.port {
             Some(p) => site.number_in(p, 1.., "smtp.port", "not a TCP port")?,
             None => match tls {
@@ -146,18 +128,7 @@ impl RawSmtp {
 
     /// The login: a username with exactly one of password-env and password-file, or none.
     fn auth(&self, site: &ErrorSite<'_>, base: &Path) -> Result<Option<SmtpAuth>, ConfigError> {
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(var), None) => Some(Secret::Env(var.get_ref().clone())),
-            (None, Some(file)) => Some(Secret::File(base.join(file.get_ref()))),
-            (Some(var), Some(_)) => {
-                return Err(site.at(
-                    var.span(),
-                    "smtp.password-env",
-                    "give password-env or password-file, not both",
-                ));
-            }
-            (None, None) => None,
-        };
+        let password = self.endpoint().password(site, base)?;
         match (&self.username, password) {
             (Some(user), Some(password)) => Ok(Some(SmtpAuth {
                 username: user.get_ref().clone(),

@@ -24,6 +24,10 @@ use crate::store::Due;
 /// The longest the dispatcher sleeps without looking at the outbox.
 const LOOK_AGAIN: Duration = Duration::from_secs(10);
 
+/// How long after the earliest backoff end a round starts, so rows that failed together
+/// (milliseconds apart) are tried together: one round, one connection try, one log line.
+const GATHER: Duration = Duration::from_secs(1);
+
 /// Runs until `stop`; without `[smtp]` it says so once and ends (rows stay queued).
 pub(super) async fn run(
     settings: Option<SmtpSettings>,
@@ -43,7 +47,7 @@ pub(super) async fn run(
             Ok(_) => match blocking(|| store.next_notification_due()) {
                 Ok(Some(due)) => (due - Utc::now().naive_utc())
                     .to_std()
-                    .unwrap_or(Duration::ZERO)
+                    .map_or(Duration::ZERO, |wait| wait + GATHER)
                     .min(LOOK_AGAIN),
                 Ok(None) => LOOK_AGAIN,
                 Err(e) => {

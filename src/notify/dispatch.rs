@@ -5,7 +5,12 @@
 //! `queued` again with the error and a capped exponential backoff
 //! ([`RetryDelays`](super::smtp::RetryDelays)), or `failed` once `max-attempts` are spent.
 //! A 550–553 reply (the mailbox does not exist, is not local, is full, or its name is not
-//! allowed) and a recipient that is no address fail at once: retrying cannot help. Settings
+//! allowed) and a recipient that is no address fail at once: retrying cannot help. A server
+//! that cannot be reached at all (refused, timed out, TLS failing) fails the rest of the
+//! round's rows with the same error, each an attempt, without a connection each: an outage
+//! costs one connection try per round, and the log says it once per round (each row's
+//! attempt is logged at debug), so a daemon with its server down stays quiet between
+//! backoffs. Settings
 //! that cannot work (the password unreadable, the CA file broken) leave every row queued and
 //! untouched: they are the admin's to fix, not the notification's fault.
 //!
@@ -17,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::settings::SmtpSettings;
 use super::smtp::{SmtpError, SmtpSender};
@@ -82,6 +87,9 @@ pub async fn dispatch(
 ) -> Result<DispatchReport, DispatchError> {
     let sender = SmtpSender::new(settings).map_err(DispatchError::Settings)?;
     let mut report = DispatchReport::default();
+    // The server's failure to answer, once met: the rest of the round shares it.
+    let mut down: Option<SmtpError> = None;
+    let mut retrying: Option<(String, chrono::NaiveDateTime)> = None;
     // NOTE: ignoring the backoff, a failed row is due again at once: take every queued row
     // in one claim, so each is tried exactly once.
     let limit = match due {
@@ -100,33 +108,46 @@ pub async fn dispatch(
                 report.untried += 1;
                 continue;
             }
-            let sent = match remaining {
-                Some(r) => tokio::time::timeout(r, sender.send(notification))
+            let sent = match (&down, remaining) {
+                (Some(e), _) => Err(e.clone()),
+                (None, Some(r)) => tokio::time::timeout(r, sender.send(notification))
                     .await
                     .unwrap_or_else(|_| {
                         Err(SmtpError::Transport {
                             host: settings.host.clone(),
                             message: "the send did not finish before the command's deadline".into(),
                             permanent: false,
+                            unreachable: false,
                         })
                     }),
-                None => sender.send(notification).await,
+                (None, None) => sender.send(notification).await,
             };
-            record(store, settings, notification, sent, &mut report)?;
+            if let Err(e) = &sent
+                && e.is_unreachable()
+            {
+                down = Some(e.clone());
+            }
+            if let Some(later) = record(store, settings, notification, sent, &mut report)? {
+                retrying = Some(later);
+            }
         }
         if !full || report.untried > 0 {
+            if let Some((error, retry_at)) = retrying {
+                warn!(notifications = report.retrying, %error, retry_at = %retry_at, "notifications not sent; they stay queued and are tried again");
+            }
             return Ok(report);
         }
     }
 }
 
+/// Marks one attempt; for one to be tried again, returns its error and when.
 fn record(
     store: &mut Store,
     settings: &SmtpSettings,
     notification: &Claimed,
     sent: Result<String, SmtpError>,
     report: &mut DispatchReport,
-) -> Result<(), StoreError> {
+) -> Result<Option<(String, chrono::NaiveDateTime)>, StoreError> {
     let (id, rule) = (notification.id, notification.rule.as_str());
     match sent {
         Ok(reply) => {
@@ -139,7 +160,7 @@ fn record(
             let text = e.to_string();
             match retry_at {
                 Some(at) => {
-                    warn!(notification = id, rule, error = %text, retry_at = %at, attempts = notification.attempts, "notification not sent; retrying later");
+                    debug!(notification = id, rule, error = %text, retry_at = %at, attempts = notification.attempts, "notification not sent; retrying later");
                     report.retrying += 1;
                 }
                 None => {
@@ -152,9 +173,10 @@ fn record(
                 retry_at,
             };
             blocking(|| store.mark_notification(notification, &attempt))?;
+            return Ok(retry_at.map(|at| (text, at)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Says once per process that nothing is sent without `[smtp]`.

@@ -6,7 +6,7 @@
 //! `queued` rows of the `notifications` table inside the transaction that made the change,
 //! with a history event each, and reads the log back; [`people`] is the directory that
 //! `directory:ROLE` recipients are looked up in; [`settings`] holds `[smtp]` as the
-//! delivery side takes it.
+//! delivery side takes it; [`text`] is what payload text may become in a header or a body.
 //!
 //! - [`smtp`]: one notification as one e-mail (headers that cannot be broken, a stable
 //!   `Message-ID`, `Auto-Submitted`), handed to the server by lettre;
@@ -20,3 +20,4 @@ pub mod recipients;
 pub mod rules;
 pub mod settings;
 pub mod smtp;
+pub mod text;

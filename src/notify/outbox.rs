@@ -17,14 +17,12 @@ use super::people;
 use super::rules::{Channel, NotifyRules, Outgoing, RecordFields, Trigger};
 use crate::domain::EventKind;
 use crate::store::schema::{notifications, records};
-use crate::store::{Store, StoreError, add_event, as_utc, now};
+use crate::store::{
+    NewNotification, Store, StoreError, add_event, as_utc, insert_notification, now,
+    stored_recipients,
+};
 
-/// Waiting to be sent (or sent again after a failed attempt).
-pub const QUEUED: &str = "queued";
-/// Accepted by the SMTP server.
-pub const SENT: &str = "sent";
-/// Given up: no recipient, or the attempts ran out; `notifications retry` re-queues it.
-pub const FAILED: &str = "failed";
+pub use crate::store::{FAILED, QUEUED, SENT};
 
 /// Why a notification command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -123,26 +121,16 @@ fn write(
     out: &Outgoing,
     actor: &str,
 ) -> QueryResult<i64> {
-    let at = now();
     let failure = out.failure();
-    let recipients = serde_json::to_string(&out.to)
-        .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
-    let id = diesel::insert_into(notifications::table)
-        .values((
-            notifications::record_id.eq(record_id),
-            notifications::rule.eq(&out.rule),
-            notifications::channel.eq(out.channel.as_str()),
-            notifications::recipients.eq(recipients),
-            notifications::subject.eq(&out.subject),
-            notifications::body.eq(&out.body),
-            notifications::status.eq(if failure.is_some() { FAILED } else { QUEUED }),
-            notifications::attempts.eq(0),
-            notifications::last_error.eq(failure.as_deref()),
-            notifications::next_attempt_at.eq(at),
-            notifications::created_at.eq(at),
-        ))
-        .returning(notifications::id)
-        .get_result(conn)?;
+    let new = NewNotification {
+        record_id,
+        rule: &out.rule,
+        channel: out.channel.as_str(),
+        recipients: &out.to,
+        subject: &out.subject,
+        body: &out.body,
+    };
+    let id = insert_notification(conn, &new, failure.as_deref())?;
     let (event, detail) = match failure {
         Some(reason) => (
             EventKind::NotificationFailed,
@@ -252,12 +240,7 @@ impl TryFrom<NotificationRow> for Notification {
     type Error = StoreError;
 
     fn try_from(row: NotificationRow) -> Result<Self, StoreError> {
-        let to = serde_json::from_str(&row.recipients).map_err(|e| StoreError::Corrupt {
-            table: "notifications",
-            id: row.id,
-            column: "recipients",
-            message: e.to_string(),
-        })?;
+        let to = stored_recipients(row.id, &row.recipients)?;
         Ok(Notification {
             id: row.id,
             record_id: row.record_id,
@@ -341,7 +324,7 @@ impl Store {
             if status != FAILED {
                 return Err(NotifyError::NotFailed { id, status });
             }
-            if serde_json::from_str::<Vec<String>>(&recipients).is_ok_and(|to| to.is_empty()) {
+            if stored_recipients(id, &recipients)?.is_empty() {
                 return Err(NotifyError::NoRecipients(id));
             }
             diesel::update(notifications::table.find(id))

@@ -6,13 +6,15 @@
 //! made from every ASCII digit of the phone as written.
 //!
 //! Payload text is hostile until proven otherwise: every recipient is made header-safe
-//! (control characters, CR/LF included, become a space) and then must parse as an address
-//! (lettre's parser, which the sender uses too), so no value can add or break a header; one
-//! that does not parse is a problem recorded with the notification, never a header.
+//! ([`super::text::header_text`]: control characters, CR/LF included, become a space) and
+//! then must parse as an address (lettre's parser, which the sender uses too), so no value
+//! can add or break a header; one that does not parse is a problem recorded with the
+//! notification, never a header.
 
 use std::str::FromStr;
 
 use super::rules::{Channel, RecordFields, Rule, render};
+use super::text::header_text;
 use crate::domain::phone_digits;
 use crate::mapping::template::Template;
 
@@ -164,20 +166,6 @@ pub(super) fn resolve<E>(
         }
     }
     Ok(out)
-}
-
-/// Text safe in a header: every control character (CR and LF too) and line or paragraph
-/// separator becomes a space, so it can neither end the header nor start another.
-pub fn header_text(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// A short, header-safe quote of a value for an error message.
@@ -340,6 +328,5 @@ mod tests {
             Ok(RecipientSpec::Directory("gm".into()))
         );
         assert!(RecipientSpec::parse("directory:", Channel::Email).is_err());
-        assert_eq!(header_text("a\r\nb\u{2028}c\td"), "a  b c d");
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::recipients::{self, Directory, RecipientSpec, Resolved};
+use super::text::{body_text, header_text};
 use crate::mapping::RecordKind;
 use crate::mapping::template::{Template, ValueTables};
 
@@ -265,7 +266,7 @@ impl NotifyRules {
             rule: rule.name.clone(),
             channel: rule.channel,
             to,
-            subject: recipients::header_text(&render(&rule.subject, fields)),
+            subject: header_text(&render(&rule.subject, fields)),
             body: body_text(&render(&rule.body, fields)),
             problems,
         })
@@ -279,20 +280,6 @@ pub(super) fn render(template: &Template, fields: &RecordFields) -> String {
     template
         .render_text(&fields.as_value(), &ValueTables::default())
         .unwrap_or_default()
-}
-
-/// A body as sent: line breaks kept (as `\n`), every other control character a space.
-fn body_text(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -381,8 +368,8 @@ mod tests {
         let out = NotifyRules::default()
             .prepare(&r, &record, &mut nobody)
             .unwrap();
-        assert_eq!(out.subject, "单据编号: ZX1  Bcc: victim@example.test");
-        assert_eq!(out.body, "联系人: 张三 \n地址: 北京");
+        assert_eq!(out.subject, "单据编号: ZX1 Bcc: victim@example.test");
+        assert_eq!(out.body, "联系人: 张三\n地址: 北京");
         assert_eq!(out.to, ["a@example.test"]);
         assert_eq!(out.failure(), None);
     }
@@ -393,7 +380,8 @@ mod tests {
         let out = NotifyRules::default()
             .prepare(&r, &RecordFields::default(), &mut nobody)
             .unwrap();
-        assert_eq!(out.subject, "单据编号: ");
+        // Rendered empty, and the subject trimmed as it is sent.
+        assert_eq!(out.subject, "单据编号:");
     }
 
     #[test]

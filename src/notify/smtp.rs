@@ -8,9 +8,9 @@
 //! - a `Message-ID` made from the notification id and the sender's domain: a resend after a
 //!   crash between "sent" and "marked" carries the same id, so it is recognisable;
 //! - a UTF-8 `text/plain` body. The subject is RFC 2047-encoded by lettre when it is not
-//!   plain ASCII. The rules strip control characters already; [`header_text`] and
-//!   [`body_text`] strip them again, because lettre keeps a CR/LF inside an encoded subject
-//!   and panics on one inside a display name.
+//!   plain ASCII. The rules made subject and body safe when they rendered them; the same
+//!   [`header_text`] and [`body_text`] run again here, so a row written by anything else is
+//!   safe too (see `notify/text.rs`).
 //!
 //! The password is read when a transport is built, which the dispatcher does for each round
 //! of sending, so a rotated credential is picked up; it is never logged (lettre's wire
@@ -25,13 +25,14 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::settings::{SmtpSettings, TlsMode};
+use super::text::{body_text, header_text};
 use crate::store::Claimed;
 
 /// Limit for one SMTP command (connect, greeting, each command's reply).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a notification was not handed over.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SmtpError {
     /// Settings that cannot work (sender unparsable, CA file unreadable, password missing):
     /// nothing is sent until the admin fixes them; the rows stay queued.
@@ -48,6 +49,9 @@ pub enum SmtpError {
         /// A 550–553 reply (mailbox unavailable, not local, over quota, name not allowed):
         /// trying again will not help, so the notification fails at once.
         permanent: bool,
+        /// The server gave no reply at all (refused or timed-out connection, network or TLS
+        /// failure): every other notification would fail the same way now.
+        unreachable: bool,
     },
 }
 
@@ -59,6 +63,17 @@ impl SmtpError {
             SmtpError::Message(_) => true,
             SmtpError::Transport { permanent, .. } => *permanent,
         }
+    }
+
+    /// Whether the server could not be reached, so the rest of a round need not try.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            SmtpError::Transport {
+                unreachable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -115,6 +130,9 @@ impl SmtpSender {
                 permanent: e
                     .status()
                     .is_some_and(|code| (550..=553).contains(&u16::from(code))),
+                // NOTE: lettre's error kinds for this (connection, network, TLS) are
+                // private; "no reply code and not the message's own fault" is the test.
+                unreachable: e.status().is_none() && !e.is_client(),
             }),
         }
     }
@@ -189,46 +207,9 @@ pub fn message_id(id: i64, from: &Mailbox) -> String {
     format!("<notification-{id}@{}>", from.email.domain())
 }
 
-/// Text for a header value: every control character (CR, LF, tab...) becomes a space, so
-/// no value can add or break a header; runs of spaces made that way fold into one.
-pub fn header_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let c = if c.is_control() { ' ' } else { c };
-        if !(c == ' ' && out.ends_with(' ')) {
-            out.push(c);
-        }
-    }
-    out.trim().to_string()
-}
-
-/// Text for the body: line breaks kept (as `\n`; lettre sends CRLF), tabs kept, any other
-/// control character dropped.
-pub fn body_text(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .chars()
-        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_text_leaves_no_line_break_and_no_control() {
-        assert_eq!(
-            header_text("Hello\r\nBcc: victim@example.test\t\u{7}x"),
-            "Hello Bcc: victim@example.test x"
-        );
-        assert_eq!(header_text("  订单 #42  "), "订单 #42");
-    }
-
-    #[test]
-    fn body_text_keeps_lines_and_drops_other_controls() {
-        assert_eq!(body_text("a\r\nb\rc\u{0}\td\u{1b}[31m"), "a\nb\nc\td[31m");
-    }
 
     #[test]
     fn retry_delays_double_up_to_the_cap() {

@@ -1,6 +1,8 @@
-//! The outbox's delivery side: which queued notifications are due, who is sending them, and
-//! what became of each attempt. The rules write the rows (in the record's transaction);
-//! the dispatcher (`crate::notify::dispatch`) claims and marks them through these functions.
+//! The `notifications` table's rows: one insert for every writer, which queued notifications
+//! are due, who is sending them, and what became of each attempt. The rules decide what to
+//! write and write it through [`insert_notification`] inside the record's transaction
+//! (`crate::notify::outbox`, which also reads the log back); the dispatcher
+//! (`crate::notify::dispatch`) claims and marks rows through the functions here.
 //!
 //! A claim and its attempt count are written in one IMMEDIATE transaction, so two
 //! dispatchers (the daemon, and a CLI command sending before it exits) never take the same
@@ -10,6 +12,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 
 use super::insert::{add_event, now};
 use super::rows::{Cell, to_json};
@@ -72,6 +75,38 @@ pub enum Attempt<'a> {
     },
 }
 
+/// Writes notification `new`, due at once, and returns its id: `queued`, or `failed` with
+/// `failure` when it can never be sent (no recipient resolved). Inside the caller's
+/// transaction.
+pub(crate) fn insert_notification(
+    conn: &mut SqliteConnection,
+    new: &NewNotification<'_>,
+    failure: Option<&str>,
+) -> QueryResult<i64> {
+    let at = now();
+    diesel::insert_into(notifications::table)
+        .values((
+            notifications::record_id.eq(new.record_id),
+            notifications::rule.eq(new.rule),
+            notifications::channel.eq(new.channel),
+            notifications::recipients.eq(to_json(&new.recipients)?),
+            notifications::subject.eq(new.subject),
+            notifications::body.eq(new.body),
+            notifications::status.eq(if failure.is_some() { FAILED } else { QUEUED }),
+            notifications::attempts.eq(0),
+            notifications::last_error.eq(failure),
+            notifications::next_attempt_at.eq(at),
+            notifications::created_at.eq(at),
+        ))
+        .returning(notifications::id)
+        .get_result(conn)
+}
+
+/// The recipients stored with notification `id` (a JSON array of addresses).
+pub(crate) fn stored_recipients(id: i64, stored: &str) -> Result<Vec<String>, StoreError> {
+    Cell::new("notifications", id, "recipients").json(stored)
+}
+
 #[derive(Queryable)]
 struct ClaimRow {
     id: i64,
@@ -87,21 +122,7 @@ impl Store {
     /// Writes a queued notification, due at once; returns its id. The rules write theirs in
     /// the record's own transaction; this stand-alone insert serves tests and tools.
     pub fn queue_notification(&mut self, new: &NewNotification<'_>) -> Result<i64, StoreError> {
-        let at = now();
-        Ok(diesel::insert_into(notifications::table)
-            .values((
-                notifications::record_id.eq(new.record_id),
-                notifications::rule.eq(new.rule),
-                notifications::channel.eq(new.channel),
-                notifications::recipients.eq(to_json(&new.recipients)?),
-                notifications::subject.eq(new.subject),
-                notifications::body.eq(new.body),
-                notifications::status.eq(QUEUED),
-                notifications::next_attempt_at.eq(at),
-                notifications::created_at.eq(at),
-            ))
-            .returning(notifications::id)
-            .get_result(&mut self.conn)?)
+        Ok(insert_notification(&mut self.conn, new, None)?)
     }
 
     /// Takes up to `limit` due notifications (oldest due first) for this dispatcher until
@@ -158,8 +179,7 @@ impl Store {
         })?;
         rows.into_iter()
             .map(|row| {
-                let recipients = Cell::new("notifications", row.id, "recipients")
-                    .json::<Vec<String>>(&row.recipients)?;
+                let recipients = stored_recipients(row.id, &row.recipients)?;
                 Ok(Claimed {
                     id: row.id,
                     record_id: row.record_id,
@@ -195,7 +215,7 @@ impl Store {
                             notifications::claimed_until.eq(None::<NaiveDateTime>),
                         ))
                         .execute(conn)?;
-                    let detail = format!("{} -> {to}", claimed.rule);
+                    let detail = format!("{} -> {to} (notification {})", claimed.rule, claimed.id);
                     add_event(
                         conn,
                         claimed.record_id,
@@ -219,7 +239,10 @@ impl Store {
                         ))
                         .execute(conn)?;
                     if retry_at.is_none() {
-                        let detail = format!("{} -> {to}: {error}", claimed.rule);
+                        let detail = format!(
+                            "{} -> {to}: {error} (notification {})",
+                            claimed.rule, claimed.id
+                        );
                         add_event(
                             conn,
                             claimed.record_id,

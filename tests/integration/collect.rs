@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::kit::mail::order_message;
 use crate::kit::process::Daemon;
 use crate::kit::sandbox::{
-    Sandbox, collector_names, copy_tree, counts, failure_text, repo, sample,
+    Sandbox, collector_names, copy_tree, counts, failure_text, repo, sample, shipped_demo,
 };
 
 const INBOX: &str = "inbox";
@@ -457,23 +457,7 @@ fn check_refuses_a_maildir_that_is_missing_or_not_a_maildir() {
 fn shipped_demo_config_collects_orders_and_service_requests() {
     // The README's demo in a copy of the checkout: samples/demo copies the samples beside the
     // shipped config, and the config reads them there.
-    let sandbox = Sandbox::new();
-    copy_tree(&repo().join("samples"), &sandbox.path("samples"));
-    // A samples/demo-state/ of the working tree is someone's running demo: not copied along.
-    for state in ["samples/demo-state", "samples/demo-state.partial"] {
-        let _ = fs::remove_dir_all(sandbox.path(state));
-    }
-    fs::copy(
-        repo().join("collectors.toml"),
-        sandbox.path("collectors.toml"),
-    )
-    .unwrap();
-    let seeded = std::process::Command::new("bash")
-        .arg(sandbox.path("samples/demo"))
-        .arg("--seed-only")
-        .output()
-        .unwrap();
-    assert!(seeded.status.success(), "{seeded:?}");
+    let sandbox = shipped_demo(|config| config);
     let reports = sandbox.collect_all();
     let accepted: Vec<(String, u64)> = reports
         .iter()

@@ -22,6 +22,7 @@ mod imap;
 mod imap_servers;
 mod notifications;
 mod notify;
+mod notify_e2e;
 mod notify_safety;
 mod parse_samples;
 mod size_limits;

@@ -149,7 +149,7 @@ fn queued_notifications_arrive_with_recipients_subject_body_and_headers() {
     );
     assert!(
         history(&sandbox, record).contains(
-            &"notification sent: \"maintenance-to-callcenter -> callcenter@example.test, Duty Desk <duty@example.test>\"".to_string()
+            &format!("notification sent: \"maintenance-to-callcenter -> callcenter@example.test, Duty Desk <duty@example.test> (notification {first})\"")
         ),
         "{:?}",
         history(&sandbox, record)

@@ -29,12 +29,6 @@ fn collect(sandbox: &Sandbox, collector: &str) -> Value {
     reports[0].clone()
 }
 
-fn log(sandbox: &Sandbox, filters: &[&str]) -> Vec<Value> {
-    let mut args = vec!["notifications", "list", "--json"];
-    args.extend_from_slice(filters);
-    sandbox.json(&args).as_array().unwrap().to_vec()
-}
-
 /// (rule, to, subject, body) of each notification of record `id`, in order.
 fn rows_of(log: &[Value], id: u64) -> Vec<(String, Vec<String>, String, String)> {
     log.iter()
@@ -58,26 +52,11 @@ fn rows_of(log: &[Value], id: u64) -> Vec<(String, Vec<String>, String, String)>
 const CONSULT_SMS: &str = "尊敬的客户，您好！我们已收到您的咨询信息，稍后会有专人与您联系，感谢您对日立电梯（中国）有限公司的支持！谢谢！【日立电梯】";
 const FAULT_SMS: &str = "尊敬的客户, 您好! 我们已收到您的反馈, 稍后会有专人与您联系, 感谢您对日立电梯(中国)有限公司的支持! 谢谢! 【日立电梯】";
 
-fn history(sandbox: &Sandbox, id: u64) -> Vec<(String, String)> {
-    let record = sandbox.json(&["records", "show", &id.to_string(), "--json"]);
-    record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["event"].as_str().unwrap().to_string(),
-                e["detail"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn every_sample_consult_queues_exactly_the_seed_notifications() {
     let sandbox = shipped();
     assert_eq!(counts(&collect(&sandbox, "emes-consult")), [6, 6, 0, 0, 0]);
-    let log = log(&sandbox, &[]);
+    let log = sandbox.notifications(&[]);
     assert_eq!(log.len(), 11, "{log:#?}");
     assert!(
         log.iter()
@@ -172,7 +151,7 @@ fn every_sample_consult_queues_exactly_the_seed_notifications() {
         )
     );
     // Each notification is in its record's history.
-    let events = history(&sandbox, 5);
+    let events = sandbox.history(5);
     assert!(events.contains(&(
         "notification queued".into(),
         "maintenance-to-callcenter -> callcenter@example.test (notification 8)".into()
@@ -183,7 +162,7 @@ fn every_sample_consult_queues_exactly_the_seed_notifications() {
 }
 
 fn log_len(sandbox: &Sandbox) -> usize {
-    log(sandbox, &[]).len()
+    sandbox.notifications(&[]).len()
 }
 
 #[test]
@@ -206,7 +185,7 @@ fn a_fault_report_gets_its_confirmation_sms_once_triaged() {
         "--actor",
         "hotline",
     ]);
-    let log = log(&sandbox, &[]);
+    let log = sandbox.notifications(&[]);
     assert_eq!(
         rows_of(&log, 1),
         [(
@@ -217,7 +196,7 @@ fn a_fault_report_gets_its_confirmation_sms_once_triaged() {
         )]
     );
     assert_eq!(log[0]["channel"], "sms");
-    let events = history(&sandbox, 1);
+    let events = sandbox.history(1);
     assert_eq!(events.last().unwrap().0, "notification queued");
     let record = sandbox.json(&["records", "show", "1", "--json"]);
     assert_eq!(record["service"]["branch"], "南京分公司");
@@ -246,7 +225,7 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
     let notify = |id: &str| sandbox.run(&["records", "notify", id, "--rule", "new-lift-to-gm"]);
     // Record 1 is the 新梯 consult from 北京市: the 北京分公司 GM, not the disabled one.
     assert!(notify("1").status.success());
-    let sent = log(&sandbox, &["--record", "1", "--channel", "email"]);
+    let sent = sandbox.notifications(&["--record", "1", "--channel", "email"]);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["to"], serde_json::json!(["liu@example.test"]));
     assert_eq!(sent[0]["subject"], "新梯业务咨询单据, 请处理, 谢谢!");
@@ -269,7 +248,7 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
         failed.contains("no enabled gm for branch 北京分公司"),
         "{failed}"
     );
-    let failed = log(&sandbox, &["--status", "failed"]);
+    let failed = sandbox.notifications(&["--status", "failed"]);
     assert_eq!(failed.len(), 1);
     assert_eq!(
         failed[0]["last_error"],
@@ -277,7 +256,7 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
     );
     assert_eq!(failed[0]["to"], serde_json::json!([]));
     let id = failed[0]["id"].as_u64().unwrap();
-    assert!(history(&sandbox, 1).contains(&(
+    assert!(sandbox.history(1).contains(&(
         "notification failed".into(),
         format!("new-lift-to-gm: no enabled gm for branch 北京分公司 (notification {id})")
     )));
@@ -303,7 +282,7 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
             .success()
     );
     assert!(notify("1").status.success());
-    let last = log(&sandbox, &["--record", "1", "--channel", "email"]);
+    let last = sandbox.notifications(&["--record", "1", "--channel", "email"]);
     assert_eq!(
         last.last().unwrap()["to"],
         serde_json::json!(["new@example.test"])
@@ -314,26 +293,24 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
 fn the_log_filters_and_a_failed_notification_is_retried() {
     let sandbox = shipped();
     collect(&sandbox, "emes-consult");
-    assert_eq!(log(&sandbox, &["--channel", "email"]).len(), 2);
-    assert_eq!(log(&sandbox, &["--channel", "sms"]).len(), 9);
-    assert_eq!(log(&sandbox, &["--record", "2"]).len(), 2);
-    assert_eq!(log(&sandbox, &["--status", "sent"]).len(), 0);
+    assert_eq!(sandbox.notifications(&["--channel", "email"]).len(), 2);
+    assert_eq!(sandbox.notifications(&["--channel", "sms"]).len(), 9);
+    assert_eq!(sandbox.notifications(&["--record", "2"]).len(), 2);
+    assert_eq!(sandbox.notifications(&["--status", "sent"]).len(), 0);
     let tomorrow = (chrono::Local::now() + chrono::Duration::days(1))
         .format("%Y-%m-%d")
         .to_string();
-    assert_eq!(log(&sandbox, &["--since", &tomorrow]).len(), 0);
-    assert_eq!(log(&sandbox, &["--until", &tomorrow]).len(), 11);
+    assert_eq!(sandbox.notifications(&["--since", &tomorrow]).len(), 0);
+    assert_eq!(sandbox.notifications(&["--until", &tomorrow]).len(), 11);
     assert_eq!(
-        log(
-            &sandbox,
-            &["--until", &tomorrow, "--channel", "email", "--record", "5"]
-        )
-        .len(),
+        sandbox
+            .notifications(&["--until", &tomorrow, "--channel", "email", "--record", "5"])
+            .len(),
         1
     );
     // As the dispatcher leaves one after its last attempt.
     mark_failed(&sandbox, 8);
-    let failed = log(&sandbox, &["--status", "failed"]);
+    let failed = sandbox.notifications(&["--status", "failed"]);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["attempts"], 10);
     let refused = failure_text(sandbox.run(&["notifications", "retry", "7"]));
@@ -347,17 +324,14 @@ fn the_log_filters_and_a_failed_notification_is_retried() {
             .status
             .success()
     );
-    let retried = &log(&sandbox, &["--record", "5", "--channel", "email"])[0];
+    let retried = &sandbox.notifications(&["--record", "5", "--channel", "email"])[0];
     assert_eq!(retried["status"], "queued");
     assert_eq!(retried["attempts"], 0);
     assert_eq!(retried["last_error"], "connection refused");
     assert!(
         retried["next_attempt_at"].as_str().unwrap() <= chrono::Utc::now().to_rfc3339().as_str()
     );
-    assert_eq!(
-        history(&sandbox, 5).last().unwrap().0,
-        "notification retried"
-    );
+    assert_eq!(sandbox.history(5).last().unwrap().0, "notification retried");
 }
 
 /// Marks notification `id` failed after ten attempts, as the dispatcher would, with

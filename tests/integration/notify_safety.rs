@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::kit::mail::order_message;
 use crate::kit::sandbox::{Sandbox, counts};
+use crate::kit::smtp::SmtpServer;
 
 const NOTIFY: &str = r#"
 [smtp]
@@ -120,7 +121,7 @@ fn hostile_payload_values_never_break_a_subject_or_recipient() {
     }
     assert_eq!(
         emails[0]["subject"],
-        "Re: Eve  Bcc: victim@example.test / x  Subject: spoof"
+        "Re: Eve Bcc: victim@example.test / x Subject: spoof"
     );
     assert_eq!(
         emails[0]["body"], "x\nSubject: spoof",
@@ -136,6 +137,59 @@ fn hostile_payload_values_never_break_a_subject_or_recipient() {
     let history = record["history"].to_string();
     assert!(history.contains("not sent to:"), "{history}");
     assert!(history.contains("is not an e-mail address"), "{history}");
+}
+
+#[test]
+fn hostile_payload_values_arrive_as_one_clean_subject_and_no_injected_header() {
+    let server = SmtpServer::start();
+    let sandbox = sandbox();
+    let config = std::fs::read_to_string(sandbox.path("collectors.toml")).unwrap();
+    let config = config
+        .replacen("port = 2525", &format!("port = {}", server.port()), 1)
+        .replacen("send-timeout-secs = 0", "send-timeout-secs = 30", 1);
+    std::fs::write(sandbox.path("collectors.toml"), config).unwrap();
+    let payload = json!({"name": "Eve\r\nBcc: victim@example.test", "phone": "138 0013 8000",
+        "email": "eve@example.test\r\nBcc: victim@example.test",
+        "text": "订单\r\nSubject: spoof\r\n\r\nX-Injected: 1"});
+    sandbox.deliver("inbox", "1.M1.mx", &form_mail(1, &payload));
+    assert_eq!(counts(&sandbox.collect()), [1, 1, 0, 0, 0]);
+    // Sent before `collect` exited: the e-mail (to the desk only) and the SMS.
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    let mail = received
+        .iter()
+        .find(|m| m.rcpt_to == ["desk@example.test"])
+        .unwrap_or_else(|| panic!("{received:#?}"));
+    assert_eq!(mail.header("Subject").len(), 1, "{:?}", mail.headers);
+    assert_eq!(
+        mail.subject.as_deref(),
+        Some("Re: Eve Bcc: victim@example.test / 订单 Subject: spoof X-Injected: 1")
+    );
+    for injected in ["Bcc", "X-Injected"] {
+        assert!(mail.header(injected).is_empty(), "{:?}", mail.headers);
+    }
+    assert_eq!(
+        mail.body.trim_end(),
+        "订单\nSubject: spoof\n\nX-Injected: 1"
+    );
+    let log = sandbox.json(&["notifications", "list", "--json"]);
+    let logged = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["rule"] == "to-customer")
+        .unwrap();
+    assert_eq!(
+        logged["subject"],
+        mail.subject.clone().unwrap(),
+        "the log shows what was sent"
+    );
+    assert_eq!(logged["status"], "sent");
+    let sms = received.iter().find(|m| m.rcpt_to != mail.rcpt_to).unwrap();
+    assert_eq!(sms.rcpt_to, ["13800138000@sms.example.test"]);
+    // A body keeps its lines: text, not a header.
+    assert_eq!(sms.body.trim_end(), "Eve\nBcc: victim@example.test");
+    assert!(sms.header("Bcc").is_empty(), "{:?}", sms.headers);
 }
 
 /// An ORDER message with the same payload and one extra header (or none).

@@ -131,6 +131,27 @@ impl Sandbox {
             .clone()
     }
 
+    /// The notification log (`notifications list --json` with `filters`).
+    pub fn notifications(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["notifications", "list", "--json"];
+        args.extend_from_slice(filters);
+        self.json(&args).as_array().unwrap().clone()
+    }
+
+    /// Record `id`'s history as `(event, detail)`, oldest first.
+    pub fn history(&self, id: u64) -> Vec<(String, String)> {
+        let record = self.json(&["records", "show", &id.to_string(), "--json"]);
+        record["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let detail = e["detail"].as_str().unwrap_or_default().to_string();
+                (e["event"].as_str().unwrap().to_string(), detail)
+            })
+            .collect()
+    }
+
     /// Asserts that the database holds exactly `total` records with `total` different order
     /// numbers: every message stored once, none lost; returns the records.
     pub fn assert_one_record_per_order(&self, total: usize) -> Vec<Value> {
@@ -185,6 +206,26 @@ pub fn failure_text(output: Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     stderr
+}
+
+/// The README's demo in a sandbox: a copy of `samples/` (without a running demo's
+/// `samples/demo-state/`), seeded by `bash samples/demo --seed-only`, beside the shipped
+/// `collectors.toml` as `config` rewrites it.
+pub fn shipped_demo(config: impl FnOnce(String) -> String) -> Sandbox {
+    let sandbox = Sandbox::new();
+    copy_tree(&repo().join("samples"), &sandbox.path("samples"));
+    for state in ["samples/demo-state", "samples/demo-state.partial"] {
+        let _ = std::fs::remove_dir_all(sandbox.path(state));
+    }
+    let shipped = std::fs::read_to_string(repo().join("collectors.toml")).unwrap();
+    std::fs::write(sandbox.path("collectors.toml"), config(shipped)).unwrap();
+    let seeded = Command::new("bash")
+        .arg(sandbox.path("samples/demo"))
+        .arg("--seed-only")
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
+    sandbox
 }
 
 /// Runs the binary without a config.
