@@ -20,6 +20,7 @@ mod after;
 mod collector;
 mod error;
 mod format;
+mod http;
 mod imap;
 mod keyword;
 mod notify;
@@ -40,6 +41,7 @@ use toml::Spanned;
 use self::collector::{Known, Probe, RawCollector};
 use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
+use self::http::RawHttp;
 use self::notify::RawNotify;
 use self::smtp::{RawSms, RawSmtp};
 use self::workflow::RawUnknownCustomer;
@@ -50,6 +52,7 @@ pub use self::collector::{
 };
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
+pub use self::http::{DEFAULT_LISTEN, HttpSettings};
 pub use self::size::display as display_size;
 pub use self::workflow::Workflow;
 pub use crate::notify::rules::NotifyRules;
@@ -79,6 +82,8 @@ pub struct Config {
     pub smtp: Option<SmtpSettings>,
     /// The `[[notify]]` rules with the `[sms]` gateway, as the store applies them.
     pub notify: Arc<NotifyRules>,
+    /// The review page (`[http]`).
+    pub http: HttpSettings,
 }
 
 /// A queue (the seed's "calendar") that records are routed into.
@@ -117,6 +122,8 @@ struct RawConfig {
     /// `[[notify]]` rules. Default: none.
     #[serde(default)]
     notify: Vec<RawNotify>,
+    /// `[http]`. Default: [`HttpSettings::default`].
+    http: Option<RawHttp>,
 }
 
 /// `[storage]` as written.
@@ -201,6 +208,12 @@ impl Config {
                 "[[notify]] rules need an [smtp] section to send through",
             ));
         }
+        let http = raw
+            .http
+            .as_ref()
+            .map(|h| h.validate(&site))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Config {
             path: path.to_path_buf(),
             storage,
@@ -215,6 +228,7 @@ impl Config {
                 }),
             smtp,
             notify: Arc::new(notify),
+            http,
         })
     }
 

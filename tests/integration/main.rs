@@ -26,3 +26,4 @@ mod notify_safety;
 mod parse_samples;
 mod size_limits;
 mod terminal;
+mod web;

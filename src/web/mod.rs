@@ -1,0 +1,151 @@
+//! The review page: managers work their queues in a browser (issue 10).
+//!
+//! Server-rendered HTML (askama templates under `templates/`, escaped by their `.html`
+//! extension) over axum on the daemon's tokio runtime. [`router`] builds the app from an
+//! [`AppState`]; [`serve`] runs it on a listener the caller bound until the shutdown token
+//! it is given is cancelled, so `mailintake run` (beside the collectors), `mailintake serve`
+//! and the tests (port 0) start it the same way.
+//!
+//! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
+//! catalogues (`i18n/*.toml`); `pages.rs` the pages behind the login; `security.rs` the
+//! headers every response carries. Storage calls are blocking diesel: they run on the
+//! blocking pool through [`AppState::store`], against one connection shared under a mutex.
+
+mod auth;
+mod i18n;
+mod pages;
+mod security;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::ingest::Shutdown;
+use crate::store::{Store, StoreError};
+
+pub use auth::hash_password;
+pub use i18n::Lang;
+
+/// What every handler shares: the configuration and the store.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Mutex<Store>,
+    limiter: auth::LoginLimiter,
+}
+
+impl AppState {
+    /// The state for `config`, with the store it names opened (and migrated).
+    pub fn new(config: Config) -> anyhow::Result<AppState> {
+        let store = crate::cli::open_store(&config)?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                store: Mutex::new(store),
+                limiter: auth::LoginLimiter::default(),
+            }),
+        })
+    }
+
+    fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Runs `work` with the store on the blocking pool.
+    async fn store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // NOTE: a panic while holding the lock poisons it; the connection itself is
+            // still usable (diesel rolls back an unfinished transaction), so carry on.
+            let mut store = state
+                .inner
+                .store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut store)
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(WebError::Store)
+    }
+}
+
+/// The review page's routes, with the security headers on every response.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .layer(axum::middleware::from_fn(i18n::remember_lang))
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(state)
+}
+
+/// Serves the review page on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Why a request failed: the one place errors become HTTP responses.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A form without the right CSRF token.
+    #[error("the form's security token is missing or stale; reload the page")]
+    Csrf,
+    /// Something the user's role or queues do not allow.
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("{0}")]
+    Internal(String),
+    #[error("cannot render the page: {0}")]
+    Render(#[from] askama::Error),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
+            WebError::NotFound | WebError::Store(StoreError::NoRecord(_)) => StatusCode::NOT_FOUND,
+            WebError::Store(_) | WebError::Internal(_) | WebError::Render(_) => {
+                tracing::error!(error = %self, "review page request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        // NOTE: plain HTML built from constant text only (the status line); nothing from the
+        // request or the store reaches it.
+        let line = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        (
+            status,
+            Html(format!(
+                "<!doctype html><title>{line}</title><h1>{line}</h1><p><a href=\"/\">mailintake</a></p>"
+            )),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,334 @@
+//! The review page over HTTP: the real server on port 0 with a real SQLite file, users made
+//! by `mailintake users`, and what a browser would be sent (status, headers, cookies, HTML).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::kit::process::{Daemon, wait_until};
+use crate::kit::sandbox::{Sandbox, failure_text, success_json};
+use crate::kit::web::{Served, add_user, with_stdin};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Two queues; `extra` is appended to the config (e.g. an `[http]` section).
+fn sandbox(extra: &str) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&[("orders", "mail/orders"), ("triage", "mail/triage")], "");
+    if !extra.is_empty() {
+        let path = sandbox.path("collectors.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
+    }
+    sandbox
+}
+
+#[test]
+fn every_page_sends_a_visitor_without_a_session_to_the_login() {
+    let sandbox = sandbox("");
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    let home = client.get("/?lang=ru");
+    assert_eq!(home.status, 303);
+    assert_eq!(home.header("location"), Some("/login?next=/%3Flang%3Dru"));
+    let logout = client.post("/logout", &[("csrf", "x")]);
+    assert_eq!(logout.status, 303);
+    assert!(logout.header("location").unwrap().starts_with("/login"));
+    // A made-up session cookie is no session.
+    client
+        .cookies
+        .insert("mailintake_session".into(), "0".repeat(64));
+    assert_eq!(client.get("/").status, 303);
+}
+
+#[test]
+fn login_opens_a_lax_http_only_session_and_every_page_carries_a_strict_policy() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    let form = client.get("/login");
+    let policy = form.header("content-security-policy").unwrap();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(form.body.contains("name=\"username\"") && form.body.contains("name=\"password\""));
+
+    let answer = client.log_in("ann", PASSWORD);
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.header("location"), Some("/"));
+    let session = answer.set_cookie("mailintake_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(!session.contains("Secure"), "{session}");
+
+    let home = client.get("/");
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("ann"), "{}", home.body);
+    assert!(home.header("content-security-policy").is_some());
+}
+
+#[test]
+fn secure_cookies_marks_the_session_cookie_secure() {
+    let sandbox = sandbox("[http]\nsecure-cookies = true");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    let answer = client.log_in("ann", PASSWORD);
+    assert_eq!(answer.status, 303);
+    let session = answer.set_cookie("mailintake_session").unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+}
+
+#[test]
+fn a_wrong_password_is_401_and_repeated_failures_lock_the_name_out() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    for _ in 0..5 {
+        let answer = client.log_in("ann", "wrong");
+        assert_eq!(answer.status, 401);
+        assert!(answer.set_cookie("mailintake_session").is_none());
+        assert!(answer.body.contains("id=\"error\""), "{}", answer.body);
+    }
+    // Locked out now: even the right password is refused, and no session is made.
+    let answer = client.log_in("ann", PASSWORD);
+    assert_eq!(answer.status, 429);
+    assert!(answer.set_cookie("mailintake_session").is_none());
+    assert_eq!(client.get("/").status, 303);
+    // An unknown name is a 401 like a wrong password.
+    assert_eq!(client.log_in("nobody", PASSWORD).status, 401);
+}
+
+#[test]
+fn forms_without_their_csrf_token_are_refused() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.get("/login");
+    let answer = client.post("/login", &[("username", "ann"), ("password", PASSWORD)]);
+    assert_eq!(answer.status, 403);
+    let answer = client.post(
+        "/login",
+        &[
+            ("username", "ann"),
+            ("password", PASSWORD),
+            ("csrf", &"f".repeat(64)),
+        ],
+    );
+    assert_eq!(answer.status, 403);
+
+    assert_eq!(client.log_in("ann", PASSWORD).status, 303);
+    let home = client.get("/");
+    assert_eq!(client.post("/logout", &[]).status, 403);
+    assert_eq!(client.post("/logout", &[("csrf", "nope")]).status, 403);
+    assert_eq!(client.get("/").status, 200, "still logged in");
+    let out = client.post("/logout", &[("csrf", &home.csrf())]);
+    assert_eq!(out.status, 303);
+    assert_eq!(client.get("/").status, 303, "logged out");
+}
+
+#[test]
+fn after_login_only_a_path_on_this_site_is_followed() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    for (next, expected) in [
+        ("/?lang=zh", "/?lang=zh"),
+        ("//evil.test/", "/"),
+        ("https://evil.test/", "/"),
+        ("/\\evil.test", "/"),
+    ] {
+        let mut client = served.client();
+        let csrf = client.get("/login").csrf();
+        let answer = client.post(
+            "/login",
+            &[
+                ("username", "ann"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+                ("next", next),
+            ],
+        );
+        assert_eq!(answer.header("location"), Some(expected), "next={next}");
+    }
+}
+
+#[test]
+fn managers_see_only_their_queues_and_admins_all() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "mia", "manager", &["triage"], PASSWORD);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut manager = served.client();
+    manager.log_in("mia", PASSWORD);
+    let home = manager.get("/");
+    assert!(home.body.contains("<td>triage</td>"), "{}", home.body);
+    assert!(!home.body.contains("<td>orders</td>"), "{}", home.body);
+    let mut admin = served.client();
+    admin.log_in("ann", PASSWORD);
+    let home = admin.get("/");
+    assert!(home.body.contains("<td>triage</td>") && home.body.contains("<td>orders</td>"));
+}
+
+#[test]
+fn markup_in_a_user_name_is_shown_as_text() {
+    let sandbox = sandbox("");
+    let name = "<script>alert(1)</script>";
+    add_user(&sandbox, name, "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    assert_eq!(client.log_in(name, PASSWORD).status, 303);
+    let home = client.get("/");
+    assert!(!home.body.contains("<script>"), "{}", home.body);
+    assert!(
+        home.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{}",
+        home.body
+    );
+}
+
+#[test]
+fn labels_follow_accept_language_and_a_lang_switch_is_remembered() {
+    let sandbox = sandbox("");
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    let page = client.get_with("/login", &[("Accept-Language", "ru-RU,ru;q=0.9,en;q=0.5")]);
+    assert!(page.body.contains("<h1>Вход</h1>"), "{}", page.body);
+    let page = client.get("/login?lang=zh");
+    assert!(page.body.contains("<h1>登录</h1>"), "{}", page.body);
+    assert!(page.set_cookie("lang").unwrap().starts_with("lang=zh"));
+    let page = client.get_with("/login", &[("Accept-Language", "ru")]);
+    assert!(
+        page.body.contains("<h1>登录</h1>"),
+        "the cookie wins: {}",
+        page.body
+    );
+}
+
+#[test]
+fn users_are_added_listed_repassworded_and_disabled_from_the_command_line() {
+    let sandbox = sandbox("");
+    add_user(&sandbox, "mia", "manager", &["triage", "orders"], PASSWORD);
+    let list = success_json(sandbox.run(&["users", "list", "--json"]));
+    assert_eq!(list[0]["name"], "mia");
+    assert_eq!(list[0]["role"], "manager");
+    assert_eq!(list[0]["queues"], serde_json::json!(["orders", "triage"]));
+    assert_eq!(list[0]["disabled"], false);
+    let text = list.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains(PASSWORD),
+        "{text}"
+    );
+
+    // A name is taken once; a queue must exist; the password never goes on the command line.
+    let again = with_stdin(
+        &sandbox,
+        &["users", "add", "mia", "--role", "admin"],
+        PASSWORD,
+    );
+    assert!(failure_text(again).contains("already a user called `mia`"));
+    let unknown = with_stdin(
+        &sandbox,
+        &[
+            "users", "add", "max", "--role", "manager", "--queue", "nosuch",
+        ],
+        PASSWORD,
+    );
+    assert!(failure_text(unknown).contains("--queue nosuch"));
+    assert!(
+        !sandbox
+            .run(&["users", "add", "max", "--role", "admin", "--password", "x"])
+            .status
+            .success()
+    );
+    let empty = with_stdin(&sandbox, &["users", "add", "max", "--role", "admin"], "");
+    assert!(failure_text(empty).contains("password is empty"));
+
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    assert_eq!(client.log_in("mia", PASSWORD).status, 303);
+
+    std::fs::write(sandbox.path("new-password"), "second password\n").unwrap();
+    let file = sandbox.path("new-password");
+    let changed = sandbox.run(&[
+        "users",
+        "passwd",
+        "mia",
+        "--password-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    assert_eq!(
+        client.get("/").status,
+        303,
+        "a new password ends the old sessions"
+    );
+    assert_eq!(served.client().log_in("mia", PASSWORD).status, 401);
+    assert_eq!(client.log_in("mia", "second password").status, 303);
+
+    assert!(sandbox.run(&["users", "disable", "mia"]).status.success());
+    assert_eq!(client.get("/").status, 303, "disabling ends the sessions");
+    assert_eq!(served.client().log_in("mia", "second password").status, 401);
+    let list: Value = success_json(sandbox.run(&["users", "list", "--json"]));
+    assert_eq!(list[0]["disabled"], true);
+}
+
+/// The address a `serve` or `run` child logged for the review page.
+fn logged_address(log: &std::path::Path) -> String {
+    wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.split("review page: http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .ok_or(format!("no review page address logged yet: {text}"))
+    })
+}
+
+fn spawn(sandbox: &Sandbox, command: &str) -> Daemon {
+    Daemon::spawn(
+        sandbox
+            .command(&[command])
+            .env("MAILINTAKE_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(sandbox.path("daemon.log")).unwrap()),
+    )
+}
+
+#[test]
+fn serve_and_run_serve_the_page_on_the_configured_address_until_stopped() {
+    let sandbox = sandbox("[http]\nlisten = \"127.0.0.1:0\"");
+    for command in ["serve", "run"] {
+        let daemon = spawn(&sandbox, command);
+        let addr = logged_address(&sandbox.path("daemon.log"));
+        let page = ureq::get(format!("http://{addr}/login")).call().unwrap();
+        assert_eq!(page.status(), 200, "{command}");
+        assert!(daemon.terminate().success(), "{command}");
+    }
+}
+
+#[test]
+fn run_without_the_page_when_http_is_disabled() {
+    let sandbox = sandbox("[http]\nenabled = false\nlisten = \"127.0.0.1:0\"");
+    let daemon = spawn(&sandbox, "run");
+    let log = sandbox.path("daemon.log");
+    wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("collectors started") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    assert!(daemon.terminate().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("review page"), "{text}");
+}
