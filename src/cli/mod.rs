@@ -37,6 +37,7 @@ pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
 pub use people::PeopleCommand;
 pub use quarantine::QuarantineCommand;
+pub(crate) use records::parse_since;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
 pub use users::{RoleArg, UsersCommand};
 

@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{AppState, Lang, WebError};
+use super::{AppState, Lang, WebError, encode_component};
 use crate::store::User;
 
 /// The session cookie's name.
@@ -101,18 +101,6 @@ fn safe_next(next: Option<&str>) -> &str {
         }
         _ => "/",
     }
-}
-
-/// Percent-encodes a path for a query value.
-fn encode_component(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// Failed logins per user name, kept in memory (a restart forgets them).

@@ -168,13 +168,31 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for piece in text.split("t(\"").skip(1) {
+            for piece in text.split(".t(\"").skip(1) {
                 let key = piece.split('"').next().unwrap();
                 assert!(CATALOGUES[&Lang::En].contains_key(key), "no label `{key}`");
                 seen += 1;
             }
         }
         assert!(seen > 5, "the templates use labels");
+    }
+
+    /// Labels the code passes to templates by key (record fields, login errors).
+    #[test]
+    fn every_label_the_code_names_exists() {
+        let mut seen = 0;
+        for text in [include_str!("records.rs"), include_str!("auth.rs")] {
+            for piece in text.split('"').skip(1).step_by(2) {
+                if ["field-", "login-"].iter().any(|p| piece.starts_with(p)) {
+                    assert!(
+                        CATALOGUES[&Lang::En].contains_key(piece),
+                        "no label `{piece}`"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 20, "the code names labels");
     }
 
     #[test]

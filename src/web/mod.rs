@@ -7,13 +7,14 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the pages behind the login; `security.rs` the
+//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
 mod auth;
 mod i18n;
 mod pages;
+mod records;
 mod security;
 
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/queues/{name}", get(records::queue_page))
+        .route("/records/{id}", get(records::record_page))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
@@ -104,9 +107,24 @@ pub async fn serve(
         .await
 }
 
+/// Percent-encodes a path for a query value.
+pub(super) fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// Why a request failed: the one place errors become HTTP responses.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// A filter or form value that does not parse.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// A form without the right CSRF token.
     #[error("the form's security token is missing or stale; reload the page")]
     Csrf,
@@ -126,6 +144,7 @@ pub enum WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = match &self {
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound | WebError::Store(StoreError::NoRecord(_)) => StatusCode::NOT_FOUND,
             WebError::Store(_) | WebError::Internal(_) | WebError::Render(_) => {

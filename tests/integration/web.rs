@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::kit::mail::{FAULT_FORMAT, fault_report};
 use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{Sandbox, failure_text, success_json};
 use crate::kit::web::{Served, add_user, with_stdin};
@@ -331,4 +332,155 @@ fn run_without_the_page_when_http_is_disabled() {
     assert!(daemon.terminate().success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("review page"), "{text}");
+}
+
+/// Two queues with `emes-fault` collectors; `reports` fault reports `(phone, description)`
+/// delivered to and collected into the `triage` queue.
+fn with_fault_reports(reports: &[(&str, &str)]) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(
+        &[("orders", "mail/orders"), ("triage", "mail/triage")],
+        "format = \"emes-fault\"",
+    );
+    let path = sandbox.path("collectors.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}{FAULT_FORMAT}")).unwrap();
+    sandbox.maildir("mail/orders");
+    for (n, (phone, description)) in reports.iter().enumerate() {
+        let n = n as u32 + 1;
+        sandbox.deliver(
+            "mail/triage",
+            &format!("{n:03}.M{n}.mx"),
+            &fault_report(n, phone, description),
+        );
+    }
+    sandbox.collect_all();
+    assert_eq!(sandbox.records().len(), reports.len());
+    sandbox
+}
+
+/// The record ids a queue page links to, in order.
+fn listed(body: &str) -> Vec<i64> {
+    body.split("<a href=\"/records/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_queue_page_filters_by_phone_status_and_type_and_pages_on_the_server() {
+    let mut reports = vec![("13800000001", "电梯困人"), ("13900000009", "门不关")];
+    reports.extend(std::iter::repeat_n(("13700000000", "异响"), 50));
+    let sandbox = with_fault_reports(&reports);
+    add_user(&sandbox, "mia", "manager", &["triage"], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("mia", PASSWORD);
+
+    let first = client.get("/queues/triage");
+    assert_eq!(first.status, 200);
+    assert_eq!(listed(&first.body), (1..=50).collect::<Vec<_>>());
+    assert!(
+        first.body.contains("rel=\"next\""),
+        "52 records: a second page"
+    );
+    let second = client.get("/queues/triage?page=2");
+    assert_eq!(listed(&second.body), [51, 52]);
+    assert!(!second.body.contains("rel=\"next\"") && second.body.contains("rel=\"prev\""));
+
+    let by_phone = client.get("/queues/triage?phone=0000001");
+    assert_eq!(listed(&by_phone.body), [1]);
+    assert!(by_phone.body.contains("电梯困人") && by_phone.body.contains("广东广州天河区"));
+    let by_phone = client
+        .get("/queues/triage?phone=139-0000-0009&type=pending&kind=service-request&status=all");
+    assert_eq!(listed(&by_phone.body), [2]);
+    assert!(listed(&client.get("/queues/triage?type=fault").body).is_empty());
+    let resolved = client.get("/queues/triage?status=%E5%B7%B2%E8%A7%A3%E5%86%B3");
+    assert!(resolved.body.contains("id=\"empty\""), "{}", resolved.body);
+    assert!(
+        listed(
+            &client
+                .get("/queues/triage?since=2000-01-01&until=2000-01-02")
+                .body
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        listed(
+            &client
+                .get("/queues/triage?since=2000-01-01&phone=0000001")
+                .body
+        ),
+        [1]
+    );
+
+    assert_eq!(client.get("/queues/triage?phone=12").status, 400);
+    assert_eq!(client.get("/queues/triage?since=yesterday").status, 400);
+    assert_eq!(client.get("/queues/triage?kind=ticket").status, 400);
+}
+
+#[test]
+fn the_record_page_shows_every_field_the_history_and_the_payload() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let page = client.get("/records/1?lang=zh");
+    assert_eq!(page.status, 200);
+    for shown in [
+        "电梯困人",
+        "李雷 /先生",
+        "13800000001",
+        "广东广州天河区体育西路1号",
+        "pending",
+        "物业",
+        "<th>描述</th>",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    let history = page.body.split("id=\"history\"").nth(1).unwrap();
+    assert!(history.contains("<td>created</td>"), "{history}");
+    assert!(page.body.contains("id=\"payload\""));
+    assert_eq!(client.get("/records/99").status, 404);
+}
+
+#[test]
+fn a_manager_cannot_open_another_queue_or_its_records() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    add_user(&sandbox, "oleg", "manager", &["orders"], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("oleg", PASSWORD);
+    assert_eq!(client.get("/queues/orders").status, 200);
+    assert_eq!(client.get("/queues/triage").status, 403);
+    assert_eq!(client.get("/queues/nosuch").status, 404);
+    let record = client.get("/records/1");
+    assert_eq!(record.status, 404);
+    assert!(!record.body.contains("电梯困人"));
+}
+
+#[test]
+fn a_script_in_a_description_is_rendered_as_text() {
+    let payload = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+    let sandbox = with_fault_reports(&[("13800000001", payload)]);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    for path in ["/queues/triage", "/records/1"] {
+        let page = client.get(path);
+        assert_eq!(page.status, 200);
+        assert!(
+            !page.body.contains("<script>") && !page.body.contains("<img"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{path}: {}",
+            page.body
+        );
+    }
 }
