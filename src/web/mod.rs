@@ -7,10 +7,11 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `security.rs` the
+//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
+mod actions;
 mod auth;
 mod i18n;
 mod pages;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::ingest::Shutdown;
+use crate::notify::outbox::NotifyError;
 use crate::store::{Store, StoreError};
 
 pub use auth::hash_password;
@@ -62,10 +64,13 @@ impl AppState {
     }
 
     /// Runs `work` with the store on the blocking pool.
-    async fn store<T: Send + 'static>(
+    async fn store<T: Send + 'static, E: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, WebError> {
+        work: impl FnOnce(&mut Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, WebError>
+    where
+        WebError: From<E>,
+    {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             // NOTE: a panic while holding the lock poisons it; the connection itself is
@@ -79,7 +84,7 @@ impl AppState {
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
-        .map_err(WebError::Store)
+        .map_err(WebError::from)
     }
 }
 
@@ -91,6 +96,9 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/queues/{name}", get(records::queue_page))
         .route("/records/{id}", get(records::record_page))
+        .route("/records/{id}/triage", post(actions::triage))
+        .route("/records/{id}/status", post(actions::change_status))
+        .route("/records/{id}/notify", post(actions::notify))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
@@ -134,7 +142,10 @@ pub enum WebError {
     #[error("not found")]
     NotFound,
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
+    /// A manual notification the rules refuse.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     #[error("{0}")]
     Internal(String),
     #[error("cannot render the page: {0}")]
@@ -147,7 +158,17 @@ impl IntoResponse for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound | WebError::Store(StoreError::NoRecord(_)) => StatusCode::NOT_FOUND,
-            WebError::Store(_) | WebError::Internal(_) | WebError::Render(_) => {
+            // The workflow or the rules refuse the change: the record is not in a state for it.
+            WebError::Store(StoreError::Refused { .. })
+            | WebError::Notify(
+                NotifyError::NoRule(_)
+                | NotifyError::NotManual { .. }
+                | NotifyError::DoesNotApply { .. },
+            ) => StatusCode::CONFLICT,
+            WebError::Store(_)
+            | WebError::Notify(_)
+            | WebError::Internal(_)
+            | WebError::Render(_) => {
                 tracing::error!(error = %self, "review page request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -1,17 +1,19 @@
 //! The queue page (`/queues/{name}`: seed 000's 服务指派 list with its filters, paged on the
 //! server) and the record page (`/records/{id}`: every field, lines, tech cards, payload,
-//! history). Both read through the same store functions as `mailintake records`.
+//! history, and the forms of `actions.rs`). Both read through the same store functions as `mailintake records`.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde::Deserialize;
 
+use super::actions::TRIAGE_FIELDS;
 use super::auth::CurrentUser;
 use super::{AppState, Lang, WebError, encode_component};
 use crate::domain::{RequestType, phone_digits, status};
 use crate::mapping::RecordKind;
-use crate::store::{RecordEvent, RecordFilter, StoredRecord, User};
+use crate::notify::rules::Trigger;
+use crate::store::{RecordEvent, RecordFilter, StoreError, StoredRecord, User};
 
 /// Records per page.
 const PAGE_SIZE: i64 = 50;
@@ -226,6 +228,36 @@ struct RecordPage<'a> {
     record: &'a StoredRecord,
     fields: Vec<(&'static str, String)>,
     history: &'a [RecordEvent],
+    /// For a request awaiting triage: the fields its form completes, as
+    /// (form name, label key, current value).
+    triage: Option<Vec<(&'static str, String, String)>>,
+    /// The manual `[[notify]]` rules a user may send for it.
+    manual_rules: Vec<&'a str>,
+}
+
+/// The triage form's fields, prefilled from the request, if it awaits triage.
+fn triage_fields(r: &StoredRecord) -> Option<Vec<(&'static str, String, String)>> {
+    let service = r.record.service.as_ref()?;
+    if service.request_type != RequestType::Pending {
+        return None;
+    }
+    let current = |name: &str| match name {
+        "branch" => service.branch.clone(),
+        "site" => service.site.clone(),
+        _ => service.elevator_no.clone(),
+    };
+    Some(
+        TRIAGE_FIELDS
+            .into_iter()
+            .map(|name| {
+                (
+                    name,
+                    format!("field-{name}"),
+                    current(name).unwrap_or_default(),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The record's fields as (catalogue key, value), empty ones left out.
@@ -291,7 +323,7 @@ pub(super) async fn record_page(
     Path(id): Path<i64>,
 ) -> Result<Html<String>, WebError> {
     let (record, history) = state
-        .store(move |s| Ok((s.record(id)?, s.record_events(id)?)))
+        .store(move |s| Ok::<_, StoreError>((s.record(id)?, s.record_events(id)?)))
         .await?;
     let record = record.ok_or(WebError::NotFound)?;
     let user = &current.user;
@@ -303,6 +335,15 @@ pub(super) async fn record_page(
         user: Some(user),
         csrf: &current.csrf,
         fields: fields(&record),
+        triage: triage_fields(&record),
+        manual_rules: state
+            .config()
+            .notify
+            .rules
+            .iter()
+            .filter(|r| r.on == Trigger::Manual)
+            .map(|r| r.name.as_str())
+            .collect(),
         record: &record,
         history: &history,
     };

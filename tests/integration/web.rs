@@ -484,3 +484,178 @@ fn a_script_in_a_description_is_rendered_as_text() {
         );
     }
 }
+
+/// Appends `text` to the sandbox's config.
+fn append_config(sandbox: &Sandbox, text: &str) {
+    let path = sandbox.path("collectors.toml");
+    let old = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{old}\n{text}\n")).unwrap();
+}
+
+/// Record `id` as `records show --json` prints it.
+fn shown(sandbox: &Sandbox, id: i64) -> Value {
+    success_json(sandbox.run(&["records", "show", &id.to_string(), "--json"]))
+}
+
+#[test]
+fn triage_from_the_record_page_completes_the_branch_and_leaves_history() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let page = client.get("/records/1");
+    assert!(page.body.contains("id=\"triage\""), "{}", page.body);
+    let csrf = page.csrf();
+
+    let without = client.post(
+        "/records/1/triage",
+        &[("as", "complaint"), ("branch", "广州分公司")],
+    );
+    assert_eq!(without.status, 403);
+    assert_eq!(shown(&sandbox, 1)["service"]["type"], "pending");
+
+    let done = client.post(
+        "/records/1/triage",
+        &[
+            ("csrf", &csrf),
+            ("as", "complaint"),
+            ("branch", "广州分公司"),
+            ("site", ""),
+            ("elevator-no", "3"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/records/1"));
+    let service = &shown(&sandbox, 1)["service"];
+    assert_eq!(service["type"], "complaint");
+    assert_eq!(service["branch"], "广州分公司");
+    assert_eq!(service["elevator_no"], "3");
+
+    let page = client.get("/records/1");
+    assert!(!page.body.contains("id=\"triage\""), "triaged once only");
+    assert!(page.body.contains(&format!(
+        "<td>{}</td>",
+        service["content"].as_str().unwrap()
+    )));
+    let history = page.body.split("id=\"history\"").nth(1).unwrap();
+    assert!(
+        history.contains("<td>ann</td><td>triaged</td><td>as complaint</td>"),
+        "{history}"
+    );
+    assert!(
+        history.contains("<td>branch = 广州分公司</td>"),
+        "{history}"
+    );
+    // Triaged twice: the workflow refuses.
+    let again = client.post("/records/1/triage", &[("csrf", &csrf), ("as", "fault")]);
+    assert_eq!(again.status, 409);
+}
+
+#[test]
+fn status_changes_follow_the_workflow_from_the_record_page() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let csrf = client.get("/records/1").csrf();
+    let change = |client: &mut crate::kit::web::Client, change: &str, text: &str| {
+        client
+            .post(
+                "/records/1/status",
+                &[("csrf", &csrf), ("change", change), ("text", text)],
+            )
+            .status
+    };
+    assert_eq!(
+        change(&mut client, "accept", ""),
+        409,
+        "nothing to accept yet"
+    );
+    assert_eq!(change(&mut client, "start", ""), 303);
+    assert_eq!(
+        change(&mut client, "resolve", " "),
+        400,
+        "a solution is required"
+    );
+    assert_eq!(change(&mut client, "resolve", "更换门机"), 303);
+    assert_eq!(change(&mut client, "accept", ""), 303);
+    assert_eq!(change(&mut client, "launch", ""), 400);
+    let record = shown(&sandbox, 1);
+    assert_eq!(record["status"], "已确认");
+    assert_eq!(record["result"], "更换门机");
+    let actors: Vec<&str> = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert!(
+        !actors.is_empty() && actors.iter().all(|a| *a == "ann"),
+        "{actors:?}"
+    );
+}
+
+#[test]
+fn a_manager_cannot_change_another_queues_record() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    add_user(&sandbox, "oleg", "manager", &["orders"], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("oleg", PASSWORD);
+    let csrf = client.get("/").csrf();
+    let triage = client.post("/records/1/triage", &[("csrf", &csrf), ("as", "fault")]);
+    assert_eq!(triage.status, 404);
+    let start = client.post("/records/1/status", &[("csrf", &csrf), ("change", "start")]);
+    assert_eq!(start.status, 404);
+    let record = shown(&sandbox, 1);
+    assert_eq!(record["service"]["type"], "pending");
+    assert_eq!(record["status"], "new");
+}
+
+#[test]
+fn a_manual_notification_is_queued_from_the_record_page() {
+    let sandbox = with_fault_reports(&[("13800000001", "电梯困人")]);
+    append_config(
+        &sandbox,
+        "[smtp]\nhost = \"127.0.0.1\"\nport = 2\ntls = \"none\"\nfrom = \"EMES <emes@example.test>\"\n\n\
+         [[notify]]\nname = \"to-gm\"\non = \"manual\"\nwhen = { queue = \"triage\" }\nchannel = \"email\"\nto = [\"gm@example.test\"]\n\
+         subject = \"请处理 {{number}}\"\nbody = \"\"\n",
+    );
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let page = client.get("/records/1");
+    assert!(
+        page.body.contains("<option value=\"to-gm\">"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    assert_eq!(
+        client
+            .post("/records/1/notify", &[("rule", "to-gm")])
+            .status,
+        403
+    );
+    assert_eq!(
+        client
+            .post("/records/1/notify", &[("csrf", &csrf), ("rule", "nosuch")])
+            .status,
+        409
+    );
+    assert_eq!(
+        client
+            .post("/records/1/notify", &[("csrf", &csrf), ("rule", "to-gm")])
+            .status,
+        303
+    );
+    let log = success_json(sandbox.run(&["notifications", "list", "--json"]));
+    let rows = log.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{log}");
+    assert_eq!(rows[0]["rule"], "to-gm");
+    assert_eq!(rows[0]["record_id"], 1);
+}
