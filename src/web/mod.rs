@@ -7,13 +7,14 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `security.rs` the
+//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
 mod actions;
 mod auth;
 mod i18n;
+mod log;
 mod pages;
 mod records;
 mod security;
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{id}/triage", post(actions::triage))
         .route("/records/{id}/status", post(actions::change_status))
         .route("/records/{id}/notify", post(actions::notify))
+        .route("/notifications", get(log::notifications_page))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)

@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use super::actions::TRIAGE_FIELDS;
@@ -12,6 +13,7 @@ use super::auth::CurrentUser;
 use super::{AppState, Lang, WebError, encode_component};
 use crate::domain::{RequestType, phone_digits, status};
 use crate::mapping::RecordKind;
+use crate::notify::outbox::{Notification, NotificationFilter};
 use crate::notify::rules::Trigger;
 use crate::store::{RecordEvent, RecordFilter, StoreError, StoredRecord, User};
 
@@ -32,19 +34,23 @@ pub(super) struct QueueQuery {
     page: Option<i64>,
 }
 
-fn given(field: &Option<String>) -> Option<&str> {
+/// A filter field's value, if one was given (a form sends empty fields too).
+pub(super) fn given(field: &Option<String>) -> Option<&str> {
     field.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A date filter (local `YYYY-MM-DD[THH:MM[:SS]]`) as the stored UTC time; 400 if it does
+/// not parse.
+pub(super) fn time_filter(field: &Option<String>) -> Result<Option<NaiveDateTime>, WebError> {
+    given(field)
+        .map(|t| crate::cli::parse_since(t).map_err(|e| WebError::BadRequest(e.to_string())))
+        .transpose()
 }
 
 impl QueueQuery {
     /// The store filter these fields ask for; a value that does not parse is a 400.
     fn filter(&self, queue: &str) -> Result<RecordFilter, WebError> {
         let bad = |what: &str| WebError::BadRequest(what.to_string());
-        let time = |field: &Option<String>| {
-            given(field)
-                .map(|t| crate::cli::parse_since(t).map_err(|e| bad(&e.to_string())))
-                .transpose()
-        };
         let status = match given(&self.status) {
             None => Some(status::NEW.to_string()),
             Some("all") => None,
@@ -60,8 +66,8 @@ impl QueueQuery {
             phone_digits: given(&self.phone)
                 .map(|p| phone_digits(p).ok_or_else(|| bad("phone: give at least 5 digits")))
                 .transpose()?,
-            since: time(&self.since)?,
-            until: time(&self.until)?,
+            since: time_filter(&self.since)?,
+            until: time_filter(&self.until)?,
             request_type: given(&self.request_type)
                 .map(|t| t.parse::<RequestType>().map_err(|_| bad("type")))
                 .transpose()?,
@@ -233,6 +239,8 @@ struct RecordPage<'a> {
     triage: Option<Vec<(&'static str, String, String)>>,
     /// The manual `[[notify]]` rules a user may send for it.
     manual_rules: Vec<&'a str>,
+    /// The notifications about it, queued, sent or failed.
+    notifications: Vec<Notification>,
 }
 
 /// The triage form's fields, prefilled from the request, if it awaits triage.
@@ -322,8 +330,14 @@ pub(super) async fn record_page(
     current: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Html<String>, WebError> {
-    let (record, history) = state
-        .store(move |s| Ok::<_, StoreError>((s.record(id)?, s.record_events(id)?)))
+    let (record, history, notifications) = state
+        .store(move |s| {
+            let log = NotificationFilter {
+                record_id: Some(id),
+                ..NotificationFilter::default()
+            };
+            Ok::<_, StoreError>((s.record(id)?, s.record_events(id)?, s.notifications(&log)?))
+        })
         .await?;
     let record = record.ok_or(WebError::NotFound)?;
     let user = &current.user;
@@ -346,6 +360,7 @@ pub(super) async fn record_page(
             .collect(),
         record: &record,
         history: &history,
+        notifications,
     };
     Ok(Html(page.render()?))
 }

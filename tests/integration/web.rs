@@ -32,9 +32,24 @@ fn every_page_sends_a_visitor_without_a_session_to_the_login() {
     let home = client.get("/?lang=ru");
     assert_eq!(home.status, 303);
     assert_eq!(home.header("location"), Some("/login?next=/%3Flang%3Dru"));
-    let logout = client.post("/logout", &[("csrf", "x")]);
-    assert_eq!(logout.status, 303);
-    assert!(logout.header("location").unwrap().starts_with("/login"));
+    for path in ["/queues/orders", "/records/1", "/notifications"] {
+        let page = client.get(path);
+        assert_eq!(page.status, 303, "{path}");
+        assert_eq!(
+            page.header("location"),
+            Some(format!("/login?next={path}").as_str())
+        );
+    }
+    for path in [
+        "/logout",
+        "/records/1/triage",
+        "/records/1/status",
+        "/records/1/notify",
+    ] {
+        let answer = client.post(path, &[("csrf", "x")]);
+        assert_eq!(answer.status, 303, "{path}");
+        assert!(answer.header("location").unwrap().starts_with("/login"));
+    }
     // A made-up session cookie is no session.
     client
         .cookies
@@ -658,4 +673,34 @@ fn a_manual_notification_is_queued_from_the_record_page() {
     assert_eq!(rows.len(), 1, "{log}");
     assert_eq!(rows[0]["rule"], "to-gm");
     assert_eq!(rows[0]["record_id"], 1);
+    let page = client.get("/records/1");
+    let listed = page
+        .body
+        .split("class=\"notifications\"")
+        .nth(1)
+        .expect("a notification table");
+    assert!(
+        listed.contains("<td>to-gm</td>") && listed.contains("gm@example.test"),
+        "{listed}"
+    );
+
+    // The log, for admins, with its filters.
+    let log = client.get("/notifications?channel=email&status=queued&since=2000-01-01");
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("<td>to-gm</td>"), "{}", log.body);
+    for empty in [
+        "/notifications?channel=sms",
+        "/notifications?status=sent",
+        "/notifications?until=2000-01-01",
+    ] {
+        assert!(
+            !client.get(empty).body.contains("<td>to-gm</td>"),
+            "{empty}"
+        );
+    }
+    assert_eq!(client.get("/notifications?channel=fax").status, 400);
+    add_user(&sandbox, "mia", "manager", &["triage"], PASSWORD);
+    let mut manager = served.client();
+    manager.log_in("mia", PASSWORD);
+    assert_eq!(manager.get("/notifications").status, 403);
 }
