@@ -67,6 +67,8 @@ pub enum StoreError {
     NoRecord(i64),
     #[error("no quarantine entry {0}")]
     NoQuarantineEntry(i64),
+    #[error("quarantine entry {id} is {status}, not open")]
+    QuarantineNotOpen { id: i64, status: String },
     #[error("there is already a user called `{0}`")]
     UserExists(String),
     /// The workflow does not allow the change asked for.

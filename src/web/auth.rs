@@ -344,9 +344,10 @@ pub(super) async fn login(
     Ok(response)
 }
 
+/// A form that carries nothing but its CSRF token.
 #[derive(Deserialize)]
 pub(super) struct CsrfForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
 }
 
 /// `POST /logout`: ends the session.

@@ -7,7 +7,7 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `security.rs` the
+//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
@@ -16,6 +16,7 @@ mod auth;
 mod i18n;
 mod log;
 mod pages;
+mod quarantine;
 mod records;
 mod security;
 
@@ -28,7 +29,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::ingest::Shutdown;
+use crate::ingest::{RetryError, Shutdown};
 use crate::notify::outbox::NotifyError;
 use crate::store::{Store, StoreError};
 
@@ -101,6 +102,11 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{id}/status", post(actions::change_status))
         .route("/records/{id}/notify", post(actions::notify))
         .route("/notifications", get(log::notifications_page))
+        .route("/quarantine", get(quarantine::list))
+        .route("/quarantine/{id}", get(quarantine::entry))
+        .route("/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/quarantine/{id}/retry", post(quarantine::retry))
+        .route("/quarantine/{id}/dismiss", post(quarantine::dismiss))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
@@ -145,6 +151,9 @@ pub enum WebError {
     NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A quarantine entry that cannot be retried.
+    #[error(transparent)]
+    Retry(#[from] RetryError),
     /// A manual notification the rules refuse.
     #[error(transparent)]
     Notify(#[from] NotifyError),
@@ -159,15 +168,25 @@ impl IntoResponse for WebError {
         let status = match &self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
-            WebError::NotFound | WebError::Store(StoreError::NoRecord(_)) => StatusCode::NOT_FOUND,
+            WebError::NotFound
+            | WebError::Store(StoreError::NoRecord(_) | StoreError::NoQuarantineEntry(_))
+            | WebError::Retry(RetryError::Store(StoreError::NoQuarantineEntry(_))) => {
+                StatusCode::NOT_FOUND
+            }
             // The workflow or the rules refuse the change: the record is not in a state for it.
-            WebError::Store(StoreError::Refused { .. })
+            WebError::Store(StoreError::Refused { .. } | StoreError::QuarantineNotOpen { .. })
+            | WebError::Retry(
+                RetryError::AlreadyReleased { .. }
+                | RetryError::TooLarge { .. }
+                | RetryError::UnknownCollector { .. },
+            )
             | WebError::Notify(
                 NotifyError::NoRule(_)
                 | NotifyError::NotManual { .. }
                 | NotifyError::DoesNotApply { .. },
             ) => StatusCode::CONFLICT,
             WebError::Store(_)
+            | WebError::Retry(_)
             | WebError::Notify(_)
             | WebError::Internal(_)
             | WebError::Render(_) => {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::kit::mail::{FAULT_FORMAT, fault_report};
 use crate::kit::process::{Daemon, wait_until};
-use crate::kit::sandbox::{Sandbox, failure_text, success_json};
+use crate::kit::sandbox::{Sandbox, failure_text, sample, success_json};
 use crate::kit::web::{Served, add_user, with_stdin};
 
 const PASSWORD: &str = "correct horse battery";
@@ -32,7 +32,14 @@ fn every_page_sends_a_visitor_without_a_session_to_the_login() {
     let home = client.get("/?lang=ru");
     assert_eq!(home.status, 303);
     assert_eq!(home.header("location"), Some("/login?next=/%3Flang%3Dru"));
-    for path in ["/queues/orders", "/records/1", "/notifications"] {
+    for path in [
+        "/queues/orders",
+        "/records/1",
+        "/notifications",
+        "/quarantine",
+        "/quarantine/1",
+        "/quarantine/1/raw",
+    ] {
         let page = client.get(path);
         assert_eq!(page.status, 303, "{path}");
         assert_eq!(
@@ -703,4 +710,111 @@ fn a_manual_notification_is_queued_from_the_record_page() {
     let mut manager = served.client();
     manager.log_in("mia", PASSWORD);
     assert_eq!(manager.get("/notifications").status, 403);
+}
+
+/// One quarantined message: a cp1251 lead read with the wrong default charset.
+fn with_quarantined() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.maildir("inbox");
+    sandbox.write_config(
+        &[("site-orders", "inbox")],
+        "default-charset = \"utf-16le\"",
+    );
+    sandbox.deliver("inbox", "1000.M1.mx", &sample("02-lead-octet-stream.eml"));
+    sandbox.collect();
+    assert_eq!(sandbox.quarantined(), 1);
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    add_user(&sandbox, "mia", "manager", &["site-orders"], PASSWORD);
+    sandbox
+}
+
+#[test]
+fn quarantine_shows_reason_and_headers_offers_the_raw_message_and_retries_after_a_fix() {
+    let sandbox = with_quarantined();
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let list = client.get("/quarantine");
+    assert!(
+        list.body.contains("<a href=\"/quarantine/1\">1</a>"),
+        "{}",
+        list.body
+    );
+    let entry = client.get("/quarantine/1");
+    assert!(entry.body.contains("id=\"reason\""), "{}", entry.body);
+    let headers = entry.body.split("id=\"headers\">").nth(1).unwrap();
+    assert!(
+        headers.contains("Subject:")
+            && !headers.contains("Content-Transfer-Encoding: base64\r\n\r\n")
+    );
+    let raw = client.get("/quarantine/1/raw");
+    assert_eq!(raw.status, 200);
+    assert_eq!(
+        raw.header("content-disposition"),
+        Some("attachment; filename=\"quarantine-1.eml\"")
+    );
+    assert_eq!(raw.body.as_bytes(), sample("02-lead-octet-stream.eml"));
+
+    let csrf = entry.csrf();
+    assert_eq!(client.post("/quarantine/1/retry", &[]).status, 403);
+    let still = client.post("/quarantine/1/retry", &[("csrf", &csrf)]);
+    assert_eq!(still.header("location"), Some("/quarantine/1"));
+    assert_eq!(sandbox.quarantined(), 1);
+
+    // The config is fixed while the page runs: a retry reads the file as it is now.
+    sandbox.write_config(
+        &[("site-orders", "inbox")],
+        "default-charset = \"windows-1251\"",
+    );
+    let released = client.post("/quarantine/1/retry", &[("csrf", &csrf)]);
+    let records = sandbox.records();
+    assert_eq!(records.len(), 1);
+    let location = format!("/records/{}", records[0]["id"]);
+    assert_eq!(released.header("location"), Some(location.as_str()));
+    let record = shown(&sandbox, records[0]["id"].as_i64().unwrap());
+    assert_eq!(record["history"][1]["event"], "released");
+    assert_eq!(record["history"][1]["actor"], "ann");
+    assert_eq!(
+        client
+            .post("/quarantine/1/retry", &[("csrf", &csrf)])
+            .status,
+        409
+    );
+}
+
+#[test]
+fn a_dismissed_entry_is_kept_and_marked_not_deleted() {
+    let sandbox = with_quarantined();
+    let served = Served::start(&sandbox);
+    let mut client = served.client();
+    client.log_in("ann", PASSWORD);
+    let csrf = client.get("/quarantine/1").csrf();
+    let dismissed = client.post("/quarantine/1/dismiss", &[("csrf", &csrf)]);
+    assert_eq!(dismissed.header("location"), Some("/quarantine"));
+    assert!(client.get("/quarantine").body.contains("id=\"empty\""));
+    assert!(
+        client
+            .get("/quarantine?all=1")
+            .body
+            .contains("<td>dismissed</td>")
+    );
+    let kept = success_json(sandbox.run(&["quarantine", "show", "1", "--json"]));
+    assert_eq!(kept["status"], "dismissed");
+    assert_eq!(
+        client.get("/quarantine/1/raw").body.as_bytes(),
+        sample("02-lead-octet-stream.eml")
+    );
+    assert_eq!(
+        client
+            .post("/quarantine/1/dismiss", &[("csrf", &csrf)])
+            .status,
+        409
+    );
+    assert_eq!(client.get("/quarantine/9").status, 404);
+
+    let mut manager = served.client();
+    manager.log_in("mia", PASSWORD);
+    for path in ["/quarantine", "/quarantine/1", "/quarantine/1/raw"] {
+        assert_eq!(manager.get(path).status, 403, "{path}");
+    }
 }
