@@ -32,6 +32,7 @@ use clap::{Parser, Subcommand};
 
 pub use collect::CollectArgs;
 pub use collectors::CollectorsCommand;
+pub(crate) use collectors::{StatusRow, states_and_damage, status_rows};
 pub use contacts::ContactsCommand;
 pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;

@@ -7,12 +7,13 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `security.rs` the
+//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
 mod actions;
 mod auth;
+mod collectors;
 mod i18n;
 mod log;
 mod pages;
@@ -102,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{id}/status", post(actions::change_status))
         .route("/records/{id}/notify", post(actions::notify))
         .route("/notifications", get(log::notifications_page))
+        .route("/collectors", get(collectors::page))
+        .route("/collectors/{name}/collect", post(collectors::collect_now))
         .route("/quarantine", get(quarantine::list))
         .route("/quarantine/{id}", get(quarantine::entry))
         .route("/quarantine/{id}/raw", get(quarantine::raw))

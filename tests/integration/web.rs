@@ -39,6 +39,7 @@ fn every_page_sends_a_visitor_without_a_session_to_the_login() {
         "/quarantine",
         "/quarantine/1",
         "/quarantine/1/raw",
+        "/collectors",
     ] {
         let page = client.get(path);
         assert_eq!(page.status, 303, "{path}");
@@ -52,6 +53,9 @@ fn every_page_sends_a_visitor_without_a_session_to_the_login() {
         "/records/1/triage",
         "/records/1/status",
         "/records/1/notify",
+        "/quarantine/1/retry",
+        "/quarantine/1/dismiss",
+        "/collectors/orders/collect",
     ] {
         let answer = client.post(path, &[("csrf", "x")]);
         assert_eq!(answer.status, 303, "{path}");
@@ -817,4 +821,57 @@ fn a_dismissed_entry_is_kept_and_marked_not_deleted() {
     for path in ["/quarantine", "/quarantine/1", "/quarantine/1/raw"] {
         assert_eq!(manager.get(path).status, 403, "{path}");
     }
+}
+
+#[test]
+fn the_collectors_page_shows_each_collectors_state_and_admins_collect_now() {
+    let sandbox = sandbox("");
+    sandbox.maildir("mail/orders");
+    sandbox.maildir("mail/triage");
+    add_user(&sandbox, "ann", "admin", &[], PASSWORD);
+    add_user(&sandbox, "mia", "manager", &["triage"], PASSWORD);
+    let served = Served::start(&sandbox);
+    let mut admin = served.client();
+    admin.log_in("ann", PASSWORD);
+    let page = admin.get("/collectors");
+    assert!(page.body.contains("<td>orders</td>") && page.body.contains("<td>triage</td>"));
+    let csrf = page.csrf();
+
+    sandbox.deliver(
+        "mail/orders",
+        "1.M1.mx",
+        &crate::kit::mail::order_message(1, "7709745454", 2),
+    );
+    assert_eq!(admin.post("/collectors/orders/collect", &[]).status, 403);
+    let done = admin.post("/collectors/orders/collect", &[("csrf", &csrf)]);
+    assert_eq!(done.header("location"), Some("/collectors"));
+    assert_eq!(sandbox.records().len(), 1, "the pass ran");
+    let status = success_json(sandbox.run(&["collectors", "status", "--json"]));
+    assert_eq!(status[0]["counts"]["accepted"], 1, "{status}");
+    let page = admin.get("/collectors");
+    // The collector's name, then its queue's, then its state.
+    let orders = page.body.split("<td>orders</td>").nth(2).unwrap();
+    assert!(orders.contains("<td>1</td>"), "the counts: {orders}");
+    assert_eq!(
+        admin
+            .post("/collectors/nosuch/collect", &[("csrf", &csrf)])
+            .status,
+        404
+    );
+
+    let mut manager = served.client();
+    manager.log_in("mia", PASSWORD);
+    let page = manager.get("/collectors");
+    assert!(page.body.contains("<td>triage</td>") && !page.body.contains("<td>orders</td>"));
+    assert!(
+        !page.body.contains("/collect\""),
+        "no collect button for managers"
+    );
+    let csrf = page.csrf();
+    assert_eq!(
+        manager
+            .post("/collectors/triage/collect", &[("csrf", &csrf)])
+            .status,
+        403
+    );
 }
