@@ -27,3 +27,4 @@ mod parse_samples;
 mod size_limits;
 mod terminal;
 mod web;
+mod web_browser;

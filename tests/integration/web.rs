@@ -10,7 +10,7 @@ use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{Sandbox, failure_text, sample, success_json};
 use crate::kit::web::{Served, add_user, with_stdin};
 
-const PASSWORD: &str = "correct horse battery";
+pub(super) const PASSWORD: &str = "correct horse battery";
 
 /// Two queues; `extra` is appended to the config (e.g. an `[http]` section).
 fn sandbox(extra: &str) -> Sandbox {
@@ -362,7 +362,7 @@ fn run_without_the_page_when_http_is_disabled() {
 
 /// Two queues with `emes-fault` collectors; `reports` fault reports `(phone, description)`
 /// delivered to and collected into the `triage` queue.
-fn with_fault_reports(reports: &[(&str, &str)]) -> Sandbox {
+pub(super) fn with_fault_reports(reports: &[(&str, &str)]) -> Sandbox {
     let sandbox = Sandbox::new();
     sandbox.write_config(
         &[("orders", "mail/orders"), ("triage", "mail/triage")],
@@ -519,7 +519,7 @@ fn append_config(sandbox: &Sandbox, text: &str) {
 }
 
 /// Record `id` as `records show --json` prints it.
-fn shown(sandbox: &Sandbox, id: i64) -> Value {
+pub(super) fn shown(sandbox: &Sandbox, id: i64) -> Value {
     success_json(sandbox.run(&["records", "show", &id.to_string(), "--json"]))
 }
 

@@ -11,8 +11,10 @@
 //! - [`dovecot`]: a real Dovecot IMAP server per test;
 //! - [`courier`]: a real Courier IMAP server per test;
 //! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received;
-//! - [`web`]: the review page on port 0 and a cookie-keeping HTTP client.
+//! - [`web`]: the review page on port 0 and a cookie-keeping HTTP client;
+//! - [`browser`]: headless Chromium over WebDriver for the review page, and screenshots.
 
+pub mod browser;
 pub mod courier;
 pub mod dovecot;
 pub mod hostile;
