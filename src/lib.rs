@@ -44,3 +44,4 @@ pub mod mapping;
 pub mod notify;
 pub mod source;
 pub mod store;
+pub mod web;

@@ -29,27 +29,28 @@ pub enum CollectorsCommand {
     },
 }
 
-/// One collector in `collectors status --json`; a collector that never ran has nulls.
+/// One collector in `collectors status --json` (and on the review page's `/collectors`); a
+/// collector that never ran has nulls.
 #[derive(Debug, Serialize)]
-struct StatusRow<'a> {
-    collector: &'a str,
-    queue: &'a str,
-    last_run: Option<DateTime<Utc>>,
-    last_success: Option<DateTime<Utc>>,
-    last_error: Option<&'a str>,
-    next_run: Option<DateTime<Utc>>,
+pub(crate) struct StatusRow<'a> {
+    pub(crate) collector: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) last_run: Option<DateTime<Utc>>,
+    pub(crate) last_success: Option<DateTime<Utc>>,
+    pub(crate) last_error: Option<&'a str>,
+    pub(crate) next_run: Option<DateTime<Utc>>,
     /// The last successful run's counts as that run recorded them. Passed through as stored
     /// JSON, not re-typed, so a report written by another version shows all it holds.
-    counts: Option<serde_json::Value>,
-    uidvalidity: Option<i64>,
-    last_uid: Option<i64>,
+    pub(crate) counts: Option<serde_json::Value>,
+    pub(crate) uidvalidity: Option<i64>,
+    pub(crate) last_uid: Option<i64>,
     /// The mode in use: as configured (`poll`, `idle`), or `schedule (no IDLE on server)` /
     /// `schedule (IDLE on server only polls)` once a pass found the server cannot push.
-    mode: String,
+    pub(crate) mode: String,
     /// How the server made the collector fall back (e.g. no UIDPLUS), one sentence each.
-    fallbacks: Vec<String>,
+    pub(crate) fallbacks: Vec<String>,
     /// When the last run failed: what it had committed before the error.
-    last_error_counts: Option<serde_json::Value>,
+    pub(crate) last_error_counts: Option<serde_json::Value>,
 }
 
 impl<'a> StatusRow<'a> {
@@ -95,7 +96,7 @@ fn stored_counts(collector: &str, report: &str) -> Option<serde_json::Value> {
 /// Every collector's state. When a process found the database damaged, its note is each
 /// collector's last error (every one has stopped acknowledging), and a database that can no
 /// longer be read shows the collectors without their state rather than failing.
-fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<String>)> {
+pub(crate) fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<String>)> {
     let damage = damage_note(&config.storage);
     let states = open_store(config).and_then(|mut store| Ok(store.collector_states()?));
     match (states, damage) {
@@ -115,24 +116,34 @@ pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
         CollectorsCommand::Probe { name, json } => return super::probe::run(config, name, *json),
     };
     let (states, damage) = states_and_damage(config)?;
-    let rows: Vec<StatusRow> = config
-        .collectors
-        .iter()
-        .map(|c| {
-            let state = states.iter().find(|s| s.collector == c.name);
-            let mut row = StatusRow::new(c, state);
-            if let Some(damage) = &damage {
-                row.last_error = Some(damage);
-            }
-            row
-        })
-        .collect();
+    let rows = status_rows(config, &states, damage.as_deref());
     if *json {
         return print_json_sorted_keys(&rows);
     }
     print_status_table(&rows);
     print_server_notes(&rows);
     Ok(())
+}
+
+/// A row per configured collector, in file order; a damage note stands as every one's last
+/// error.
+pub(crate) fn status_rows<'a>(
+    config: &'a Config,
+    states: &'a [CollectorState],
+    damage: Option<&'a str>,
+) -> Vec<StatusRow<'a>> {
+    config
+        .collectors
+        .iter()
+        .map(|c| {
+            let state = states.iter().find(|s| s.collector == c.name);
+            let mut row = StatusRow::new(c, state);
+            if let Some(damage) = damage {
+                row.last_error = Some(damage);
+            }
+            row
+        })
+        .collect()
 }
 
 /// Below the table, what the servers made collectors do differently, one line each.

@@ -4,7 +4,7 @@
 //! shares (loading the config, opening the store, printing JSON) and the dispatch. Each
 //! command group lives in its own file with its arguments, its logic and its output:
 //! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors` (and its
-//! `probe`), `check`, `notifications`;
+//! `probe`), `check`, `notifications`, `serve` (the review page) and `users` (its logins);
 //! `table` is the one table layout they share, `terminal` the escaping every plain-text view
 //! applies to text that came with the mail.
 
@@ -19,8 +19,10 @@ mod probe;
 mod quarantine;
 mod records;
 mod run;
+mod serve;
 mod table;
 mod terminal;
+mod users;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,12 +32,15 @@ use clap::{Parser, Subcommand};
 
 pub use collect::CollectArgs;
 pub use collectors::CollectorsCommand;
+pub(crate) use collectors::{StatusRow, states_and_damage, status_rows};
 pub use contacts::ContactsCommand;
 pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
 pub use people::PeopleCommand;
 pub use quarantine::QuarantineCommand;
+pub(crate) use records::parse_since;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
+pub use users::{RoleArg, UsersCommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::domain::phone_digits;
@@ -68,8 +73,15 @@ pub enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
-    /// Run every collector on its schedule until stopped (the daemon)
+    /// Run every collector on its schedule until stopped (the daemon), with the review page
     Run,
+    /// Serve the review page without running collectors
+    Serve,
+    /// Who may log in to the review page
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Contacts, found by phone number
     Contacts {
         #[command(subcommand)]
@@ -107,7 +119,7 @@ impl Cli {
 }
 
 /// The configured store, with the config's unknown-customer fallback; errors name the config.
-fn open_store(config: &Config) -> Result<Store> {
+pub(crate) fn open_store(config: &Config) -> Result<Store> {
     let mut store = Store::open(&config.storage)
         .with_context(|| format!("config {}", config.path.display()))?;
     store.set_unknown_customer(config.unknown_customer.clone());
@@ -186,6 +198,12 @@ pub fn run(cli: Cli) -> Result<()> {
             quarantine::run(&config, &mut store, command)
         }
         Command::Run => run::run(&cli),
+        Command::Serve => serve::run(&cli),
+        Command::Users { command } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            users::run(&config, &mut store, command)
+        }
         Command::Collectors { command } => collectors::run(&cli.load_config()?, command),
         Command::Notifications { command } => {
             let config = cli.load_config()?;

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use super::table::{or_dash, print_table};
 use super::terminal::{indented, one_line};
 use super::{actor_or_os_user, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
-use crate::ingest::{Mapped, TOO_LARGE, prepare};
+use crate::ingest::{Retried, TOO_LARGE, retry_quarantined};
 use crate::notify::dispatch::send_pending;
 use crate::store::{QuarantineEntry, Store};
 
@@ -79,41 +79,16 @@ pub(super) fn run(config: &Config, store: &mut Store, command: &QuarantineComman
             }
         }
         QuarantineCommand::Retry { id, actor, json } => {
-            let entry = store.quarantine_entry(*id)?;
-            if let Some(record_id) = entry.record_id {
-                bail!("quarantine entry {id} was already released as record {record_id}");
-            }
-            if entry.reason.starts_with(TOO_LARGE) {
-                bail!(
-                    "quarantine entry {id} keeps only the headers of a message too large to read \
-                     ({}); the message itself is still in the mailbox at {}",
-                    entry.reason,
-                    entry.source_key
-                );
-            }
-            let collector = config.collector(&entry.collector).ok_or_else(|| {
-                anyhow!(
-                    "quarantine entry {id} came from collector `{}`, which is no longer in {}",
-                    entry.collector,
-                    config.path.display()
-                )
-            })?;
-            let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
-            let (status, reason, record_id) = match prepared.mapped {
-                Mapped::Accept(record) => {
-                    let actor = actor_or_os_user(actor.as_deref());
-                    let record_id =
-                        store.release_quarantine(*id, &collector.queue, &record, &actor)?;
-                    // Its `created` notifications were queued with it: sent before exit,
-                    // as `collect` does.
+            let actor = actor_or_os_user(actor.as_deref());
+            let (status, reason, record_id) = match retry_quarantined(config, store, *id, &actor)? {
+                Retried::Accepted { record_id } => {
+                    // Its `created` notifications were queued with it: sent before exit, as
+                    // `collect` does.
                     send_pending(store, config.smtp.as_ref());
                     ("accepted", None, Some(record_id))
                 }
-                Mapped::Quarantine(reason) => {
-                    store.update_quarantine_reason(*id, &reason)?;
-                    ("quarantined", Some(reason), None)
-                }
-                Mapped::Skip(reason) => ("skipped", Some(reason), None),
+                Retried::Quarantined { reason } => ("quarantined", Some(reason), None),
+                Retried::Skipped { reason } => ("skipped", Some(reason), None),
             };
             if *json {
                 print_json_sorted_keys(&RetryOutcome {

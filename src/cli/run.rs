@@ -1,4 +1,5 @@
-//! `mailintake run`: every collector on its schedule until stopped (the daemon).
+//! `mailintake run`: every collector on its schedule until stopped (the daemon), with the
+//! review page beside them (`[http]`).
 
 use anyhow::Result;
 
@@ -10,6 +11,7 @@ pub(super) fn run(cli: &Cli) -> Result<()> {
     let config = cli.load_config()?;
     runtime()?.block_on(async {
         let signals = crate::daemon::Signals::from_os()?;
+        super::serve::beside_collectors(&config, signals.shutdown.clone()).await;
         crate::daemon::run(cli.config_path(), config, signals).await
     })
 }

@@ -21,6 +21,7 @@ mod collector;
 mod endpoint;
 mod error;
 mod format;
+mod http;
 mod imap;
 mod keyword;
 mod notify;
@@ -41,6 +42,7 @@ use toml::Spanned;
 use self::collector::{Known, Probe, RawCollector};
 use self::error::ErrorSite;
 use self::format::{Formats, RawFormat};
+use self::http::RawHttp;
 use self::notify::RawNotify;
 use self::smtp::{RawSms, RawSmtp};
 use self::workflow::RawUnknownCustomer;
@@ -51,6 +53,7 @@ pub use self::collector::{
 };
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
+pub use self::http::{DEFAULT_LISTEN, HttpSettings};
 pub use self::size::display as display_size;
 pub use self::workflow::Workflow;
 pub use crate::notify::rules::NotifyRules;
@@ -80,6 +83,8 @@ pub struct Config {
     pub smtp: Option<SmtpSettings>,
     /// The `[[notify]]` rules with the `[sms]` gateway, as the store applies them.
     pub notify: Arc<NotifyRules>,
+    /// The review page (`[http]`).
+    pub http: HttpSettings,
 }
 
 /// A queue (the seed's "calendar") that records are routed into.
@@ -118,6 +123,8 @@ struct RawConfig {
     /// `[[notify]]` rules. Default: none.
     #[serde(default)]
     notify: Vec<RawNotify>,
+    /// `[http]`. Default: [`HttpSettings::default`].
+    http: Option<RawHttp>,
 }
 
 /// `[storage]` as written.
@@ -202,6 +209,12 @@ impl Config {
                 "[[notify]] rules need an [smtp] section to send through",
             ));
         }
+        let http = raw
+            .http
+            .as_ref()
+            .map(|h| h.validate(&site))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Config {
             path: path.to_path_buf(),
             storage,
@@ -216,6 +229,7 @@ impl Config {
                 }),
             smtp,
             notify: Arc::new(notify),
+            http,
         })
     }
 

@@ -411,3 +411,30 @@ fn size_limits_default_to_25mb_and_16mb_and_read_sizes_or_byte_counts() {
         "{err}"
     );
 }
+
+#[test]
+fn http_serves_on_loopback_8080_by_default_and_bad_addresses_name_the_key() {
+    let config = load(GOOD).unwrap();
+    assert_eq!(config.http, HttpSettings::default());
+    assert!(config.http.enabled && !config.http.secure_cookies);
+    assert_eq!(config.http.listen.to_string(), DEFAULT_LISTEN);
+
+    let text = format!(
+        "{GOOD}\n[http]\nenabled = false\nlisten = \"[::1]:9000\"\nsecure-cookies = true\n"
+    );
+    let http = load(&text).unwrap().http;
+    assert!(!http.enabled && http.secure_cookies);
+    assert_eq!(http.listen.to_string(), "[::1]:9000");
+
+    let text = format!("{GOOD}\n[http]\nlisten = \"localhost\"\n");
+    let line = text.lines().position(|l| l.starts_with("listen")).unwrap() + 1;
+    let err = error_text(&text);
+    assert!(
+        err.starts_with(&format!(
+            "/etc/mi/collectors.toml:{line}:10: http.listen: `localhost` is not ADDRESS:PORT"
+        )),
+        "{err}"
+    );
+    let err = error_text(&format!("{GOOD}\n[http]\nsecure-cookie = true\n"));
+    assert!(err.contains("secure-cookie"), "{err}");
+}

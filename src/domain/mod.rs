@@ -12,6 +12,7 @@ pub mod inn;
 pub mod intake;
 pub mod phone;
 pub mod request_type;
+pub mod role;
 pub mod status;
 pub mod workflow;
 
@@ -20,5 +21,6 @@ pub use inn::Inn;
 pub use intake::UnknownCustomer;
 pub use phone::{Phone, phone_digits};
 pub use request_type::{RequestType, Triage};
+pub use role::Role;
 pub use status::{Stage, StatusNames};
 pub use workflow::{Refusal, StatusChange};

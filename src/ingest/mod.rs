@@ -49,11 +49,13 @@ use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable}
 
 mod pass;
 mod prepare;
+mod retry;
 #[cfg(test)]
 pub(crate) mod testing;
 mod too_large;
 
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
+pub use retry::{Retried, RetryError, retry_quarantined};
 pub use too_large::{TOO_LARGE, TooLarge};
 
 /// Errors that stop a collector pass (per-message problems never do).

@@ -14,6 +14,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod url;
+mod users;
 mod write;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub(crate) use read::as_utc;
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
 pub use url::{StorageUrl, StorageUrlError};
+pub use users::{Session, User};
 pub use write::{Committed, Incoming, Unusable};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -66,6 +68,10 @@ pub enum StoreError {
     NoRecord(i64),
     #[error("no quarantine entry {0}")]
     NoQuarantineEntry(i64),
+    #[error("quarantine entry {id} is {status}, not open")]
+    QuarantineNotOpen { id: i64, status: String },
+    #[error("there is already a user called `{0}`")]
+    UserExists(String),
     /// The workflow does not allow the change asked for.
     #[error("record {id}: {reason}")]
     Refused {

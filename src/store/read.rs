@@ -10,7 +10,7 @@ use super::rows::{Cell, EventRow, LineRow, RecordRow};
 use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
-use crate::domain::{EventKind, Inn, Phone};
+use crate::domain::{EventKind, Inn, Phone, RequestType};
 use crate::mapping::declarative::ServiceRequest;
 use crate::mapping::{OrderLine, Record, RecordKind, SourceInfo};
 
@@ -33,7 +33,13 @@ pub struct RecordFilter {
     pub phone_digits: Option<String>,
     /// Stored at or after this UTC time.
     pub since: Option<NaiveDateTime>,
+    /// Stored before this UTC time.
+    pub until: Option<NaiveDateTime>,
+    /// Service requests of this type only.
+    pub request_type: Option<RequestType>,
     pub limit: Option<i64>,
+    /// Skips this many matching records first (paging).
+    pub offset: Option<i64>,
 }
 
 /// A tech card of a stored order line.
@@ -163,8 +169,18 @@ impl Store {
         if let Some(since) = filter.since {
             query = query.filter(records::created_at.ge(since));
         }
+        if let Some(until) = filter.until {
+            query = query.filter(records::created_at.lt(until));
+        }
+        if let Some(request_type) = filter.request_type {
+            query = query.filter(records::request_type.eq(request_type.as_str()));
+        }
         if let Some(limit) = filter.limit {
             query = query.limit(limit);
+        }
+        if let Some(offset) = filter.offset {
+            // NOTE: SQLite needs a LIMIT for an OFFSET; -1 means none.
+            query = query.limit(filter.limit.unwrap_or(-1)).offset(offset);
         }
         let rows = query.load(&mut self.conn)?;
         self.assemble(rows)

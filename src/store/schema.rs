@@ -182,6 +182,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_queues (user_id, queue) {
+        user_id -> BigInt,
+        queue -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        csrf -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(user_queues -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     counterparties,
     contacts,
@@ -194,4 +225,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     collector_state,
     notifications,
     people,
+    users,
+    user_queues,
+    sessions,
 );

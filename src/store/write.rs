@@ -23,6 +23,9 @@ pub(super) const OUTCOME_DUPLICATE: &str = "duplicate";
 /// Quarantine entry states.
 pub(super) const QUARANTINE_OPEN: &str = "open";
 pub(super) const QUARANTINE_RELEASED: &str = "released";
+/// An entry an admin looked at and set aside (the review page's dismiss): kept, not listed
+/// as open.
+pub(super) const QUARANTINE_DISMISSED: &str = "dismissed";
 
 /// A message for us, ready to commit (a skipped message never becomes one).
 #[derive(Debug, Clone)]
@@ -251,5 +254,31 @@ impl Store {
             ))
             .execute(&mut self.conn)?;
         Ok(())
+    }
+
+    /// Marks an open quarantine entry dismissed; its bytes and reason stay. An entry that is
+    /// not open (released, or dismissed already) is refused.
+    pub fn dismiss_quarantine(&mut self, quarantine_id: i64) -> Result<(), StoreError> {
+        self.conn.immediate_transaction(|conn| {
+            let status: String = quarantine::table
+                .find(quarantine_id)
+                .select(quarantine::status)
+                .first(conn)
+                .optional()?
+                .ok_or(StoreError::NoQuarantineEntry(quarantine_id))?;
+            if status != QUARANTINE_OPEN {
+                return Err(StoreError::QuarantineNotOpen {
+                    id: quarantine_id,
+                    status,
+                });
+            }
+            diesel::update(quarantine::table.find(quarantine_id))
+                .set((
+                    quarantine::status.eq(QUARANTINE_DISMISSED),
+                    quarantine::updated_at.eq(now()),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
     }
 }

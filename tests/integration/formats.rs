@@ -5,7 +5,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 
-use crate::kit::mail::order_message;
+use crate::kit::mail::{FAULT_FORMAT, fault_report, order_message};
 use crate::kit::sandbox::{Sandbox, counts};
 
 const CONSULT_FORMAT: &str = r#"
@@ -195,51 +195,9 @@ fn format_errors_name_the_line_and_field() {
     }
 }
 
-const FAULT_FORMAT: &str = r#"
-[[format]]
-name = "emes-fault"
-kind = "service-request"
-number-prefix = "BZ"
-required = ["contact-phone"]
-[format.fields]
-type = "pending"
-source = "日立官网"
-contact = "{{姓名}} /{{性别|salutation}}"
-gender = "{{性别}}"
-contact-phone = "{{手机}}"
-region = "{{省}}{{市}}{{区}}"
-address = "{{省}}{{市}}{{区}}{{详细地址}}"
-description = "{{描述}}"
-identity = "{{身份}}"
-elevator-no = "{{梯号}}"
-
-[workflow]
-resolved = "已解决"
-accepted = "已确认"
-rejected = "未解决"
-"#;
-
-/// A fault report in UTF-8 (no charset declared).
+/// A fault report (see [`fault_report`]) with the description the tests below expect.
 fn fault_mail(n: u32, phone: &str) -> Vec<u8> {
-    let payload = serde_json::json!({
-        "姓名": "李雷", "性别": "男", "手机": phone, "省": "广东", "市": "广州", "区": "天河区",
-        "详细地址": "体育西路1号", "描述": "电梯困人", "身份": "物业"
-    });
-    let attachment = MimePart::new(
-        "application/octet-stream",
-        serde_json::to_vec(&payload).unwrap(),
-    )
-    .attachment("fault.json");
-    MessageBuilder::new()
-        .from("web@hitachi.example")
-        .subject(format!("ORDER: {n} 官网报障"))
-        .message_id(format!("fault-{n}@hitachi.example"))
-        .body(MimePart::new(
-            "multipart/mixed",
-            vec![MimePart::new("text/plain", "报障"), attachment],
-        ))
-        .write_to_vec()
-        .unwrap()
+    fault_report(n, phone, "电梯困人")
 }
 
 fn fault_sandbox() -> Sandbox {

@@ -27,3 +27,5 @@ mod notify_safety;
 mod parse_samples;
 mod size_limits;
 mod terminal;
+mod web;
+mod web_browser;

@@ -10,6 +10,8 @@
 //!
 //! - [`order_message`]: order `n` with an exact number of goods lines (line 2 a service),
 //!   for tests that assert on what is stored;
+//! - [`fault_report`]: a service request form (`emes-fault`, [`FAULT_FORMAT`]) that waits
+//!   for triage;
 //! - [`padded`]: a message grown to a given size, for the size limits;
 //! - [`Corpus::generate`]: the benches' corpus, orders drawn from a seeded [`Rng`] (1–6
 //!   lines, services, extra works, repeat customers) and padded to 3–5 KB each.
@@ -503,4 +505,53 @@ fn service_line(rng: &mut Rng) -> (GoodsLine, Value) {
         },
         json,
     )
+}
+
+/// The demo's `emes-fault` format (fault reports wait for triage) with a named workflow.
+pub const FAULT_FORMAT: &str = r#"
+[[format]]
+name = "emes-fault"
+kind = "service-request"
+number-prefix = "BZ"
+required = ["contact-phone"]
+[format.fields]
+type = "pending"
+source = "日立官网"
+contact = "{{姓名}} /{{性别|salutation}}"
+gender = "{{性别}}"
+contact-phone = "{{手机}}"
+region = "{{省}}{{市}}{{区}}"
+address = "{{省}}{{市}}{{区}}{{详细地址}}"
+description = "{{描述}}"
+identity = "{{身份}}"
+elevator-no = "{{梯号}}"
+
+[workflow]
+resolved = "已解决"
+accepted = "已确认"
+rejected = "未解决"
+"#;
+
+/// Fault report `n` (an elevator maker's website form: UTF-8 JSON, no charset declared) from
+/// `phone`, describing the fault as `description`.
+pub fn fault_report(n: u32, phone: &str, description: &str) -> Vec<u8> {
+    let payload = serde_json::json!({
+        "姓名": "李雷", "性别": "男", "手机": phone, "省": "广东", "市": "广州", "区": "天河区",
+        "详细地址": "体育西路1号", "描述": description, "身份": "物业"
+    });
+    let attachment = MimePart::new(
+        "application/octet-stream",
+        serde_json::to_vec(&payload).unwrap(),
+    )
+    .attachment("fault.json");
+    MessageBuilder::new()
+        .from("web@hitachi.example")
+        .subject(format!("ORDER: {n} 官网报障"))
+        .message_id(format!("fault-{n}@hitachi.example"))
+        .body(MimePart::new(
+            "multipart/mixed",
+            vec![MimePart::new("text/plain", "报障"), attachment],
+        ))
+        .write_to_vec()
+        .unwrap()
 }

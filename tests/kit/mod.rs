@@ -10,8 +10,11 @@
 //! - [`imap_server`]: what the real IMAP servers share (a trait, a small IMAP client);
 //! - [`dovecot`]: a real Dovecot IMAP server per test;
 //! - [`courier`]: a real Courier IMAP server per test;
-//! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received;
+//! - [`web`]: the review page on port 0 and a cookie-keeping HTTP client;
+//! - [`browser`]: headless Chromium over WebDriver for the review page, and screenshots.
 
+pub mod browser;
 pub mod courier;
 pub mod dovecot;
 pub mod hostile;
@@ -20,3 +23,4 @@ pub mod mail;
 pub mod process;
 pub mod sandbox;
 pub mod smtp;
+pub mod web;

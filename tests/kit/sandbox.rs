@@ -217,7 +217,11 @@ pub fn shipped_demo(config: impl FnOnce(String) -> String) -> Sandbox {
     for state in ["samples/demo-state", "samples/demo-state.partial"] {
         let _ = std::fs::remove_dir_all(sandbox.path(state));
     }
-    let shipped = std::fs::read_to_string(repo().join("collectors.toml")).unwrap();
+    // The review page on a port of its own: tests run side by side, and 8080 may be a
+    // running demo's.
+    let shipped = std::fs::read_to_string(repo().join("collectors.toml"))
+        .unwrap()
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
     std::fs::write(sandbox.path("collectors.toml"), config(shipped)).unwrap();
     let seeded = Command::new("bash")
         .arg(sandbox.path("samples/demo"))

@@ -197,7 +197,7 @@ struct RecordWithHistory<'a> {
 }
 
 /// Reads `--since` as local time and converts it to the stored UTC.
-pub(in crate::cli) fn parse_since(text: &str) -> Result<NaiveDateTime> {
+pub(crate) fn parse_since(text: &str) -> Result<NaiveDateTime> {
     let text = text.trim();
     let local = [
         "%Y-%m-%dT%H:%M:%S",
@@ -233,6 +233,7 @@ fn list_records(store: &mut Store, args: &ListArgs) -> Result<()> {
         phone_digits: phone_flag(args.phone.as_deref())?,
         since: args.since.as_deref().map(parse_since).transpose()?,
         limit: args.limit,
+        ..RecordFilter::default()
     };
     let records = store.list_records(&filter)?;
     print_json_or(args.json, &records[..], view::print_record_table)

@@ -1,0 +1,151 @@
+//! The record page's forms: triage (seed 000's 受信 / 咨询 / 投诉, completing fields the
+//! report lacks), status changes (seed 001's start, resolve, accept, reject) and manual
+//! notifications. Each checks the session's CSRF token and that the user sees the record's
+//! queue, then calls the same store function as `mailintake records`, with the user's name
+//! as the actor; the daemon's dispatcher sends what that queued. A change the workflow
+//! refuses is a 409.
+
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::auth::CurrentUser;
+use super::{AppState, WebError};
+use crate::domain::{StatusChange, Triage};
+use crate::mapping::declarative::Target;
+
+/// The fields the triage form lets a manager complete (seed 000: branch, site, elevator).
+pub(super) const TRIAGE_FIELDS: [&str; 3] = ["branch", "site", "elevator-no"];
+
+/// 404 unless record `id` exists in a queue the user sees (a form for another queue's
+/// record learns nothing about it).
+async fn visible(state: &AppState, current: &CurrentUser, id: i64) -> Result<(), WebError> {
+    let record = state.store(move |s| s.record(id)).await?;
+    let user = &current.user;
+    match record {
+        Some(record) if user.role.sees_queue(&user.queues, &record.queue) => Ok(()),
+        _ => Err(WebError::NotFound),
+    }
+}
+
+fn back_to(id: i64) -> Response {
+    Redirect::to(&format!("/records/{id}")).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct TriageForm {
+    csrf: Option<String>,
+    /// fault | consult | complaint.
+    #[serde(rename = "as")]
+    outcome: String,
+    branch: Option<String>,
+    site: Option<String>,
+    #[serde(rename = "elevator-no")]
+    elevator_no: Option<String>,
+}
+
+/// `POST /records/{id}/triage`.
+pub(super) async fn triage(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<TriageForm>,
+) -> Result<Response, WebError> {
+    current.check_csrf(form.csrf.as_deref())?;
+    visible(&state, &current, id).await?;
+    let outcome = Triage::parse(&form.outcome)
+        .ok_or_else(|| WebError::BadRequest(format!("as: `{}`", form.outcome)))?;
+    let sets: Vec<(Target, String)> = TRIAGE_FIELDS
+        .into_iter()
+        .zip([&form.branch, &form.site, &form.elevator_no])
+        .filter_map(|(name, value)| {
+            let value = value.as_deref()?.trim();
+            let target = Target::parse(name).expect("a known field");
+            (!value.is_empty()).then(|| (target, value.to_string()))
+        })
+        .collect();
+    let actor = current.user.name.clone();
+    state
+        .store(move |s| s.triage(id, outcome, &sets, &actor))
+        .await?;
+    Ok(back_to(id))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StatusForm {
+    csrf: Option<String>,
+    /// start | resolve | accept | reject.
+    change: String,
+    /// The solution (resolve) or the reason (reject).
+    text: Option<String>,
+}
+
+/// `POST /records/{id}/status`.
+pub(super) async fn change_status(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, WebError> {
+    current.check_csrf(form.csrf.as_deref())?;
+    visible(&state, &current, id).await?;
+    let text = form
+        .text
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or("")
+        .to_string();
+    let needs_text = matches!(form.change.as_str(), "resolve" | "reject");
+    if needs_text && text.is_empty() {
+        return Err(WebError::BadRequest(format!(
+            "{}: the text is required",
+            form.change
+        )));
+    }
+    if !matches!(
+        form.change.as_str(),
+        "start" | "resolve" | "accept" | "reject"
+    ) {
+        return Err(WebError::BadRequest(format!("change: `{}`", form.change)));
+    }
+    let names = state.config().workflow.status_names();
+    let actor = current.user.name.clone();
+    let change_name = form.change;
+    state
+        .store(move |s| {
+            let change = match change_name.as_str() {
+                "start" => StatusChange::Start,
+                "resolve" => StatusChange::Resolve { result: &text },
+                "accept" => StatusChange::Accept,
+                _ => StatusChange::Reject { reason: &text },
+            };
+            s.change_status(id, &names, change, &actor)
+        })
+        .await?;
+    Ok(back_to(id))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NotifyForm {
+    csrf: Option<String>,
+    rule: String,
+}
+
+/// `POST /records/{id}/notify`: queues a manual `[[notify]]` rule for the record.
+pub(super) async fn notify(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+    Form(form): Form<NotifyForm>,
+) -> Result<Response, WebError> {
+    current.check_csrf(form.csrf.as_deref())?;
+    visible(&state, &current, id).await?;
+    let rules = state.config().notify.clone();
+    let actor = current.user.name.clone();
+    // NOTE: a rule whose recipients all fail to resolve is still written, as failed, to the
+    // log and the history (as `records notify` does); the record page shows it there.
+    state
+        .store(move |s| s.notify_manual(&rules, id, &form.rule, &actor))
+        .await?;
+    Ok(back_to(id))
+}
