@@ -174,7 +174,8 @@ pub fn commit_messages(
     let mut items = Vec::with_capacity(count);
     report.fetched += count;
     for (i, message) in messages.into_iter().enumerate() {
-        // What the quarantine keeps: the whole message, or a too-large one's headers.
+        // What the record or the quarantine keeps: the whole message (moved, not copied), or
+        // a too-large one's headers.
         let (prepared, raw) = match message.content {
             Content::Whole(raw) => {
                 let prepared = prepared_all.next().expect("one Prepared per whole message");
@@ -190,13 +191,14 @@ pub fn commit_messages(
                 report.skipped += 1;
                 continue;
             }
-            Mapped::Quarantine(reason) => Err(Unusable { reason, raw }),
+            Mapped::Quarantine(reason) => Err(Unusable { reason }),
             Mapped::Accept(record) => Ok(record),
         };
         positions.push(i);
         items.push(Incoming {
             source_key: message.key,
             envelope: prepared.envelope,
+            raw,
             record,
         });
     }

@@ -10,7 +10,10 @@ use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
 use super::rows::{NewEvent, NewLine, NewRecord, NewTechCard, to_json};
-use super::schema::{contacts, counterparties, record_events, record_lines, records, tech_cards};
+use super::schema::{
+    contacts, counterparties, quarantine, record_events, record_lines, record_sources, records,
+    tech_cards,
+};
 use crate::domain::intake::{self, CounterpartyLink};
 use crate::domain::{EventKind, UnknownCustomer, status};
 use crate::mapping::Record;
@@ -226,5 +229,43 @@ pub(crate) fn add_event(
             detail,
         })
         .execute(conn)?;
+    Ok(())
+}
+
+/// Keeps the message record `record_id` was made from, byte for byte (the review page's
+/// `.eml` download), in the caller's transaction: a record never exists without its source.
+/// The HTTP intake of a later issue stores the request body here too.
+pub(super) fn insert_source(
+    conn: &mut SqliteConnection,
+    record_id: i64,
+    raw: &[u8],
+) -> QueryResult<()> {
+    diesel::insert_into(record_sources::table)
+        .values((
+            record_sources::record_id.eq(record_id),
+            record_sources::raw.eq(raw),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// [`insert_source`] for a record released from quarantine entry `quarantine_id`: its kept
+/// bytes are copied inside SQLite, never loaded here.
+pub(super) fn copy_quarantined_source(
+    conn: &mut SqliteConnection,
+    quarantine_id: i64,
+    record_id: i64,
+) -> QueryResult<()> {
+    use diesel::IntoSql;
+    use diesel::sql_types::BigInt;
+    let copied = diesel::insert_into(record_sources::table)
+        .values(
+            quarantine::table
+                .find(quarantine_id)
+                .select((record_id.into_sql::<BigInt>(), quarantine::raw)),
+        )
+        .into_columns((record_sources::record_id, record_sources::raw))
+        .execute(conn)?;
+    debug_assert_eq!(copied, 1, "quarantine entry {quarantine_id} exists");
     Ok(())
 }

@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::rows::{Cell, EventRow, LineRow, RecordRow};
-use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
+use super::schema::{
+    ledger, quarantine, record_events, record_lines, record_sources, records, tech_cards,
+};
 use super::write::QUARANTINE_OPEN;
 use super::{Store, StoreError};
 use crate::domain::{EventKind, Inn, Phone, RequestType};
@@ -208,6 +210,24 @@ impl Store {
             .select(RecordRow::as_select())
             .load(&mut self.conn)?;
         Ok(self.assemble(rows)?.pop())
+    }
+
+    /// Whether record `record_id` kept the message it was made from (records created before
+    /// sources were kept have none), without loading it.
+    pub fn has_record_source(&mut self, record_id: i64) -> Result<bool, StoreError> {
+        let found = diesel::select(diesel::dsl::exists(record_sources::table.find(record_id)))
+            .get_result(&mut self.conn)?;
+        Ok(found)
+    }
+
+    /// The message record `record_id` was made from, byte for byte, if it kept one.
+    pub fn record_source(&mut self, record_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw = record_sources::table
+            .find(record_id)
+            .select(record_sources::raw)
+            .first(&mut self.conn)
+            .optional()?;
+        Ok(raw)
     }
 
     /// The history of a record, oldest first.

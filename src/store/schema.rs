@@ -126,7 +126,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    record_sources (record_id) {
+        record_id -> BigInt,
+        raw -> Binary,
+    }
+}
+
 diesel::joinable!(record_lines -> records (record_id));
+diesel::joinable!(record_sources -> records (record_id));
 diesel::joinable!(tech_cards -> records (record_id));
 diesel::joinable!(record_events -> records (record_id));
 
@@ -220,6 +228,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_lines,
     tech_cards,
     record_events,
+    record_sources,
     quarantine,
     ledger,
     collector_state,

@@ -80,3 +80,55 @@ fn unreadable_json_columns_are_reported_with_table_row_and_column() {
         other => panic!("expected a corrupt `warnings` column, got {other:?}"),
     }
 }
+
+/// An accepted message for [`Store::commit_batch`] whose bytes are `raw`.
+fn accepted(key: &str, raw: &[u8]) -> super::Incoming {
+    let (payload, envelope) =
+        crate::mapping::test_input(r#"{"Телефон": "+7 900 000-00-01"}"#, "order.txt", "utf-8");
+    let record = crate::mapping::map_order_json(&payload, None, &envelope).unwrap();
+    super::Incoming {
+        source_key: key.to_string(),
+        envelope: crate::decode::Envelope {
+            message_id: Some(format!("<{key}@test>")),
+            subject: None,
+            fingerprint: crate::decode::Fingerprint::of(raw),
+        },
+        raw: raw.to_vec(),
+        record: Ok(Box::new(record)),
+    }
+}
+
+#[test]
+fn an_accepted_message_s_bytes_commit_with_its_record_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+    let committed = store
+        .commit_batch("c", "q", &[accepted("one", b"From: a\r\n\r\none\xff")])
+        .unwrap();
+    let super::Committed::Created(id) = committed[0] else {
+        panic!("{committed:?}");
+    };
+    assert_eq!(
+        store.record_source(id).unwrap().as_deref(),
+        Some(&b"From: a\r\n\r\none\xff"[..])
+    );
+    assert!(store.has_record_source(id).unwrap());
+
+    // The second message's bytes cannot be written: the first message's record goes too.
+    diesel::sql_query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON record_sources WHEN NEW.raw = X'626164' \
+         BEGIN SELECT RAISE(ABORT, 'injected'); END",
+    )
+    .execute(&mut store.conn)
+    .unwrap();
+    let batch = [accepted("two", b"fine"), accepted("three", b"bad")];
+    store.commit_batch("c", "q", &batch).unwrap_err();
+    let stored: i64 = records::table.count().get_result(&mut store.conn).unwrap();
+    assert_eq!(stored, 1, "only the first batch's record");
+    let ledger: i64 = super::schema::ledger::table
+        .count()
+        .get_result(&mut store.conn)
+        .unwrap();
+    assert_eq!(ledger, 1, "only the first batch's ledger row");
+    assert!(!store.has_record_source(id + 1).unwrap());
+}

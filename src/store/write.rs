@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::insert::{IdCache, add_event, insert_record};
+use super::insert::{IdCache, add_event, copy_quarantined_source, insert_record, insert_source};
 // NOTE: re-exported for `state.rs`, which takes the clock from here.
 pub(super) use super::insert::now;
 use super::rows::{NewLedgerEntry, NewQuarantine};
@@ -33,15 +33,17 @@ pub struct Incoming {
     /// The message's position in its mailbox (Maildir unique name, or UIDVALIDITY:UID).
     pub source_key: String,
     pub envelope: Envelope,
+    /// The message's bytes (only its headers for one too large to read), moved in from the
+    /// fetch: kept with its record, or in the quarantine entry.
+    pub raw: Vec<u8>,
     /// The record to store, or why the message is quarantined instead.
     pub record: Result<Box<Record>, Unusable>,
 }
 
-/// A message for us that could not be made into a record: kept whole, with the reason.
+/// Why a message for us could not be made into a record (it is kept whole, with this).
 #[derive(Debug, Clone)]
 pub struct Unusable {
     pub reason: String,
-    pub raw: Vec<u8>,
 }
 
 /// What the commit did with one message.
@@ -150,10 +152,11 @@ fn commit_one(
         (None, Ok(record)) => {
             let actor = format!("collector:{collector}");
             let id = insert_record(conn, ids, collector, queue, record, &actor)?;
+            insert_source(conn, id, &item.raw)?;
             outbox::queue_for(conn, rules, id, Trigger::Created, &actor)?;
             (OUTCOME_ACCEPTED, Some(id), None, Committed::Created(id))
         }
-        (None, Err(Unusable { reason, raw })) => {
+        (None, Err(Unusable { reason })) => {
             let at = now();
             let id = diesel::insert_into(quarantine::table)
                 .values(NewQuarantine {
@@ -163,7 +166,7 @@ fn commit_one(
                     subject: item.envelope.subject.as_deref(),
                     fingerprint: &fingerprint,
                     reason,
-                    raw,
+                    raw: &item.raw,
                     status: QUARANTINE_OPEN,
                     created_at: at,
                     updated_at: at,
@@ -196,7 +199,8 @@ fn commit_one(
 impl Store {
     /// Turns an open quarantine entry into a record (after a config fix made it decodable):
     /// the entry is marked released and every ledger row that pointed at it now points at
-    /// the record, so the message is acknowledged on the next pass.
+    /// the record, so the message is acknowledged on the next pass. The record keeps the
+    /// entry's bytes as its source.
     pub fn release_quarantine(
         &mut self,
         quarantine_id: i64,
@@ -212,6 +216,7 @@ impl Store {
                 .select(quarantine::collector)
                 .first(conn)?;
             let record_id = insert_record(conn, ids, &collector, queue, record, actor)?;
+            copy_quarantined_source(conn, quarantine_id, record_id)?;
             add_event(
                 conn,
                 record_id,

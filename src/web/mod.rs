@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/queues/{name}", get(records::queue_page))
         .route("/records/{id}", get(records::record_page))
+        .route("/records/{id}/eml", get(records::source))
         .route("/records/{id}/triage", post(actions::triage))
         .route("/records/{id}/status", post(actions::change_status))
         .route("/records/{id}/notify", post(actions::notify))

@@ -4,7 +4,8 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse, Response};
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
@@ -241,6 +242,8 @@ struct RecordPage<'a> {
     manual_rules: Vec<&'a str>,
     /// The notifications about it, queued, sent or failed.
     notifications: Vec<Notification>,
+    /// Whether it kept the message it was made from (for the `.eml` link).
+    has_source: bool,
 }
 
 /// The triage form's fields, prefilled from the request, if it awaits triage.
@@ -322,6 +325,42 @@ fn fields(r: &StoredRecord) -> Vec<(&'static str, String)> {
     fields
 }
 
+/// The record if the user sees its queue; 404 otherwise, as for a record that does not
+/// exist (so its existence is not revealed).
+fn visible(current: &CurrentUser, record: Option<StoredRecord>) -> Result<StoredRecord, WebError> {
+    let user = &current.user;
+    record
+        .filter(|r| user.role.sees_queue(&user.queues, &r.queue))
+        .ok_or(WebError::NotFound)
+}
+
+/// `GET /records/{id}/eml`: the message the record was made from, byte for byte, as a
+/// download (never shown inline: it is the sender's content); 404 as for the record page,
+/// and for a record created before sources were kept.
+pub(super) async fn source(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let record = state.store(move |s| s.record(id)).await?;
+    visible(&current, record)?;
+    let raw = state
+        .store(move |s| s.record_source(id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok((
+        [
+            (CONTENT_TYPE, "message/rfc822".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"record-{id}.eml\""),
+            ),
+        ],
+        raw,
+    )
+        .into_response())
+}
+
 /// `GET /records/{id}`: 404 for a record that does not exist or is in a queue the user
 /// does not see (so its existence is not revealed).
 pub(super) async fn record_page(
@@ -330,20 +369,22 @@ pub(super) async fn record_page(
     current: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Html<String>, WebError> {
-    let (record, history, notifications) = state
+    let (record, history, notifications, has_source) = state
         .store(move |s| {
             let log = NotificationFilter {
                 record_id: Some(id),
                 ..NotificationFilter::default()
             };
-            Ok::<_, StoreError>((s.record(id)?, s.record_events(id)?, s.notifications(&log)?))
+            Ok::<_, StoreError>((
+                s.record(id)?,
+                s.record_events(id)?,
+                s.notifications(&log)?,
+                s.has_record_source(id)?,
+            ))
         })
         .await?;
-    let record = record.ok_or(WebError::NotFound)?;
+    let record = visible(&current, record)?;
     let user = &current.user;
-    if !user.role.sees_queue(&user.queues, &record.queue) {
-        return Err(WebError::NotFound);
-    }
     let page = RecordPage {
         lang,
         user: Some(user),
@@ -361,6 +402,7 @@ pub(super) async fn record_page(
         record: &record,
         history: &history,
         notifications,
+        has_source,
     };
     Ok(Html(page.render()?))
 }

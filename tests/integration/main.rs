@@ -25,6 +25,7 @@ mod notify;
 mod notify_e2e;
 mod notify_safety;
 mod parse_samples;
+mod record_source;
 mod size_limits;
 mod terminal;
 mod web;

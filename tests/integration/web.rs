@@ -7,19 +7,27 @@ use serde_json::Value;
 
 use crate::kit::mail::{FAULT_FORMAT, fault_report};
 use crate::kit::process::{Daemon, wait_until};
-use crate::kit::sandbox::{Sandbox, failure_text, sample, success_json};
+use crate::kit::sandbox::{HTTP_SECTION, Sandbox, failure_text, sample, success_json};
 use crate::kit::web::{Served, add_user, with_stdin};
 
 pub(super) const PASSWORD: &str = "correct horse battery";
 
-/// Two queues; `extra` is appended to the config (e.g. an `[http]` section).
-fn sandbox(extra: &str) -> Sandbox {
+/// Two queues; `http` (an `[http]` section) takes the place of the sandbox's own, keeping
+/// its port-0 `listen` unless it sets one.
+fn sandbox(http: &str) -> Sandbox {
     let sandbox = Sandbox::new();
     sandbox.write_config(&[("orders", "mail/orders"), ("triage", "mail/triage")], "");
-    if !extra.is_empty() {
+    if !http.is_empty() {
+        let keys = http.strip_prefix("[http]\n").expect("an [http] section");
+        let section = if keys.contains("listen") {
+            format!("[http]\n{keys}\n")
+        } else {
+            format!("{HTTP_SECTION}{keys}\n")
+        };
         let path = sandbox.path("collectors.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("{text}\n{extra}\n")).unwrap();
+        assert!(text.contains(HTTP_SECTION), "{text}");
+        std::fs::write(&path, text.replacen(HTTP_SECTION, &section, 1)).unwrap();
     }
     sandbox
 }
@@ -35,6 +43,7 @@ fn every_page_sends_a_visitor_without_a_session_to_the_login() {
     for path in [
         "/queues/orders",
         "/records/1",
+        "/records/1/eml",
         "/notifications",
         "/quarantine",
         "/quarantine/1",
@@ -717,7 +726,7 @@ fn a_manual_notification_is_queued_from_the_record_page() {
 }
 
 /// One quarantined message: a cp1251 lead read with the wrong default charset.
-fn with_quarantined() -> Sandbox {
+pub(super) fn with_quarantined() -> Sandbox {
     let sandbox = Sandbox::new();
     sandbox.maildir("inbox");
     sandbox.write_config(

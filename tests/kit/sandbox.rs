@@ -16,6 +16,12 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `[http]` table of [`Sandbox::write_config`]'s configs: a daemon a test starts with
+/// `run` serves the review page on a port of its own (tests run side by side, and 8080 may
+/// be a developer's demo). A test that wants other `[http]` keys edits this table rather
+/// than adding a second one.
+pub const HTTP_SECTION: &str = "[http]\nlisten = \"127.0.0.1:0\"\n";
+
 /// A temp folder with a config, a database and Maildirs.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -32,9 +38,11 @@ impl Sandbox {
         self.dir.path().join(rel)
     }
 
-    /// Writes `collectors.toml`: one queue and one Maildir collector per `(name, maildir)`.
+    /// Writes `collectors.toml`: one queue and one Maildir collector per `(name, maildir)`,
+    /// and the review page on a port of its own ([`HTTP_SECTION`]).
     pub fn write_config(&self, collectors: &[(&str, &str)], extra: &str) {
-        let mut text = String::from("[storage]\nurl = \"sqlite://data/mailintake.db\"\n\n");
+        let mut text =
+            format!("[storage]\nurl = \"sqlite://data/mailintake.db\"\n\n{HTTP_SECTION}\n");
         for (name, maildir) in collectors {
             text.push_str(&format!(
                 "[[queue]]\nname = \"{name}\"\n\n[[collector]]\nname = \"{name}\"\nqueue = \"{name}\"\nschedule = \"0 */5 * * * *\"\n{extra}\n[collector.maildir]\npath = \"{maildir}\"\n\n"

@@ -93,7 +93,9 @@ pub fn with_stdin(sandbox: &Sandbox, args: &[&str], input: &str) -> std::process
 pub struct Page {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (undecodable bytes replaced); [`Page::bytes`] as sent.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Page {
@@ -166,11 +168,12 @@ impl Client {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = response.into_body().read_to_string().unwrap();
+        let bytes = response.into_body().read_to_vec().unwrap();
         let page = Page {
             status,
             headers,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         };
         for line in page.set_cookies() {
             let pair = line.split(';').next().unwrap();
