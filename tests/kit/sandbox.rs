@@ -41,13 +41,14 @@ impl Sandbox {
     /// Writes `collectors.toml`: one queue and one Maildir collector per `(name, maildir)`,
     /// and the review page on a port of its own ([`HTTP_SECTION`]).
     pub fn write_config(&self, collectors: &[(&str, &str)], extra: &str) {
-        let mut text =
-            format!("[storage]\nurl = \"sqlite://data/mailintake.db\"\n\n{HTTP_SECTION}\n");
+        let mut text = String::from("[storage]\nurl = \"sqlite://data/mailintake.db\"\n\n");
         for (name, maildir) in collectors {
             text.push_str(&format!(
                 "[[queue]]\nname = \"{name}\"\n\n[[collector]]\nname = \"{name}\"\nqueue = \"{name}\"\nschedule = \"0 */5 * * * *\"\n{extra}\n[collector.maildir]\npath = \"{maildir}\"\n\n"
             ));
         }
+        // Last, so the lines of the tables above stay where config-error tests expect them.
+        text.push_str(HTTP_SECTION);
         std::fs::write(self.path("collectors.toml"), text).unwrap();
     }
 
