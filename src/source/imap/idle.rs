@@ -58,6 +58,10 @@ pub async fn wait_for_mail(
         .await
         .map_err(|_| ImapError::Timeout("IDLE"))?
         .map_err(idle_error)?;
+    // NOTE: mail that arrived after the last pass listed the mailbox but before this session
+    // selected it is in the count SELECT gave, never announced as a new EXISTS: look once now
+    // that IDLE listens, so it waits for no schedule.
+    new_mail.notify_one();
     let deadline = tokio::time::Instant::now() + IDLE_RENEW;
     let end = loop {
         let (wait, _interrupt) = idle.wait_with_timeout(IDLE_RENEW);
