@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 use crate::config::{CollectMode, Collector, SourceConfig};
@@ -273,13 +273,48 @@ async fn collect_into(
                 &collector.rules.subject_keyword,
             )
             .await?;
-            if collector.mode == CollectMode::Idle {
-                mailbox.try_idle().await?;
-            }
-            note_server(collector, store, mailbox.features());
+            let features = if collector.mode == CollectMode::Idle {
+                idle_learnt(imap, &mut mailbox).await?
+            } else {
+                mailbox.features()
+            };
+            note_server(collector, store, features);
             pass::run(collector, store, mailbox, shutdown, report).await
         }
     }
+}
+
+/// The server's features with what a trial IDLE taught about them (pushes, or only polls),
+/// tried once per server per process: a server's IDLE does not change between passes, and
+/// the trial is a round trip that every pass IDLE wakes would otherwise pay first.
+async fn idle_learnt(
+    imap: &crate::source::imap::ImapConfig,
+    mailbox: &mut ImapMailbox,
+) -> Result<Features, crate::source::imap::ImapError> {
+    /// `host:port/mailbox` -> (IDLE offered, IDLE only polls).
+    static LEARNT: Mutex<BTreeMap<String, (bool, bool)>> = Mutex::new(BTreeMap::new());
+    let server = format!("{}:{}/{}", imap.host, imap.port, imap.mailbox);
+    let known = LEARNT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&server)
+        .copied();
+    let mut features = mailbox.features();
+    match known {
+        Some((idle, idle_polls)) => {
+            features.idle = idle;
+            features.idle_polls = idle_polls;
+        }
+        None => {
+            mailbox.try_idle().await?;
+            features = mailbox.features();
+            LEARNT
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(server, (features.idle, features.idle_polls));
+        }
+    }
+    Ok(features)
 }
 
 /// Says what the server makes the collector do differently: each fallback once per process

@@ -155,10 +155,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.ensure_state_row(collector)?;
         let fallbacks = serde_json::to_string(fallbacks).expect("strings serialise to JSON");
+        // NOTE: every pass reports this, and it rarely changes: an unchanged state writes
+        // nothing, so an idle pass costs no write (and no fsync, with synchronous = FULL).
         diesel::update(collector_state::table.find(collector))
+            .filter(
+                collector_state::mode
+                    .is_not(mode)
+                    .or(collector_state::fallbacks.is_not(&fallbacks)),
+            )
             .set((
                 collector_state::mode.eq(mode),
-                collector_state::fallbacks.eq(fallbacks),
+                collector_state::fallbacks.eq(&fallbacks),
             ))
             .execute(&mut self.conn)?;
         Ok(())
