@@ -41,6 +41,7 @@ pub mod decode;
 pub mod domain;
 pub mod ingest;
 pub mod mapping;
+pub mod metrics;
 pub mod notify;
 pub mod source;
 pub mod store;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::after::RawAfter;
+use super::duration::duration_in;
 use super::error::{ConfigError, ErrorSite};
 use super::format::Formats;
 use super::imap::RawImap;
@@ -37,6 +38,8 @@ pub const DEFAULT_BATCH_BYTES: u64 = 16 * MIB;
 const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<u64> = KIB..=512 * MIB;
 /// `batch-bytes` from 1 KB (a test's tiny batches) to 1 GB.
 const BATCH_BYTES_RANGE: std::ops::RangeInclusive<u64> = KIB..=GIB;
+/// `stale-after` from 1 second (a test's) to 30 days, in seconds.
+const STALE_AFTER_RANGE: std::ops::RangeInclusive<u64> = 1..=30 * 86_400;
 
 /// `[[collector]]` as written.
 #[derive(Deserialize)]
@@ -62,6 +65,9 @@ pub(super) struct RawCollector {
     max_message_size: Option<Spanned<toml::Value>>,
     /// `poll` (schedule only) or `idle` (IMAP IDLE push too). Default: `poll`.
     mode: Option<Spanned<Choice<CollectMode>>>,
+    /// How long the collector may keep failing before `/healthz` answers 503 ("15m", or a
+    /// number of seconds). Default: three periods of its schedule.
+    stale_after: Option<Spanned<toml::Value>>,
     /// `[collector.maildir]`; give this or `imap`.
     maildir: Option<RawMaildir>,
     /// `[collector.imap]`; give this or `maildir`.
@@ -103,6 +109,9 @@ pub struct Collector {
     pub after: AfterPolicy,
     /// Poll on the schedule only, or IMAP IDLE too.
     pub mode: CollectMode,
+    /// How long it may keep failing before `/healthz` answers 503; `None`: three periods of
+    /// its schedule (see `web/health.rs`).
+    pub stale_after: Option<std::time::Duration>,
 }
 
 /// Where a collector reads mail from.
@@ -229,6 +238,11 @@ impl RawCollector {
                 mode => mode,
             },
         };
+        let stale_after = self
+            .stale_after
+            .as_ref()
+            .map(|v| duration_in(site, v, STALE_AFTER_RANGE, "collector.stale-after"))
+            .transpose()?;
         Ok(Collector {
             name,
             queue,
@@ -241,6 +255,7 @@ impl RawCollector {
             source,
             after,
             mode,
+            stale_after,
         })
     }
 

@@ -18,6 +18,7 @@
 
 mod after;
 mod collector;
+mod duration;
 mod endpoint;
 mod error;
 mod format;
@@ -25,6 +26,7 @@ mod http;
 mod imap;
 mod keyword;
 mod notify;
+mod quantity;
 mod size;
 mod smtp;
 mod workflow;
@@ -51,6 +53,7 @@ pub use self::collector::{
     CollectMode, Collector, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_MAX_MESSAGE_SIZE,
     SourceConfig,
 };
+pub use self::duration::display as display_duration;
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
 pub use self::http::{DEFAULT_LISTEN, HttpSettings};

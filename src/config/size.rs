@@ -11,6 +11,7 @@ use std::ops::RangeInclusive;
 use toml::Spanned;
 
 use super::error::{ConfigError, ErrorSite};
+use super::quantity::{self, Units};
 
 /// One kibibyte, the smallest unit a size is written in.
 pub const KIB: u64 = 1024;
@@ -30,15 +31,12 @@ fn unit(word: &str) -> Option<u64> {
     }
 }
 
-/// Reads `"25MB"`, `"25 MiB"`, `"512k"` or `"1048576"` as bytes.
-fn parse(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let number: u64 = text[..digits].parse().ok()?;
-    number.checked_mul(unit(text[digits..].trim_start())?)
-}
+/// How sizes are written.
+const UNITS: Units = Units {
+    multiplier: unit,
+    display,
+    example: "a size like \"25MB\", \"512KB\" or a number of bytes",
+};
 
 /// Shows a byte count the way it would be written, e.g. `25MB` or `1536KB`.
 pub fn display(bytes: u64) -> String {
@@ -58,36 +56,17 @@ pub(super) fn size_in(
     range: RangeInclusive<u64>,
     key: &str,
 ) -> Result<u64, ConfigError> {
-    let bounds = format!(
-        "between {} and {}",
-        display(*range.start()),
-        display(*range.end())
-    );
-    let bytes = match value.get_ref() {
-        toml::Value::Integer(n) => u64::try_from(*n).ok(),
-        toml::Value::String(s) => parse(s),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        site.at(
-            value.span(),
-            key,
-            format!("give a size like \"25MB\", \"512KB\" or a number of bytes ({bounds})"),
-        )
-    })?;
-    if !range.contains(&bytes) {
-        return Err(site.at(
-            value.span(),
-            key,
-            format!("{} is out of range: must be {bounds}", display(bytes)),
-        ));
-    }
-    Ok(bytes)
+    quantity::quantity_in(site, value, range, key, &UNITS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads `"25MB"`, `"25 MiB"`, `"512k"` or `"1048576"` as bytes.
+    fn parse(text: &str) -> Option<u64> {
+        quantity::parse(text, &UNITS)
+    }
 
     #[test]
     fn units_are_powers_of_1024_in_any_case_with_or_without_a_space() {

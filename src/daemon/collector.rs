@@ -58,12 +58,17 @@ pub(super) struct Cadence {
     backoff: Backoff,
 }
 
+/// The schedule `collector` runs on: its own, else the daemon's default.
+pub fn schedule_of(collector: &Collector) -> cron::Schedule {
+    collector.schedule.clone().unwrap_or_else(|| {
+        cron::Schedule::from_str(DEFAULT_SCHEDULE).expect("the default schedule is valid")
+    })
+}
+
 impl Cadence {
     pub(super) fn of(collector: &Collector) -> Cadence {
         Cadence {
-            schedule: collector.schedule.clone().unwrap_or_else(|| {
-                cron::Schedule::from_str(DEFAULT_SCHEDULE).expect("the default schedule is valid")
-            }),
+            schedule: schedule_of(collector),
             backoff: Backoff::default(),
         }
     }

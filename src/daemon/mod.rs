@@ -30,7 +30,7 @@ mod collector;
 mod outbox;
 mod systemd;
 
-pub use collector::Backoff;
+pub use collector::{Backoff, schedule_of};
 
 /// How long shutdown waits for passes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);

@@ -236,6 +236,7 @@ pub async fn collect(
     store: &mut Store,
     shutdown: &Shutdown,
 ) -> Result<CollectReport, FailedPass> {
+    let _timer = crate::metrics::PassTimer::start(&collector.name);
     let mut report = CollectReport::for_collector(&collector.name);
     if let Err(error) = collect_into(collector, store, shutdown, &mut report).await {
         return Err(FailedPass {
@@ -349,6 +350,7 @@ pub fn record_run(
     result: &Result<CollectReport, FailedPass>,
     next_run: Option<DateTime<Utc>>,
 ) {
+    crate::metrics::messages(result.as_ref().unwrap_or_else(|failed| &failed.report));
     if let Err(failed) = result
         && let IngestError::Store(e) = &*failed.error
     {

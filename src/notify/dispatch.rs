@@ -154,6 +154,7 @@ fn record(
             info!(notification = id, rule, %reply, "notification sent");
             blocking(|| store.mark_notification(notification, &Attempt::Sent { reply: &reply }))?;
             report.sent += 1;
+            crate::metrics::notification("sent");
         }
         Err(e) => {
             let retry_at = after_failure(settings, notification.attempts, &e);
@@ -162,10 +163,12 @@ fn record(
                 Some(at) => {
                     debug!(notification = id, rule, error = %text, retry_at = %at, attempts = notification.attempts, "notification not sent; retrying later");
                     report.retrying += 1;
+                    crate::metrics::notification("retrying");
                 }
                 None => {
                     error!(notification = id, rule, error = %text, attempts = notification.attempts, "notification failed");
                     report.failed += 1;
+                    crate::metrics::notification("failed");
                 }
             }
             let attempt = Attempt::Failed {

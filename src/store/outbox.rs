@@ -269,6 +269,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many notifications are queued (sent neither yet nor given up): the outbox depth
+    /// `/metrics` reports.
+    pub fn queued_notifications(&mut self) -> Result<i64, StoreError> {
+        Ok(notifications::table
+            .filter(notifications::status.eq(QUEUED))
+            .count()
+            .get_result(&mut self.conn)?)
+    }
+
     /// When the daemon's dispatcher should look again: the earliest backoff end of a free
     /// queued notification, or the earliest end of a claim (possibly early: a claimed row
     /// may still be in backoff then, and is simply not taken). `None`: nothing is queued.

@@ -152,6 +152,7 @@ diesel::table! {
         mode -> Nullable<Text>,
         fallbacks -> Nullable<Text>,
         failed_report -> Nullable<Text>,
+        failing_since -> Nullable<Timestamp>,
     }
 }
 

@@ -38,6 +38,10 @@ pub struct CollectorState {
     /// JSON of the last run's counts when it failed after committing some batches.
     #[serde(skip)]
     pub failed_report: Option<String>,
+    /// When the current run of failed passes began; `None` while the last pass succeeded.
+    /// `/healthz` compares it with the collector's `stale-after`.
+    #[serde(skip)]
+    pub failing_since: Option<NaiveDateTime>,
 }
 
 fn opt_utc<S: serde::Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -129,6 +133,7 @@ impl Store {
                     collector_state::last_error.eq(None::<String>),
                     collector_state::last_report.eq(report.to_string()),
                     collector_state::failed_report.eq(None::<String>),
+                    collector_state::failing_since.eq(None::<NaiveDateTime>),
                     next,
                     collector_state::updated_at.eq(at),
                 ))
@@ -141,7 +146,13 @@ impl Store {
                     next,
                     collector_state::updated_at.eq(at),
                 ))
-                .execute(&mut self.conn)?,
+                .execute(&mut self.conn)
+                .and_then(|_| {
+                    // The first failure after a success starts the count; later ones keep it.
+                    diesel::update(target.filter(collector_state::failing_since.is_null()))
+                        .set(collector_state::failing_since.eq(at))
+                        .execute(&mut self.conn)
+                })?,
         };
         Ok(())
     }
@@ -169,5 +180,41 @@ impl Store {
             ))
             .execute(&mut self.conn)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StorageUrl;
+
+    #[test]
+    fn failing_since_is_the_first_failure_after_a_success_and_a_success_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        let counts = serde_json::json!({});
+        let failing_since =
+            |store: &mut Store| store.collector_state("c").unwrap().unwrap().failing_since;
+        store
+            .record_run("c", RunOutcome::Success(&counts), None)
+            .unwrap();
+        assert_eq!(failing_since(&mut store), None);
+        store
+            .record_run("c", RunOutcome::Failure("down", None), None)
+            .unwrap();
+        let first = failing_since(&mut store).expect("a failure starts the count");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        store
+            .record_run("c", RunOutcome::Failure("down", None), None)
+            .unwrap();
+        assert_eq!(
+            failing_since(&mut store),
+            Some(first),
+            "later failures keep it"
+        );
+        store
+            .record_run("c", RunOutcome::Success(&counts), None)
+            .unwrap();
+        assert_eq!(failing_since(&mut store), None);
     }
 }

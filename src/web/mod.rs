@@ -10,12 +10,16 @@
 //! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
+//! `health.rs` (`/healthz`) and `metrics.rs` (`/metrics`, and the request counter on every
+//! route) are for machines: no login, no token (the server listens on loopback by default).
 
 mod actions;
 mod auth;
 mod collectors;
+mod health;
 mod i18n;
 mod log;
+mod metrics;
 mod pages;
 mod quarantine;
 mod records;
@@ -52,6 +56,8 @@ struct Inner {
 impl AppState {
     /// The state for `config`, with the store it names opened (and migrated).
     pub fn new(config: Config) -> anyhow::Result<AppState> {
+        // Before the collectors start, so their first pass is counted.
+        crate::metrics::install();
         let store = crate::cli::open_store(&config)?;
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -111,8 +117,12 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/raw", get(quarantine::raw))
         .route("/quarantine/{id}/retry", post(quarantine::retry))
         .route("/quarantine/{id}/dismiss", post(quarantine::dismiss))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
+        // NOTE: last, so it wraps every route above and sees the status the client gets.
+        .layer(axum::middleware::from_fn(metrics::count))
         .with_state(state)
 }
 
