@@ -24,6 +24,7 @@ mod notifications;
 mod notify;
 mod notify_e2e;
 mod notify_safety;
+mod observe;
 mod parse_samples;
 mod record_source;
 mod size_limits;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::kit::mail::{FAULT_FORMAT, fault_report};
 use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{HTTP_SECTION, Sandbox, failure_text, sample, success_json};
-use crate::kit::web::{Served, add_user, with_stdin};
+use crate::kit::web::{Served, add_user, logged_address, with_stdin};
 
 pub(super) const PASSWORD: &str = "correct horse battery";
 
@@ -315,18 +315,6 @@ fn users_are_added_listed_repassworded_and_disabled_from_the_command_line() {
     assert_eq!(served.client().log_in("mia", "second password").status, 401);
     let list: Value = success_json(sandbox.run(&["users", "list", "--json"]));
     assert_eq!(list[0]["disabled"], true);
-}
-
-/// The address a `serve` or `run` child logged for the review page.
-fn logged_address(log: &std::path::Path) -> String {
-    wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        text.split("review page: http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .map(str::to_string)
-            .ok_or(format!("no review page address logged yet: {text}"))
-    })
 }
 
 fn spawn(sandbox: &Sandbox, command: &str) -> Daemon {

@@ -57,6 +57,22 @@ impl Drop for Served {
     }
 }
 
+/// The address a `serve` or `run` child logged for the review page (in plain or JSON logs).
+pub fn logged_address(log: &std::path::Path) -> String {
+    super::process::wait_until(
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(20),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            text.split("review page: http://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_string)
+                .ok_or(format!("no review page address logged yet: {text}"))
+        },
+    )
+}
+
 /// `mailintake users add NAME --role ROLE [--queue Q]...` with the password on stdin.
 pub fn add_user(sandbox: &Sandbox, name: &str, role: &str, queues: &[&str], password: &str) {
     let mut args = vec!["users", "add", name, "--role", role];
@@ -140,7 +156,8 @@ pub struct Client {
 }
 
 impl Client {
-    fn new(addr: SocketAddr) -> Client {
+    /// A client of the server at `addr` (e.g. a `run` child's [`logged_address`]).
+    pub fn new(addr: SocketAddr) -> Client {
         let agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
