@@ -16,7 +16,7 @@ use crate::size_limits::collect_in_byte_batches;
 pub(crate) const USER: &str = "orders@example.test";
 pub(crate) const PASSWORD: &str = "s3cret-pass";
 
-fn dovecot(tls: bool) -> Dovecot {
+pub(crate) fn dovecot(tls: bool) -> Dovecot {
     let server = Dovecot::start(DovecotOptions {
         tls,
         ..DovecotOptions::default()

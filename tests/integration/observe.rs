@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::imap::{ImapCollector, PASSWORD, USER, sandbox_for};
-use crate::kit::dovecot::{Dovecot, DovecotOptions};
+use crate::imap::{ImapCollector, USER, dovecot, sandbox_for};
 use crate::kit::mail::order_message;
 use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{HTTP_SECTION, Sandbox};
@@ -149,15 +148,9 @@ fn write_config(sandbox: &Sandbox, port: u16) {
     std::fs::copy(fresh.path("imap-password"), sandbox.path("imap-password")).unwrap();
 }
 
-fn dovecot() -> Dovecot {
-    let server = Dovecot::start(DovecotOptions::default());
-    server.add_user(USER, PASSWORD);
-    server
-}
-
 #[test]
 fn healthz_is_503_while_an_imap_server_is_down_longer_than_stale_after_and_200_again() {
-    let mut first = dovecot();
+    let mut first = dovecot(false);
     let sandbox = Sandbox::new();
     write_config(&sandbox, first.port());
     let (mut daemon, mut client) = spawn(&sandbox, "run", "");
@@ -194,7 +187,7 @@ fn healthz_is_503_while_an_imap_server_is_down_longer_than_stale_after_and_200_a
     assert!(!body.to_string().contains(USER), "no error text: {body}");
 
     // The server is back (on another port): after a reload the collector works again.
-    let second = dovecot();
+    let second = dovecot(false);
     write_config(&sandbox, second.port());
     daemon.signal("HUP");
     let body = wait_until(PATIENCE, POLL, || match collector_status(&mut client) {
