@@ -7,11 +7,12 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
+//! catalogues (`i18n/*.toml`); `api/` the JSON API for other systems (bearer tokens); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 
 mod actions;
+pub mod api;
 mod auth;
 mod collectors;
 mod i18n;
@@ -34,6 +35,7 @@ use crate::ingest::{RetryError, Shutdown};
 use crate::notify::outbox::NotifyError;
 use crate::store::{Store, StoreError};
 
+pub use api::ApiSecret;
 pub use auth::hash_password;
 pub use i18n::Lang;
 
@@ -111,6 +113,9 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/raw", get(quarantine::raw))
         .route("/quarantine/{id}/retry", post(quarantine::retry))
         .route("/quarantine/{id}/dismiss", post(quarantine::dismiss))
+        .merge(api::routes())
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .fallback(api::not_found)
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
@@ -167,9 +172,10 @@ pub enum WebError {
     Render(#[from] askama::Error),
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl WebError {
+    /// The HTTP status this failure answers with (the review page and the API agree).
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound
@@ -193,11 +199,17 @@ impl IntoResponse for WebError {
             | WebError::Retry(_)
             | WebError::Notify(_)
             | WebError::Internal(_)
-            | WebError::Render(_) => {
-                tracing::error!(error = %self, "review page request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
+            | WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "review page request failed");
+        }
         // NOTE: plain HTML built from constant text only (the status line); nothing from the
         // request or the store reaches it.
         let line = format!(
