@@ -4,7 +4,8 @@
 //! shares (loading the config, opening the store, printing JSON) and the dispatch. Each
 //! command group lives in its own file with its arguments, its logic and its output:
 //! `parse`, `collect`, `records`, `quarantine`, `run`, `contacts`, `collectors` (and its
-//! `probe`), `check`, `notifications`, `serve` (the review page) and `users` (its logins);
+//! `probe`), `check`, `notifications`, `serve` (the review page), `users` (its logins) and
+//! `tokens` (the API's callers);
 //! `table` is the one table layout they share, `terminal` the escaping every plain-text view
 //! applies to text that came with the mail.
 
@@ -22,6 +23,7 @@ mod run;
 mod serve;
 mod table;
 mod terminal;
+mod tokens;
 mod users;
 
 use std::io::Write;
@@ -40,6 +42,7 @@ pub use people::PeopleCommand;
 pub use quarantine::QuarantineCommand;
 pub(crate) use records::parse_since;
 pub use records::{ActorArg, KindArg, ListArgs, RecordsCommand, TriageAs, TriageListStatus};
+pub use tokens::{ApiScope, TokensCommand};
 pub use users::{RoleArg, UsersCommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -81,6 +84,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Bearer tokens for HTTP intake, the JSON API and calendar feeds
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
     },
     /// Contacts, found by phone number
     Contacts {
@@ -203,6 +211,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = cli.load_config()?;
             let mut store = open_store(&config)?;
             users::run(&config, &mut store, command)
+        }
+        Command::Tokens { command } => {
+            let config = cli.load_config()?;
+            let mut store = open_store(&config)?;
+            tokens::run(&config, &mut store, command)
         }
         Command::Collectors { command } => collectors::run(&cli.load_config()?, command),
         Command::Notifications { command } => {

@@ -7,6 +7,7 @@
 //! may happen to it afterwards ([`workflow`]: triage, status changes). The store asks these
 //! functions and persists their answers inside its transactions.
 
+pub mod access;
 pub mod event;
 pub mod inn;
 pub mod intake;
@@ -16,6 +17,7 @@ pub mod role;
 pub mod status;
 pub mod workflow;
 
+pub use access::{Need, TokenScope};
 pub use event::EventKind;
 pub use inn::Inn;
 pub use intake::UnknownCustomer;

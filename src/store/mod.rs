@@ -13,6 +13,7 @@ pub mod schema;
 mod state;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod url;
 mod users;
 mod write;
@@ -36,6 +37,7 @@ pub(crate) use outbox::{insert_notification, stored_recipients};
 pub(crate) use read::as_utc;
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use state::{CollectorState, RunOutcome};
+pub use tokens::ApiToken;
 pub use url::{StorageUrl, StorageUrlError};
 pub use users::{Session, User};
 pub use write::{Committed, Incoming, Unusable};
@@ -72,6 +74,8 @@ pub enum StoreError {
     QuarantineNotOpen { id: i64, status: String },
     #[error("there is already a user called `{0}`")]
     UserExists(String),
+    #[error("there is already a live token called `{0}` (revoke it first, or pick another name)")]
+    TokenExists(String),
     /// The workflow does not allow the change asked for.
     #[error("record {id}: {reason}")]
     Refused {

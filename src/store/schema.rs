@@ -219,6 +219,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        scope -> Text,
+        target -> Nullable<Text>,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_queues -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -238,4 +250,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     user_queues,
     sessions,
+    api_tokens,
 );

@@ -7,13 +7,14 @@
 //! and the tests (port 0) start it the same way.
 //!
 //! `auth.rs` holds logins, sessions, CSRF and the login rate limit; `i18n.rs` the language
-//! catalogues (`i18n/*.toml`); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
+//! catalogues (`i18n/*.toml`); `api/` the JSON API for other systems (bearer tokens); `pages.rs` the start page; `records.rs` the queue and record pages; `actions.rs` the forms that change a record; `log.rs` the notification log; `quarantine.rs` the quarantine; `collectors.rs` the collectors' state; `security.rs` the
 //! headers every response carries. Storage calls are blocking diesel: they run on the
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 //! `health.rs` (`/healthz`) and `metrics.rs` (`/metrics`, and the request counter on every
 //! route) are for machines: no login, no token (the server listens on loopback by default).
 
 mod actions;
+pub mod api;
 mod auth;
 mod collectors;
 mod health;
@@ -38,6 +39,7 @@ use crate::ingest::{RetryError, Shutdown};
 use crate::notify::outbox::NotifyError;
 use crate::store::{Store, StoreError};
 
+pub use api::ApiSecret;
 pub use auth::hash_password;
 pub use i18n::Lang;
 
@@ -119,6 +121,9 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/dismiss", post(quarantine::dismiss))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .merge(api::routes())
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .fallback(api::not_found)
         .layer(axum::middleware::from_fn(i18n::remember_lang))
         .layer(axum::middleware::from_fn(security::headers))
         // NOTE: last, so it wraps every route above and sees the status the client gets.
@@ -177,9 +182,10 @@ pub enum WebError {
     Render(#[from] askama::Error),
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl WebError {
+    /// The HTTP status this failure answers with (the review page and the API agree).
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf | WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::NotFound
@@ -203,11 +209,17 @@ impl IntoResponse for WebError {
             | WebError::Retry(_)
             | WebError::Notify(_)
             | WebError::Internal(_)
-            | WebError::Render(_) => {
-                tracing::error!(error = %self, "review page request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
+            | WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "review page request failed");
+        }
         // NOTE: plain HTML built from constant text only (the status line); nothing from the
         // request or the store reaches it.
         let line = format!(

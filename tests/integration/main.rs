@@ -29,5 +29,6 @@ mod parse_samples;
 mod record_source;
 mod size_limits;
 mod terminal;
+mod tokens;
 mod web;
 mod web_browser;

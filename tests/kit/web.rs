@@ -232,6 +232,28 @@ impl Client {
         self.keep(response)
     }
 
+    /// Any `method` on `path` with these headers and this body (none when empty), for the
+    /// JSON API and the intake: no cookies, nothing added but what is given.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Page {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .agent
+            .run(request.body(body.to_vec()).unwrap())
+            .unwrap();
+        self.keep(response)
+    }
+
     /// Opens the login page and submits it; the response to the form.
     pub fn log_in(&mut self, name: &str, password: &str) -> Page {
         let form = self.get("/login");
