@@ -12,10 +12,12 @@
 //! blocking pool through [`AppState::store`], against one connection shared under a mutex.
 //! `health.rs` (`/healthz`) and `metrics.rs` (`/metrics`, and the request counter on every
 //! route) are for machines: no login, no token (the server listens on loopback by default).
+//! `calendar/` serves each queue as an iCalendar feed to a calendar token in the query.
 
 mod actions;
 pub mod api;
 mod auth;
+mod calendar;
 mod collectors;
 mod health;
 mod i18n;
@@ -121,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/quarantine/{id}/dismiss", post(quarantine::dismiss))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .route("/calendars/{file}", get(calendar::feed))
         .merge(api::routes())
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)

@@ -9,6 +9,7 @@
 #[path = "../kit/mod.rs"]
 mod kit;
 
+mod calendar;
 mod collect;
 mod corpus;
 mod courier;
