@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
 use crate::kit::mail::{header_section, order_message, padded};
 use crate::kit::process::wait_until;
-use crate::kit::sandbox::{Sandbox, collector_names, counts, failure_text, sample};
+use crate::kit::sandbox::{HTTP_SECTION, Sandbox, collector_names, counts, failure_text, sample};
 use crate::size_limits::collect_in_byte_batches;
 
 pub(crate) const USER: &str = "orders@example.test";
@@ -82,6 +82,8 @@ fn write_imap_config(sandbox: &Sandbox, collectors: &[ImapCollector<'_>]) {
     for c in collectors {
         text.push_str(&c.toml());
     }
+    // A daemon started here serves its page on a port of its own, never the shared 8080.
+    text.push_str(HTTP_SECTION);
     std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
 }
 

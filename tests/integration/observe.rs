@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::imap::{ImapCollector, USER, dovecot, sandbox_for};
 use crate::kit::mail::order_message;
 use crate::kit::process::{Daemon, wait_until};
-use crate::kit::sandbox::{HTTP_SECTION, Sandbox};
+use crate::kit::sandbox::Sandbox;
 use crate::kit::web::{Client, logged_address};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -133,8 +133,8 @@ fn write_config(sandbox: &Sandbox, port: u16) {
         keys: "stale-after = 2",
         ..ImapCollector::new("shop", port)
     };
-    // sandbox_for's config has no [http] table: add the port-0 one; and a pass every second,
-    // so the server's outage is met by passes (the daemon notices it no other way).
+    // A pass every second, so the server's outage is met by passes (the daemon notices it no
+    // other way); sandbox_for's config already serves the page on port 0.
     let fresh = sandbox_for(&[collector]);
     let text = std::fs::read_to_string(fresh.path("collectors.toml"))
         .unwrap()
@@ -144,7 +144,7 @@ fn write_config(sandbox: &Sandbox, port: u16) {
             1,
         );
     assert!(text.contains("* * * * * *"), "{text}");
-    std::fs::write(sandbox.path("collectors.toml"), text + HTTP_SECTION).unwrap();
+    std::fs::write(sandbox.path("collectors.toml"), text).unwrap();
     std::fs::copy(fresh.path("imap-password"), sandbox.path("imap-password")).unwrap();
 }
 
