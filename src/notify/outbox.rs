@@ -65,13 +65,13 @@ fn record_fields(
         (String, String, String, String),
         (Option<String>, Option<String>, Option<String>),
         (Option<String>, Option<String>, Option<String>),
-        (Option<String>, Option<String>),
+        (Option<String>, Option<String>, Option<String>),
     );
     let (
         (queue, collector, kind, status),
         (title, description, phone),
         (email, contact, inn),
-        (number, service),
+        (number, service, format),
     ): Row = records::table
         .find(id)
         .select((
@@ -83,7 +83,7 @@ fn record_fields(
             ),
             (records::title, records::description, records::phone),
             (records::email, records::contact_name, records::inn),
-            (records::number, records::service),
+            (records::number, records::service, records::format),
         ))
         .first(conn)?;
     let mut fields = RecordFields::default();
@@ -96,14 +96,16 @@ fn record_fields(
             fields.set(&key.replace('_', "-"), value.as_str());
         }
     }
-    let format = rules.formats.get(&collector).map(String::as_str);
+    // The format that mapped the record; records stored before formats were recorded: their
+    // collector's.
+    let format = format.or_else(|| rules.formats.get(&collector).cloned());
     fields
         .set("id", Some(&id.to_string()))
         .set("queue", Some(&queue))
         .set("collector", Some(&collector))
         .set("kind", Some(&kind))
         .set("status", Some(&status))
-        .set("format", format)
+        .set("format", format.as_deref())
         .set("title", title.as_deref())
         .set("description", description.as_deref())
         .set("phone", phone.as_deref())
