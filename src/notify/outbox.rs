@@ -181,11 +181,36 @@ pub(crate) fn queue_for(
     trigger: Trigger,
     actor: &str,
 ) -> QueryResult<usize> {
+    queue_firing(conn, rules, record_id, trigger, actor, false)
+}
+
+/// [`queue_for`], and with `only_new` leaving out rules that have written a notification for
+/// this record already: a corrected triage tells whom the new type concerns, and never tells
+/// the customer twice.
+pub(crate) fn queue_firing(
+    conn: &mut SqliteConnection,
+    rules: &NotifyRules,
+    record_id: i64,
+    trigger: Trigger,
+    actor: &str,
+    only_new: bool,
+) -> QueryResult<usize> {
     if rules.is_empty() {
         return Ok(0);
     }
     let fields = record_fields(conn, rules, record_id)?;
-    let firing: Vec<_> = rules.firing(trigger, &fields).collect();
+    let done: Vec<String> = if only_new {
+        notifications::table
+            .filter(notifications::record_id.eq(record_id))
+            .select(notifications::rule)
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    let firing: Vec<_> = rules
+        .firing(trigger, &fields)
+        .filter(|r| !done.contains(&r.name))
+        .collect();
     for rule in &firing {
         queue_rule(conn, rules, rule, &fields, record_id, actor)?;
     }
