@@ -17,6 +17,7 @@ mod daemon;
 mod dovecot_harness;
 mod durable;
 mod formats;
+mod forms;
 mod hostile;
 mod imap;
 mod imap_servers;

@@ -399,7 +399,7 @@ fn a_notification_failed_by_the_dispatcher_is_retried_and_sent() {
         edit(c, "# max-attempts = 10", "max-attempts = 1")
     });
     server.stop();
-    sandbox.json(&["collect", "--json", "--collector", "emes-consult"]);
+    sandbox.json(&["collect", "--json", "--collector", "emes"]);
     let failed = sandbox.notifications(&["--status", "failed"]);
     assert_eq!(failed.len(), 11, "one attempt allowed, the server down");
     let first = &failed[0];
@@ -466,7 +466,7 @@ fn starttls_with_a_private_ca_carries_a_collected_records_notifications() {
             &format!("ca-file = \"{ca}\""),
         )
     });
-    sandbox.json(&["collect", "--json", "--collector", "emes-consult"]);
+    sandbox.json(&["collect", "--json", "--collector", "emes"]);
     let want = trimmed(expected_for_consults(&sandbox.records()));
     assert_eq!(received_as_mail(&sandbox, &server.received()), want);
     assert!(
