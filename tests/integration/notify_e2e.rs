@@ -164,7 +164,8 @@ fn every_sample_rule_arrives_once_with_the_seed_texts_from_collect_triage_and_th
     let reports = sandbox.collect_all();
     assert_eq!(
         reports.iter().map(|r| counts(r)[1]).collect::<Vec<_>>(),
-        [3, 6, 3]
+        [3, 9],
+        "the orders, then the six consults and three fault reports of the one EMES mailbox"
     );
     let records = sandbox.records();
     let want = expected_for_consults(&records);
@@ -334,7 +335,8 @@ fn a_collect_during_an_outage_is_delivered_once_when_smtp_is_back() {
     let reports = sandbox.collect_all();
     assert_eq!(
         reports.iter().map(|r| counts(r)[1]).collect::<Vec<_>>(),
-        [3, 6, 3]
+        [3, 9],
+        "the orders, then the six consults and three fault reports of the one EMES mailbox"
     );
     let queued = sandbox.notifications(&[]);
     assert_eq!(queued.len(), 11);
