@@ -145,3 +145,66 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod first_of {
+    use std::sync::Arc;
+
+    use crate::mapping::PayloadFormat;
+    use crate::mapping::declarative::{DeclarativeFormat, Target};
+    use crate::mapping::template::{PayloadPath, Template};
+
+    use super::*;
+
+    /// A service-request format `name` with `when = { form = value }` and its queue.
+    fn form(name: &str, value: &str, queue: Option<&str>) -> PayloadFormat {
+        PayloadFormat::Declarative(Arc::new(DeclarativeFormat {
+            name: name.into(),
+            kind: crate::mapping::RecordKind::ServiceRequest,
+            fields: vec![(Target::ContactPhone, Template::parse("{{tel}}").unwrap())],
+            required: vec![],
+            tables: Default::default(),
+            number_prefix: "SR".into(),
+            queue: queue.map(str::to_string),
+            selector: Selector {
+                when: vec![Condition {
+                    path: PayloadPath::parse("form").unwrap(),
+                    want: Want::Equals(value.into()),
+                }],
+                subject: None,
+            },
+        }))
+    }
+
+    #[test]
+    fn the_first_fitting_format_maps_and_routes_the_record() {
+        let list = PayloadFormat::FirstOf(
+            vec![
+                form("consult", "consult", None),
+                form("fault", "fault", Some("triage")),
+            ]
+            .into(),
+        );
+        let map = |json: &str| {
+            let (payload, envelope) = crate::mapping::test_input(json, "f.json", "utf-8");
+            list.map(&payload, None, &envelope)
+        };
+        let record = map(r#"{"form": "fault", "tel": "1"}"#).unwrap();
+        assert_eq!(record.source.format.as_deref(), Some("fault"));
+        assert_eq!(record.queue.as_deref(), Some("triage"));
+        let record = map(r#"{"form": "consult", "tel": "1"}"#).unwrap();
+        assert_eq!(record.source.format.as_deref(), Some("consult"));
+        assert_eq!(record.queue, None, "the collector's queue");
+        assert_eq!(
+            map(r#"{"form": "join"}"#).unwrap_err(),
+            "no format fits the payload; tried consult (form is \"join\", not \"consult\"), fault (form is \"join\", not \"fault\")"
+        );
+        // A single format's condition holds too.
+        let (payload, envelope) = crate::mapping::test_input(r#"{"tel": "1"}"#, "f.json", "utf-8");
+        let one = form("fault", "fault", None);
+        assert_eq!(
+            one.map(&payload, None, &envelope).unwrap_err(),
+            "no format fits the payload; tried fault (form is missing)"
+        );
+    }
+}
