@@ -18,8 +18,8 @@ It (re)creates:
   EMES example of collectors.toml: an elevator maker's consult and fault-report
   forms (Chinese JSON keys, GBK / GB18030 / UTF-8 attachments) and the service
   requests the ``emes-consult`` / ``emes-fault`` formats must make of them;
-* ``samples/emes/consult/`` + ``samples/emes/fault/`` - the Maildirs those two
-  shipped collectors read;
+* ``samples/emes/inbox/`` - the one Maildir the shipped collector ``emes`` reads:
+  both forms, told apart by the formats' ``when``, into two queues;
 * ``samples/README.md`` - what is here, with the table of cases.
 
 ``samples/verify.py`` checks all of it by parsing the files back.
@@ -827,8 +827,11 @@ EMES_8BIT = Client("官网", "web@hitachi-elevator.example", LF, "roundcube", ((
 CONSULT_TYPES = {"加装电梯咨询": "加装", "别墅电梯咨询": "加装", "更新改造咨询": "加装",
                  "维保服务咨询": "其他", "新梯采购咨询": "新梯", "智能楼宇咨询": "楼宇"}
 SALUTATIONS = {"男": "先生", "女": "女士"}
-EMES_COLLECTORS = {"consult": "emes-consult", "fault": "emes-fault"}
-EMES_SUBJECTS = {"consult": "官网咨询", "fault": "故障报修"}
+# One mailbox, one collector: the formats' `when` tells the forms apart (业务 is only on the
+# consult form, 描述 only on the fault form); the fault reports go to the triage queue.
+EMES_COLLECTOR = "emes"
+EMES_QUEUES = {"consult": None, "fault": "emes-triage"}
+EMES_SUBJECTS = {"consult": "官网咨询", "fault": "故障报修", "join": "加入我们"}
 
 
 def consult_form(business: str, name: str, gender: str, phone: str | None, email: str, province: str,
@@ -883,6 +886,7 @@ def emes_expected(form: str, doc: dict, source: dict) -> dict:
 
     consult = form == "consult"
     name, gender = value("姓名"), value("性别")
+    submitted = value("提交时间")
     contact = None if name is None and gender is None else f"{name or ''} /{SALUTATIONS[gender] if gender else ''}"
     service = {
         "number": None,  # given when stored, not by parse
@@ -897,17 +901,21 @@ def emes_expected(form: str, doc: dict, source: dict) -> dict:
         "elevator_no": None if consult else value("梯号"),
         "customer_id": None,
     }
-    return {
-        "kind": "service-request", "title": None, "date": None,
+    expected = {
+        "kind": "service-request", "title": None,
+        "date": submitted.replace(" ", "T") if submitted else None,
         "description": service["content"] if consult else value("描述"),
         "inn": None, "inn_valid": False,
         "phone": service["contact_phone"],
         "email": None,  # 邮箱 is deliberately not mapped
-        "contact_name": contact,
+        "contact_name": name,  # without the salutation; `contact` has it
         "layout_files": [], "lines": [],
-        "source": source,
+        "source": {**source, "format": f"emes-{form}"},
         "service": service,
     }
+    if EMES_QUEUES[form]:
+        expected["queue"] = EMES_QUEUES[form]
+    return expected
 
 
 @dataclass
@@ -932,7 +940,7 @@ def emes_when(nn: int) -> datetime:
 
 
 def emes_text(form: str, ref: str, doc: dict) -> tuple[str, str]:
-    what = f"在线咨询（{doc['业务']}）" if form == "consult" else "故障报修"
+    what = {"consult": f"在线咨询（{doc.get('业务')}）", "fault": "故障报修"}.get(form, "在线留言")
     text = (f"您好！\n官网收到一条新的{what}，编号 {ref}。\n表单数据见附件（JSON），请及时处理。\n\n"
             "-- \n本邮件由日立电梯官网自动发送，请勿直接回复。\n")
     html = (f"<html><body><p>您好！</p><p>官网收到一条新的<b>{what}</b>，编号 <b>{ref}</b>。</p>"
@@ -945,14 +953,16 @@ def emes_case(nn: int, slug: str, why: str, client: Client, form: str, ref: str,
               content_type: str = "text/plain", cte: str = "base64", bom: bytes = b"", style: str = "pretty",
               disposition: str | None = "attachment", reason: str | None = None) -> EmesCase:
     """Form mail "ORDER: <ref> 官网咨询|故障报修" with the form's JSON attached: `codec` bytes after
-    `bom`, declared `charset` (None: no parameter).  `reason` makes it a quarantined case."""
+    `bom`, declared `charset` (None: no parameter).  `reason` makes it a quarantined case.
+    The form's submission time (提交时间, the site's local time) is a minute before the mail."""
+    doc = {**doc, "提交时间": (emes_when(nn) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")}
     data = bom + encode_escaping(form_json(doc, style), codec)
     part = named_part(client, data, content_type, filename, charset=charset, cte=cte, disposition=disposition)
     msg = new_message(client, f"ORDER: {ref} {EMES_SUBJECTS[form]}", f"{form}-{ref}@hitachi-elevator.example",
                       emes_when(nn), to=EMES_INBOX)
     set_body(msg, client, *emes_text(form, ref, doc))
     attach(msg, part)
-    collector = EMES_COLLECTORS[form]
+    collector = EMES_COLLECTOR
     if reason is not None:
         return EmesCase(nn, slug, "quarantined", why, client, msg, reason_contains=reason, collector=collector)
     source = {"message_id": msg["Message-ID"].strip("<>"), "subject": str(msg["Subject"]), "order_ref": ref,
@@ -1049,21 +1059,31 @@ def build_emes_cases() -> list[EmesCase]:
                   EMES_PHP_MAIL, "consult", "311",
                   consult_form("新梯采购咨询", "吴刚", "男", None, "wugang@example.cn", "山东省", "青岛市", "市南区",
                                "香港中路10号", "请通过邮件联系我，不方便接电话。"),
-                  codec="gbk", charset_name=None, filename="form.txt", charset="gbk", reason="contact-phone"),
+                  codec="gbk", charset_name=None, filename="form.txt", charset="gbk",
+                  reason="contact-phone: payload key 手机 is missing"),
+        emes_case(12, "other-form-matches-none", "The site's job application form reaches the same mailbox: "
+                  "neither 业务 (consult) nor 描述 (fault) is there, so no format fits and the mail is "
+                  "quarantined naming both formats tried; never an empty fault report. UTF-8, 8bit, LF.",
+                  EMES_8BIT, "join", "312",
+                  {"姓名": "郑强", "性别": "男", "手机": "13900001234", "职位": "安装工程师",
+                   "简历": "十年电梯安装经验。"},
+                  codec="utf-8", charset_name=None, filename="form.json", charset="utf-8", cte="8bit",
+                  reason="no format fits the payload; tried emes-consult (业务 is missing), "
+                         "emes-fault (描述 is missing)"),
     ]
 
 
-# Maildirs of the shipped demo collectors: (collector's folder, sub-folder, file name, case number).
+# The Maildir of the shipped demo collector: (folder, sub-folder, file name, case number).
 EMES_MAILDIR = [
-    ("consult", "new", "1732360000.M1P200.mx.example", 1),
-    ("consult", "new", "1732360060.M2P201.mx.example", 2),
-    ("consult", "new", "1732360120.M3P202.mx.example", 3),
-    ("consult", "new", "1732360180.M4P203.mx.example", 4),
-    ("consult", "new", "1732360240.M5P204.mx.example", 5),
-    ("consult", "new", "1732360300.M6P205.mx.example", 6),
-    ("fault", "new", "1732360360.M7P206.mx.example", 7),
-    ("fault", "new", "1732360420.M8P207.mx.example", 8),
-    ("fault", "new", "1732360480.M9P208.mx.example", 9),
+    ("inbox", "new", "1732360000.M1P200.mx.example", 1),
+    ("inbox", "new", "1732360060.M2P201.mx.example", 2),
+    ("inbox", "new", "1732360120.M3P202.mx.example", 3),
+    ("inbox", "new", "1732360180.M4P203.mx.example", 4),
+    ("inbox", "new", "1732360240.M5P204.mx.example", 5),
+    ("inbox", "new", "1732360300.M6P205.mx.example", 6),
+    ("inbox", "new", "1732360360.M7P206.mx.example", 7),
+    ("inbox", "new", "1732360420.M8P207.mx.example", 8),
+    ("inbox", "new", "1732360480.M9P208.mx.example", 9),
 ]
 
 
@@ -1076,14 +1096,14 @@ def write_emes(cases: list[EmesCase]) -> None:
         if not 1024 <= len(raw) <= 6 * 1024:
             print(f"warning: {case.file} is {len(raw)} bytes (want 1-6 KB)", file=sys.stderr)
         (HERE / case.file).write_bytes(raw)
-    for folder in ("consult", "fault"):
+    for folder in ("inbox",):
         for sub in ("new", "cur", "tmp"):
             (root / folder / sub).mkdir(parents=True)
             (root / folder / sub / ".keep").write_bytes(b"")
     by_nn = {case.nn: case for case in cases}
     for folder, sub, name, nn in EMES_MAILDIR:
         case = by_nn[nn]
-        assert case.status == "accepted" and case.collector == EMES_COLLECTORS[folder], case.file
+        assert case.status == "accepted", case.file
         (root / folder / sub / name).write_bytes(delivered(case, int(name.split(".")[0]),
                                                            mailbox=EMES_INBOX.addr_spec, mx=EMES_MX, tz=CST))
     write_json(HERE / "emes-cases.json", [case.manifest() for case in cases])
@@ -1112,8 +1132,8 @@ Output is byte-stable (fixed dates, Message-IDs and MIME boundaries).
 | `maildir/` | a Maildir inbox for the demo run: `new/`, `cur/` (`:2,`, `:2,S`, `:2,F`), `tmp/`; `.keep` files are ignored |
 | `maildir.expected.json` | what one run over `maildir/` reports; `records` in reading order (new/ then cur/, each by file name) |
 | `emes/eml/NN-name.eml` | the EMES service-request forms ([below](#emes-service-requests)) |
-| `emes-cases.json` | per file: `collector` (`emes-consult` / `emes-fault`, whose `[[format]]` applies), `status`, `why`, `reason_contains` and, for accepted mail, `expect` - the full `.record` of `mailintake parse --json --collector NAME FILE` |
-| `emes/consult/`, `emes/fault/` | the Maildirs of the shipped collectors `emes-consult` (the six accepted consults) and `emes-fault` (the three fault reports), all in `new/` |
+| `emes-cases.json` | per file: `collector` (`emes`, whose `formats` apply), `status`, `why`, `reason_contains` and, for accepted mail, `expect` - the full `.record` of `mailintake parse --json --collector NAME FILE` (`source.format` says which form matched) |
+| `emes/inbox/` | the Maildir of the shipped collector `emes`: the six accepted consults and the three fault reports, all in `new/` |
 | `verify.py` | independent reference decoder used to check all of the above |
 
 Notes on choices the rules leave open:
@@ -1138,14 +1158,18 @@ README_EMES = """
 
 The `[[format]]` blocks `emes-consult` and `emes-fault` of `collectors.toml` map an
 elevator maker's website forms (Chinese JSON keys) to service requests; the subject
-keyword is the default `ORDER` (`ORDER: 301 官网咨询`, `ORDER: 401 故障报修`).
+keyword is the default `ORDER` (`ORDER: 301 官网咨询`, `ORDER: 401 故障报修`). Both forms
+arrive in one mailbox, read by one collector `emes` (`formats = ["emes-consult",
+"emes-fault"]`): a payload with 业务 is a consult (queue `emes-consult`), one with 描述 a fault
+report (the format's `queue = "emes-triage"`); one with neither is quarantined (case 12).
 
 * Consult form: 业务 (-> `sub_type` by the consult-type table), 姓名, 性别, 手机, 邮箱, 省,
   市, 区, 详细地址, 说明 (-> `content`, and `description` through the fallback). 邮箱 is not
   mapped, so `email` stays null.
 * Fault form: 姓名, 性别, 手机, 邮箱, 省, 市, 区, 详细地址, 描述 (-> `description`),
   身份 (-> `identity`), 梯号 (-> `elevator_no`); `type` is `pending` (triage queue).
-* `contact` = 姓名 + ` /` + 先生|女士, `region` = 省市区, `address` = 省市区 + 详细地址,
+* Both forms send 提交时间 (the submission time, site local time): the record's `date`.
+* `contact` = 姓名 + ` /` + 先生|女士 (`contact_name` = 姓名 alone), `region` = 省市区, `address` = 省市区 + 详细地址,
   `phone` = `contact_phone` = 手机 verbatim; `service.number` is null (given when stored).
 * Charsets are reported by their encoding_rs names: a declared `gb2312` or `gbk` gives
   `gbk` (its decoder is the GB18030 one, as WHATWG specifies), `gb18030` gives `gb18030`,

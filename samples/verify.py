@@ -14,8 +14,9 @@ checks file sizes (1-6 KB) and that each file uses one kind of line end.
 The EMES service-request mails (emes-cases.json) go through the same subject,
 attachment and charset steps and then through a small re-implementation of the
 `emes-consult` / `emes-fault` [[format]] templates (written out below and
-compared with collectors.toml); their Maildirs (emes/consult, emes/fault) must
-hold exactly the accepted mails of each collector, with trace headers prepended.
+compared with collectors.toml), chosen by their `when` as the one collector `emes`
+does; its Maildir (emes/inbox) must hold exactly the accepted mails, with trace
+headers prepended.
 
 Standard library only; exits non-zero on the first list of mismatches.
 """
@@ -178,30 +179,37 @@ def check_maildir() -> list[str]:
 
 # The two formats as collectors.toml writes them (check_emes_config compares), rendered here
 # by a template reader of their own rather than by generate.py's mapping code.
-EMES_COMMON = {"source": "日立官网", "owner": "日立官网", "contact": "{{姓名}} /{{性别|salutation}}",
+EMES_COMMON = {"date": "{{提交时间}}", "source": "日立官网", "owner": "日立官网",
+               "contact": "{{姓名}} /{{性别|salutation}}", "contact-name": "{{姓名}}",
                "gender": "{{性别}}", "contact-phone": "{{手机}}", "region": "{{省}}{{市}}{{区}}",
                "site": "{{详细地址}}", "building": "{{详细地址}}", "address": "{{省}}{{市}}{{区}}{{详细地址}}"}
 EMES_FORMATS = {
     "emes-consult": {
-        "number-prefix": "ZX", "required": ["contact-phone", "sub-type"],
+        "number-prefix": "ZX", "required": ["contact-phone", "sub-type"], "when": {"业务": "*"},
         "fields": {"type": "consult", "sub-type": "{{业务|map:consult-type}}", **EMES_COMMON,
-                   "content": "{{说明}}"},
+                   "content": "{{说明}}", "branch": "{{省|map:branch}}"},
         "maps": {"consult-type": {"加装电梯咨询": "加装", "别墅电梯咨询": "加装", "更新改造咨询": "加装",
-                                  "维保服务咨询": "其他", "新梯采购咨询": "新梯", "智能楼宇咨询": "楼宇"}},
+                                  "维保服务咨询": "其他", "新梯采购咨询": "新梯", "智能楼宇咨询": "楼宇"},
+                 "branch": {"北京市": "北京分公司", "上海市": "上海分公司", "广东省": "广州分公司",
+                            "浙江省": "杭州分公司"}},
+        "map-defaults": {"branch": "总部"},
     },
     "emes-fault": {
-        "number-prefix": "BZ", "required": ["contact-phone"],
+        "number-prefix": "BZ", "required": ["contact-phone"], "when": {"描述": "*"},
+        "queue": "emes-triage",
         "fields": {"type": "pending", **EMES_COMMON, "description": "{{描述}}", "identity": "{{身份}}",
                    "elevator-no": "{{梯号}}"},
     },
 }
-EMES_MAILDIRS = {"emes-consult": "samples/emes/consult", "emes-fault": "samples/emes/fault"}
+# The one collector reading both forms: its formats in order, and its Maildir.
+EMES_COLLECTOR = {"name": "emes", "queue": "emes-consult", "formats": ["emes-consult", "emes-fault"],
+                  "path": "samples/emes/inbox"}
 SERVICE_KEYS = ["type", "sub-type", "source", "owner", "contact", "contact-phone", "gender", "region", "site",
                 "building", "address", "content", "identity", "elevator-no", "customer-id"]
 EXPRESSION = re.compile(r"\{\{([^|}]*)((?:\|[^}]*)?)\}\}")
 
 
-def render(template: str, doc: dict, maps: dict) -> str | None:
+def render(template: str, doc: dict, maps: dict, defaults: dict | None = None) -> str | None:
     """A field template against the form; None when it has expressions and all came out empty.
     Raises ValueError naming an unmapped value."""
     out, expressions, filled, pos = [], 0, 0, 0
@@ -219,7 +227,11 @@ def render(template: str, doc: dict, maps: dict) -> str | None:
             if name == "salutation":
                 text = {"男": "先生", "女": "女士"}.get(text.strip(), text.strip().lower())
             elif name.startswith("map:"):
-                table = maps[name[4:]]
+                table = {**({None: defaults[name[4:]]} if defaults and name[4:] in defaults else {}),
+                         **maps[name[4:]]}
+                if text.strip() not in table and None in table:
+                    text = table[None]
+                    continue
                 if text.strip() not in table:
                     raise ValueError(f"value `{text}` of `{key}` is not in the value table `{name[4:]}`")
                 text = table[text.strip()]
@@ -232,33 +244,47 @@ def render(template: str, doc: dict, maps: dict) -> str | None:
     return "".join(out) if expressions == 0 or filled else None
 
 
-def decode_emes(raw: bytes, collector: str):
-    """-> ("accepted", record) | ("skipped" | "quarantined", reason), for the collector's format."""
+def decode_emes(raw: bytes):
+    """-> ("accepted", record) | ("skipped" | "quarantined", reason), by the first of the
+    collector's formats whose `when` holds (here only "*" = the key is there)."""
     status, found = find_payload(raw)
     if status != "accepted":
         return status, found
     doc, source = found
-    form = EMES_FORMATS[collector]
+    fitting = [n for n in EMES_COLLECTOR["formats"]
+               if all(doc.get(k) is not None for k in EMES_FORMATS[n]["when"])]
+    if not fitting:
+        tried = ", ".join(f"{n} ({next(iter(EMES_FORMATS[n]['when']))} is missing)"
+                          for n in EMES_COLLECTOR["formats"])
+        return "quarantined", f"no format fits the payload; tried {tried}"
+    name = fitting[0]
+    form = EMES_FORMATS[name]
     values = {}
     for target, template in form["fields"].items():
         try:
-            values[target] = render(template, doc, form.get("maps", {}))
+            values[target] = render(template, doc, form.get("maps", {}), form.get("map-defaults"))
         except ValueError as e:
             return "quarantined", f"field `{target}`: {e}"
     for target in form["required"]:
         if values.get(target) is None:
-            return "quarantined", f"required field `{target}` is missing"
+            keys = ", ".join(m.group(1).strip() for m in EXPRESSION.finditer(form["fields"][target]))
+            return "quarantined", f"{target}: payload key {keys} is missing"
     service = {"number": None, **{key.replace("-", "_"): values.get(key) for key in SERVICE_KEYS}}
     service["type"] = service["type"] or "consult"
-    return "accepted", {
-        "kind": "service-request", "title": values.get("title"), "date": None,
+    date = values.get("date")
+    record = {
+        "kind": "service-request", "title": values.get("title"),
+        "date": date.replace(" ", "T") if date else None,
         "description": values.get("description") or values.get("content"),
         "inn": None, "inn_valid": False,
         "phone": values.get("phone") or values.get("contact-phone"),
         "email": values.get("email"),
         "contact_name": values.get("contact-name") or values.get("contact"),
-        "layout_files": [], "lines": [], "source": source, "service": service,
+        "layout_files": [], "lines": [], "source": {**source, "format": name}, "service": service,
     }
+    if form.get("queue"):
+        record["queue"] = form["queue"]
+    return "accepted", record
 
 
 def check_emes_config() -> list[str]:
@@ -275,7 +301,9 @@ def check_emes_config() -> list[str]:
             problems.append(f"collectors.toml: no [[format]] {name}")
             continue
         got = {"number-prefix": have.get("number-prefix"), "required": have.get("required"),
-               "fields": have.get("fields")}
+               "when": have.get("when"), "fields": have.get("fields")}
+        if "queue" in want or "queue" in have:
+            got["queue"] = have.get("queue")
         if "maps" in want or "maps" in have:
             got["maps"] = have.get("maps")
         if have.get("map-defaults"):
@@ -283,10 +311,13 @@ def check_emes_config() -> list[str]:
         if got != want:
             problems.append(f"collectors.toml: [[format]] {name} differs from verify.py: {got}")
     collectors = {c["name"]: c for c in config.get("collector", [])}
-    for name, path in EMES_MAILDIRS.items():
-        have = collectors.get(name, {})
-        if have.get("format") != name or have.get("maildir", {}).get("path") != path:
-            problems.append(f"collectors.toml: collector {name} should read {path} with format {name}")
+    want = EMES_COLLECTOR
+    have = collectors.get(want["name"], {})
+    path = want["path"].replace("samples/", "samples/demo-state/", 1)
+    if (have.get("formats") != want["formats"] or have.get("queue") != want["queue"]
+            or have.get("maildir", {}).get("path") != path):
+        problems.append(f"collectors.toml: collector {want['name']} should read {path} with formats "
+                        f"{want['formats']} into {want['queue']}")
     return problems
 
 
@@ -294,12 +325,14 @@ def check_emes_hand(cases: list[dict]) -> list[str]:
     """Two expectations written out by hand, so the shared mapping is checked too."""
     by_file = {Path(c["file"]).name: c.get("expect") for c in cases}
     consult = {
-        "kind": "service-request", "title": None, "date": None, "inn": None, "inn_valid": False,
+        "kind": "service-request", "title": None, "date": "2024-11-23T09:22:00", "inn": None,
+        "inn_valid": False,
         "description": "新建办公楼项目，地上18层、地下2层，需要4台乘客电梯（1000kg，2.5m/s）和1台消防电梯，"
                        "请提供选型建议和报价。",
-        "phone": "13812345678", "email": None, "contact_name": "张伟 /先生", "layout_files": [], "lines": [],
+        "phone": "13812345678", "email": None, "contact_name": "张伟", "layout_files": [], "lines": [],
         "source": {"message_id": "consult-301@hitachi-elevator.example", "subject": "ORDER: 301 官网咨询",
-                   "order_ref": "301", "attachment_name": "consult.json", "charset": "utf-8"},
+                   "order_ref": "301", "attachment_name": "consult.json", "charset": "utf-8",
+                   "format": "emes-consult"},
         "service": {"number": None, "type": "consult", "sub_type": "新梯", "source": "日立官网",
                     "owner": "日立官网", "contact": "张伟 /先生", "contact_phone": "13812345678", "gender": "男",
                     "region": "北京市北京市朝阳区", "site": "建国路88号SOHO现代城A座",
@@ -310,9 +343,11 @@ def check_emes_hand(cases: list[dict]) -> list[str]:
     }
     fault = {
         "kind": "service-request", "description": "电梯门关闭时反复开启，无法正常运行，已暂停使用并张贴告示。",
-        "phone": "021-62345678", "email": None, "contact_name": "孙丽 /女士",
+        "phone": "021-62345678", "email": None, "contact_name": "孙丽", "queue": "emes-triage",
+        "date": "2024-11-23T12:03:00",
         "source": {"message_id": "fault-402@hitachi-elevator.example", "subject": "ORDER: 402 故障报修",
-                   "order_ref": "402", "attachment_name": "报修单.txt", "charset": "gbk"},
+                   "order_ref": "402", "attachment_name": "报修单.txt", "charset": "gbk",
+                   "format": "emes-fault"},
         "service": {"number": None, "type": "pending", "sub_type": None, "source": "日立官网",
                     "owner": "日立官网", "contact": "孙丽 /女士", "contact_phone": "021-62345678", "gender": "女",
                     "region": "上海市上海市徐汇区", "site": "漕溪北路18号上实大厦", "building": "漕溪北路18号上实大厦",
@@ -331,8 +366,8 @@ def check_emes_coverage(cases: list[dict]) -> list[str]:
     for want in ("utf-8", "gbk", "gb18030", "windows-1251"):
         if want not in charsets:
             problems.append(f"emes: no accepted case in {want}")
-    consults = [c for c in accepted if c["collector"] == "emes-consult"]
-    faults = [c for c in accepted if c["collector"] == "emes-fault"]
+    consults = [c for c in accepted if c["expect"]["source"]["format"] == "emes-consult"]
+    faults = [c for c in accepted if c["expect"]["source"]["format"] == "emes-fault"]
     sub_types = sorted(c["expect"]["service"]["sub_type"] for c in consults)
     if len(consults) != 6 or sorted(EMES_FORMATS["emes-consult"]["maps"]["consult-type"].values()) != sub_types:
         problems.append(f"emes: want one accepted consult per 业务, got sub types {sub_types}")
@@ -358,7 +393,7 @@ def check_emes_maildirs(cases: list[dict]) -> list[str]:
     """Each Maildir holds exactly its collector's accepted mails: trace headers + the .eml bytes."""
     problems = []
     emls = {c["expect"]["source"]["message_id"]: c for c in cases if c["status"] == "accepted"}
-    for collector, path in EMES_MAILDIRS.items():
+    for collector, path in [(EMES_COLLECTOR["name"], EMES_COLLECTOR["path"])]:
         root = HERE.parent / path
         for sub in ("new", "cur", "tmp"):
             if not (root / sub / ".keep").is_file():
@@ -371,7 +406,7 @@ def check_emes_maildirs(cases: list[dict]) -> list[str]:
                 raw = file.read_bytes()
                 name = f"{path}/{sub}/{file.name}"
                 problems += check_file(raw, name)
-                status, record = decode_emes(raw, collector)
+                status, record = decode_emes(raw)
                 case = emls.get(record["source"]["message_id"]) if status == "accepted" else None
                 if case is None or case["collector"] != collector:
                     problems.append(f"{name}: {status}, not one of {collector}'s accepted cases")
@@ -393,7 +428,7 @@ def check_emes() -> tuple[int, list[str]]:
     for case in cases:
         raw = (HERE / case["file"]).read_bytes()
         problems += check_file(raw, case["file"])
-        status, result = decode_emes(raw, case["collector"])
+        status, result = decode_emes(raw)
         if status != case["status"]:
             problems.append(f"{case['file']}: status {status} ({result}), manifest says {case['status']}")
         elif status == "accepted":

@@ -51,6 +51,8 @@ pub(super) struct RawCollector {
     queue: Spanned<String>,
     /// Payload format: `order-json` or a `[[format]]` name. Default: `order-json`.
     format: Option<Spanned<String>>,
+    /// Several formats, tried in order (each with its `when`); instead of `format`.
+    formats: Option<Spanned<Vec<Spanned<String>>>>,
     /// Cron, seconds first (6 or 7 fields). Default: the daemon's every 5 minutes.
     schedule: Option<Spanned<String>>,
     /// Word the subject must contain. Default: `ORDER`.
@@ -89,9 +91,10 @@ struct RawMaildir {
 pub struct Collector {
     /// Unique name, recorded with every message it stores.
     pub name: String,
-    /// The queue its records go to (declared, checked at load).
+    /// The queue its records go to (declared, checked at load), unless their format names
+    /// its own.
     pub queue: String,
-    /// How payloads become records.
+    /// How payloads become records (one format, or several tried in order).
     pub format: PayloadFormat,
     /// Cron schedule (6 or 7 fields, seconds first); used by the daemon.
     pub schedule: Option<cron::Schedule>,
@@ -184,7 +187,9 @@ impl RawCollector {
                 format!("queue `{queue}` is not declared; add a [[queue]] with name = \"{queue}\""),
             ));
         }
-        let format = known.formats.resolve(site, self.format.as_ref())?;
+        let format = known
+            .formats
+            .resolve(site, self.format.as_ref(), self.formats.as_ref())?;
         let schedule = self
             .schedule
             .as_ref()

@@ -182,7 +182,7 @@ impl Config {
             None => StorageUrl::Sqlite(base.join("mailintake.db")),
         };
         let (queues, queue_names) = validate_queues(&site, &raw.queue)?;
-        let formats = Formats::validate(&site, &raw.format)?;
+        let formats = Formats::validate(&site, &raw.format, &queue_names)?;
         let mut known = Known {
             base,
             queues: &queue_names,

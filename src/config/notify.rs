@@ -69,6 +69,7 @@ pub(super) fn kinds_of(format: &PayloadFormat) -> Vec<RecordKind> {
         // NOTE: the order file makes a lead when it has no goods lines.
         PayloadFormat::OrderJson => vec![RecordKind::Lead, RecordKind::Order],
         PayloadFormat::Declarative(f) => vec![f.kind],
+        PayloadFormat::FirstOf(list) => list.iter().flat_map(kinds_of).collect(),
     }
 }
 
@@ -186,8 +187,13 @@ impl RawNotify {
                     if !known.queues.contains(v) {
                         return Err(unknown("queue", v));
                     }
-                    for c in known.collectors.iter().filter(|c| &c.queue == v) {
-                        kinds.extend(kinds_of(&c.format));
+                    // A format with its own queue routes there; the others to the collector's.
+                    for c in known.collectors {
+                        for f in c.format.members() {
+                            if f.queue().unwrap_or(&c.queue) == v {
+                                kinds.extend(kinds_of(f));
+                            }
+                        }
                     }
                 }
                 kinds

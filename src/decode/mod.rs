@@ -116,6 +116,9 @@ pub struct Envelope {
     /// Decoded subject.
     pub subject: Option<String>,
     pub fingerprint: Fingerprint,
+    /// The `Date` header in this machine's local time, like the dates websites write: a
+    /// service request's date when its form sends none.
+    pub date: Option<chrono::NaiveDateTime>,
 }
 
 /// The decode stage's decision on one message.
@@ -160,6 +163,7 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
                 message_id: None,
                 subject: None,
                 fingerprint,
+                date: None,
             },
             verdict: Verdict::Quarantined(
                 "not an e-mail message: no header could be parsed".into(),
@@ -174,6 +178,10 @@ pub fn decode_message(raw: &[u8], rules: &DecodeRules) -> DecodedMessage {
         message_id: message.message_id().map(str::to_string),
         subject: message.subject().map(str::to_string),
         fingerprint,
+        date: message
+            .date()
+            .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0))
+            .map(|d| d.with_timezone(&chrono::Local).naive_local()),
     };
     let automatic = loops::automatic_mail(&message, rules.own_address.as_deref());
     let verdict = match (automatic, envelope.subject.as_deref()) {

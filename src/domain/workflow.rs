@@ -17,6 +17,8 @@ pub enum Refusal {
     NotServiceRequest,
     #[error("is a {0} request, not pending triage")]
     NotPending(RequestType),
+    #[error("is triaged as {0} already")]
+    SameTriage(RequestType),
     #[error("`{}` cannot be set on a service request", .0.name())]
     NotSettable(Target),
     #[error("cannot {action} it: its status is `{status}` ({why})")]
@@ -27,17 +29,26 @@ pub enum Refusal {
     },
 }
 
-/// Classifies a pending request. The content follows the seed's rule: a complaint gets
-/// identity + ":" + description, the others the description. `sets` then complete fields
-/// the hotline knows (branch, elevator number, ...).
+/// Classifies a pending request, or corrects an earlier triage (`triaged_before`: the
+/// history has one) by the same rules; a request whose type came from its form is not
+/// triaged. The content follows the seed's rule: a complaint gets identity + ":" +
+/// description, the others the description (the report's own text, so a correction starts
+/// from what the customer wrote, not from the first triage's content). `sets` then complete
+/// fields the hotline knows (branch, elevator number, ...).
 pub fn triage(
     service: &ServiceRequest,
     description: Option<&str>,
     outcome: Triage,
     sets: &[(Target, String)],
+    triaged_before: bool,
 ) -> Result<ServiceRequest, Refusal> {
-    if service.request_type != RequestType::Pending {
-        return Err(Refusal::NotPending(service.request_type));
+    match service.request_type {
+        RequestType::Pending => {}
+        current if !triaged_before => return Err(Refusal::NotPending(current)),
+        current if current == outcome.request_type() => {
+            return Err(Refusal::SameTriage(current));
+        }
+        _ => {}
     }
     let mut service = service.clone();
     service.request_type = outcome.request_type();
@@ -170,7 +181,8 @@ mod tests {
 
     #[test]
     fn a_complaint_gets_identity_and_description_the_others_the_description() {
-        let complaint = triage(&pending(), Some("电梯困人"), Triage::Complaint, &[]).unwrap();
+        let complaint =
+            triage(&pending(), Some("电梯困人"), Triage::Complaint, &[], false).unwrap();
         assert_eq!(complaint.request_type, RequestType::Complaint);
         assert_eq!(complaint.content.as_deref(), Some("物业:电梯困人"));
         let fault = triage(
@@ -178,6 +190,7 @@ mod tests {
             Some("电梯困人"),
             Triage::Fault,
             &[(Target::ElevatorNo, "3号梯".into())],
+            false,
         )
         .unwrap();
         assert_eq!(fault.content.as_deref(), Some("电梯困人"));
@@ -186,20 +199,36 @@ mod tests {
 
     #[test]
     fn only_pending_requests_are_triaged_and_only_service_fields_set() {
-        let fault = triage(&pending(), None, Triage::Fault, &[]).unwrap();
+        let fault = triage(&pending(), None, Triage::Fault, &[], false).unwrap();
         assert_eq!(
-            triage(&fault, None, Triage::Consult, &[]),
-            Err(Refusal::NotPending(RequestType::Fault))
+            triage(&fault, None, Triage::Consult, &[], false),
+            Err(Refusal::NotPending(RequestType::Fault)),
+            "a type from the form is not triaged"
         );
         let err = triage(
             &pending(),
             None,
             Triage::Fault,
             &[(Target::Title, "x".into())],
+            false,
         );
         assert_eq!(
             err.unwrap_err().to_string(),
             "`title` cannot be set on a service request"
+        );
+    }
+
+    #[test]
+    fn a_wrong_triage_is_corrected_by_the_same_rules() {
+        let fault = triage(&pending(), Some("电梯困人"), Triage::Fault, &[], false).unwrap();
+        let complaint = triage(&fault, Some("电梯困人"), Triage::Complaint, &[], true).unwrap();
+        assert_eq!(complaint.request_type, RequestType::Complaint);
+        assert_eq!(complaint.content.as_deref(), Some("物业:电梯困人"));
+        let back = triage(&complaint, Some("电梯困人"), Triage::Consult, &[], true).unwrap();
+        assert_eq!(back.content.as_deref(), Some("电梯困人"));
+        assert_eq!(
+            triage(&back, None, Triage::Consult, &[], true),
+            Err(Refusal::SameTriage(RequestType::Consult))
         );
     }
 

@@ -70,6 +70,7 @@ fn decoder_failed(raw: &[u8]) -> Prepared {
             message_id: None,
             subject: None,
             fingerprint: Fingerprint::of(raw),
+            date: None,
         },
         mapped: Mapped::Quarantine(
             "the decoder failed on this message (internal error); kept for inspection".into(),

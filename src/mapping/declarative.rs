@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::selector::Selector;
 use super::template::{RenderError, Template, ValueTables};
 use super::{Record, RecordKind, SourceInfo, parse_date};
 use crate::decode::{Envelope, Payload};
@@ -155,13 +156,21 @@ pub struct DeclarativeFormat {
     pub tables: ValueTables,
     /// Prefix of service request numbers.
     pub number_prefix: String,
+    /// The queue its records go to (`queue`); none: the collector's.
+    pub queue: Option<String>,
+    /// Which payloads are this form (`when`, `when-subject`); empty: every payload.
+    pub selector: Selector,
 }
 
 /// Why a payload does not fit a format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("required field `{0}` is missing in the payload")]
-    Missing(&'static str),
+    /// A required field came out empty; `keys` are the payload keys its template reads.
+    #[error("{field}: {}", missing_keys(keys))]
+    Missing {
+        field: &'static str,
+        keys: Vec<(String, bool)>,
+    },
     #[error("field `{field}`: {source}")]
     Render {
         field: &'static str,
@@ -170,6 +179,30 @@ pub enum FormatError {
     },
     #[error("field `type`: {0}")]
     BadType(#[from] UnknownRequestType),
+}
+
+/// `payload key 手机 is missing`, `payload keys 省, 市 are missing or empty`: what the
+/// website's developer has to add. Each key comes with whether the payload has it at all.
+fn missing_keys(keys: &[(String, bool)]) -> String {
+    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    let how = if keys.iter().all(|(_, present)| !present) {
+        "missing"
+    } else {
+        "missing or empty"
+    };
+    match names.as_slice() {
+        [] => "no value (its template reads no payload key)".to_string(),
+        [one] => format!("payload key {one} is {how}"),
+        many => format!("payload keys {} are {how}", many.join(", ")),
+    }
+}
+
+/// The contact's name without the salutation that `contact` adds (`张伟 /先生` -> `张伟`).
+fn without_salutation(contact: &str) -> String {
+    match contact.rsplit_once(" /") {
+        Some((name, _)) if !name.trim().is_empty() => name.trim().to_string(),
+        _ => contact.trim().to_string(),
+    }
 }
 
 impl DeclarativeFormat {
@@ -201,17 +234,26 @@ impl DeclarativeFormat {
                 .map(|(_, v)| v.clone())
         };
         if let Some(missing) = self.required.iter().find(|t| get(**t).is_none()) {
-            return Err(FormatError::Missing(missing.name()));
+            return Err(self.missing(*missing, &object));
         }
         let mut warnings = Vec::new();
-        let date = get(Target::Date).and_then(|text| {
-            let date = parse_date(&text);
-            if date.is_none() {
-                warnings.push(format!("field `date`: `{text}` is not a date; left empty"));
-            }
-            date
-        });
-        let service = (self.kind == RecordKind::ServiceRequest)
+        let is_service = self.kind == RecordKind::ServiceRequest;
+        // A service request is dated by the form's submission time when the format maps
+        // one, else by the message's Date: the hotline sorts and filters by when it was asked.
+        let fallback = if is_service { envelope.date } else { None };
+        let date = match get(Target::Date) {
+            Some(text) => parse_date(&text).or_else(|| {
+                let instead = if fallback.is_some() {
+                    "the message's Date is used"
+                } else {
+                    "left empty"
+                };
+                warnings.push(format!("field `date`: `{text}` is not a date; {instead}"));
+                fallback
+            }),
+            None => fallback,
+        };
+        let service = is_service
             .then(|| {
                 let request_type = match get(Target::Type) {
                     Some(text) => text.parse()?,
@@ -242,8 +284,11 @@ impl DeclarativeFormat {
         let phone = get(Target::Phone)
             .or_else(|| service.as_ref().and_then(|s| s.contact_phone.clone()))
             .map(Phone::parse);
-        let contact_name =
-            get(Target::ContactName).or_else(|| service.as_ref().and_then(|s| s.contact.clone()));
+        let contact_name = get(Target::ContactName).or_else(|| {
+            service
+                .as_ref()
+                .and_then(|s| s.contact.as_deref().map(without_salutation))
+        });
         let description =
             get(Target::Description).or_else(|| service.as_ref().and_then(|s| s.content.clone()));
         Ok(Record {
@@ -261,7 +306,29 @@ impl DeclarativeFormat {
             warnings,
             payload: payload.text.clone(),
             service,
+            queue: None,
         })
+    }
+
+    /// The error for required field `target` without a value, naming its payload keys.
+    fn missing(&self, target: Target, payload: &Value) -> FormatError {
+        let keys = self
+            .fields
+            .iter()
+            .filter(|(t, _)| *t == target)
+            .flat_map(|(_, template)| template.paths())
+            .map(|path| {
+                let present = super::template::PayloadPath::parse(&path)
+                    .ok()
+                    .and_then(|p| p.find(payload).filter(|v| !v.is_null()).cloned())
+                    .is_some();
+                (path, present)
+            })
+            .collect();
+        FormatError::Missing {
+            field: target.name(),
+            keys,
+        }
     }
 }
 
@@ -293,6 +360,8 @@ mod tests {
                 defaults: HashMap::new(),
             },
             number_prefix: "SR".into(),
+            queue: None,
+            selector: Selector::default(),
         }
     }
 
@@ -314,6 +383,43 @@ mod tests {
         assert_eq!(service.address.as_deref(), Some("北京北京东城区王府井1号"));
         assert_eq!(record.phone.unwrap().as_str(), "13800138000");
         assert_eq!(record.email, None, "e-mail is not mapped (不做对接)");
+        assert_eq!(
+            record.contact_name.as_deref(),
+            Some("张三"),
+            "no salutation"
+        );
+    }
+
+    #[test]
+    fn a_service_request_is_dated_by_the_form_else_by_the_message() {
+        let (payload, mut envelope) = crate::mapping::test_input(
+            r#"{"手机": "1", "提交时间": "2026-11-20 09:30:00"}"#,
+            "f.json",
+            "utf-8",
+        );
+        let sent =
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 21).and_then(|d| d.and_hms_opt(8, 0, 0));
+        envelope.date = sent;
+        let mut format = consult_format();
+        let record = format.map(&payload, None, &envelope).unwrap();
+        assert_eq!(record.date, sent, "no date mapped: the message's Date");
+        format
+            .fields
+            .push((Target::Date, Template::parse("{{提交时间}}").unwrap()));
+        let record = format.map(&payload, None, &envelope).unwrap();
+        assert_eq!(
+            record.date.unwrap().to_string(),
+            "2026-11-20 09:30:00",
+            "the form's submission time wins"
+        );
+        let (payload, _) =
+            crate::mapping::test_input(r#"{"手机": "1", "提交时间": "soon"}"#, "f.json", "utf-8");
+        let record = format.map(&payload, None, &envelope).unwrap();
+        assert_eq!(record.date, sent);
+        assert_eq!(
+            record.warnings,
+            ["field `date`: `soon` is not a date; the message's Date is used"]
+        );
     }
 
     #[test]
@@ -321,7 +427,12 @@ mod tests {
         let err = map(r#"{"业务": "加装电梯咨询", "姓名": "张三"}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "required field `contact-phone` is missing in the payload"
+            "contact-phone: payload key 手机 is missing"
+        );
+        let err = map(r#"{"业务": "加装电梯咨询", "手机": ""}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "contact-phone: payload key 手机 is missing or empty"
         );
         let err = map(r#"{"业务": "电梯租赁", "手机": "1"}"#).unwrap_err();
         assert!(

@@ -7,6 +7,7 @@
 
 pub mod declarative;
 pub mod order_json;
+pub mod selector;
 pub mod template;
 
 use chrono::NaiveDateTime;
@@ -57,6 +58,10 @@ pub struct SourceInfo {
     pub order_ref: Option<String>,
     pub attachment_name: Option<String>,
     pub charset: String,
+    /// The format that mapped it (`order-json`, or a `[[format]]` name): with several
+    /// formats per collector, which form the website sent.
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 impl SourceInfo {
@@ -68,6 +73,7 @@ impl SourceInfo {
             order_ref,
             attachment_name: Some(payload.attachment_name.clone()),
             charset: payload.charset.clone(),
+            format: None,
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct Record {
     /// The service-request fields, for that kind only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<declarative::ServiceRequest>,
+    /// The queue its format routes it to (`[[format]] queue`); none: the collector's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// Date formats seen from websites, the seed's `dd.mm.yyyy hh:mm:ss` first.
@@ -147,40 +156,93 @@ pub(crate) fn parse_date(text: &str) -> Option<NaiveDateTime> {
         })
 }
 
-/// How a collector's payloads become records: the built-in order file, or a format from
-/// the config.
+/// How a collector's payloads become records: the built-in order file, a format from the
+/// config, or several of those tried in order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum PayloadFormat {
     /// The website order file v0.1 (`order-json`), with goods lines.
     #[default]
     OrderJson,
     Declarative(std::sync::Arc<declarative::DeclarativeFormat>),
+    /// `formats = [...]`: the first whose [`selector::Selector`] holds maps the message.
+    FirstOf(std::sync::Arc<[PayloadFormat]>),
 }
 
 impl PayloadFormat {
-    /// The name collectors give it (`order-json`, or the `[[format]]` name).
-    pub fn name(&self) -> &str {
+    /// The name collectors give it (`order-json`, or the `[[format]]` name; the names joined
+    /// by `, ` for a list).
+    pub fn name(&self) -> String {
         match self {
-            PayloadFormat::OrderJson => "order-json",
-            PayloadFormat::Declarative(format) => &format.name,
+            PayloadFormat::OrderJson => "order-json".to_string(),
+            PayloadFormat::Declarative(format) => format.name.clone(),
+            PayloadFormat::FirstOf(list) => {
+                let names: Vec<String> = list.iter().map(PayloadFormat::name).collect();
+                names.join(", ")
+            }
         }
     }
 
-    /// Maps a payload; the error is a quarantine reason.
+    /// The single formats this one tries, in order.
+    pub fn members(&self) -> Vec<&PayloadFormat> {
+        match self {
+            PayloadFormat::FirstOf(list) => list.iter().flat_map(PayloadFormat::members).collect(),
+            single => vec![single],
+        }
+    }
+
+    /// The queue a single format routes its records to, if it names one.
+    pub fn queue(&self) -> Option<&str> {
+        match self {
+            PayloadFormat::Declarative(format) => format.queue.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Why a single format does not fit this message, or `None` when it does.
+    fn mismatch(&self, payload: &Payload, envelope: &Envelope) -> Option<String> {
+        match self {
+            PayloadFormat::Declarative(format) => format.selector.mismatch(
+                &serde_json::Value::Object(payload.object.clone()),
+                envelope.subject.as_deref(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Maps a payload with the first format that fits; the error is a quarantine reason
+    /// (naming every format tried when none fits).
     pub fn map(
         &self,
         payload: &Payload,
         order_ref: Option<String>,
         envelope: &Envelope,
     ) -> Result<Record, String> {
-        match self {
-            PayloadFormat::OrderJson => {
-                map_order_json(payload, order_ref, envelope).map_err(|e| e.to_string())
+        let mut tried = Vec::new();
+        for format in self.members() {
+            match format.mismatch(payload, envelope) {
+                Some(why) => tried.push((format.name(), why)),
+                None => return format.map_fitting(payload, order_ref, envelope),
             }
+        }
+        Err(selector::no_format_fits(&tried))
+    }
+
+    /// Maps with this single format, which fits; the record says which format it was.
+    fn map_fitting(
+        &self,
+        payload: &Payload,
+        order_ref: Option<String>,
+        envelope: &Envelope,
+    ) -> Result<Record, String> {
+        let mut record = match self {
             PayloadFormat::Declarative(format) => format
                 .map(payload, order_ref, envelope)
-                .map_err(|e| e.to_string()),
-        }
+                .map_err(|e| e.to_string())?,
+            _ => map_order_json(payload, order_ref, envelope).map_err(|e| e.to_string())?,
+        };
+        record.source.format = Some(self.name());
+        record.queue = self.queue().map(str::to_string);
+        Ok(record)
     }
 }
 
@@ -197,6 +259,7 @@ pub(crate) fn test_input(json: &str, attachment: &str, charset: &str) -> (Payloa
         message_id: Some("m@x".into()),
         subject: Some("ORDER: 123".into()),
         fingerprint: crate::decode::Fingerprint([0; 32]),
+        date: None,
     };
     (payload, envelope)
 }

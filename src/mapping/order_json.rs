@@ -254,6 +254,7 @@ pub fn map_order_json(
         warnings,
         payload: payload.text.clone(),
         service: None,
+        queue: None,
     })
 }
 

@@ -65,13 +65,13 @@ fn record_fields(
         (String, String, String, String),
         (Option<String>, Option<String>, Option<String>),
         (Option<String>, Option<String>, Option<String>),
-        (Option<String>, Option<String>),
+        (Option<String>, Option<String>, Option<String>),
     );
     let (
         (queue, collector, kind, status),
         (title, description, phone),
         (email, contact, inn),
-        (number, service),
+        (number, service, format),
     ): Row = records::table
         .find(id)
         .select((
@@ -83,7 +83,7 @@ fn record_fields(
             ),
             (records::title, records::description, records::phone),
             (records::email, records::contact_name, records::inn),
-            (records::number, records::service),
+            (records::number, records::service, records::format),
         ))
         .first(conn)?;
     let mut fields = RecordFields::default();
@@ -96,14 +96,16 @@ fn record_fields(
             fields.set(&key.replace('_', "-"), value.as_str());
         }
     }
-    let format = rules.formats.get(&collector).map(String::as_str);
+    // The format that mapped the record; records stored before formats were recorded: their
+    // collector's.
+    let format = format.or_else(|| rules.formats.get(&collector).cloned());
     fields
         .set("id", Some(&id.to_string()))
         .set("queue", Some(&queue))
         .set("collector", Some(&collector))
         .set("kind", Some(&kind))
         .set("status", Some(&status))
-        .set("format", format)
+        .set("format", format.as_deref())
         .set("title", title.as_deref())
         .set("description", description.as_deref())
         .set("phone", phone.as_deref())
@@ -179,11 +181,36 @@ pub(crate) fn queue_for(
     trigger: Trigger,
     actor: &str,
 ) -> QueryResult<usize> {
+    queue_firing(conn, rules, record_id, trigger, actor, false)
+}
+
+/// [`queue_for`], and with `only_new` leaving out rules that have written a notification for
+/// this record already: a corrected triage tells whom the new type concerns, and never tells
+/// the customer twice.
+pub(crate) fn queue_firing(
+    conn: &mut SqliteConnection,
+    rules: &NotifyRules,
+    record_id: i64,
+    trigger: Trigger,
+    actor: &str,
+    only_new: bool,
+) -> QueryResult<usize> {
     if rules.is_empty() {
         return Ok(0);
     }
     let fields = record_fields(conn, rules, record_id)?;
-    let firing: Vec<_> = rules.firing(trigger, &fields).collect();
+    let done: Vec<String> = if only_new {
+        notifications::table
+            .filter(notifications::record_id.eq(record_id))
+            .select(notifications::rule)
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    let firing: Vec<_> = rules
+        .firing(trigger, &fields)
+        .filter(|r| !done.contains(&r.name))
+        .collect();
     for rule in &firing {
         queue_rule(conn, rules, rule, &fields, record_id, actor)?;
     }

@@ -130,7 +130,8 @@ pub(super) fn insert_record(
     };
     let record_id: i64 = diesel::insert_into(records::table)
         .values(NewRecord {
-            queue,
+            // NOTE: a format with its own `queue` routes the record there.
+            queue: record.queue.as_deref().unwrap_or(queue),
             collector,
             kind: record.kind.as_str(),
             status: decided.status,
@@ -158,6 +159,7 @@ pub(super) fn insert_record(
             number,
             request_type: record.service.as_ref().map(|s| s.request_type.as_str()),
             service: record.service.as_ref().map(to_json).transpose()?,
+            format: record.source.format.as_deref(),
         })
         .returning(records::id)
         .get_result(conn)?;

@@ -56,9 +56,11 @@ fn service_of(
 }
 
 impl Store {
-    /// Classifies a pending request as [`workflow::triage`] decides, with one history event
-    /// for the triage and one per field set. The request is read and written in one
-    /// transaction, so two people triaging at once cannot both succeed.
+    /// Classifies a pending request, or corrects an earlier triage, as [`workflow::triage`]
+    /// decides, with one history event for the triage (`as complaint (was fault)` for a
+    /// correction; the first decision stays in the history) and one per field set. The
+    /// request is read and written in one transaction, so two people triaging at once cannot
+    /// both succeed.
     pub fn triage(
         &mut self,
         id: i64,
@@ -68,9 +70,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         let rules = &self.notify;
         self.conn.immediate_transaction(|conn| {
-            let (service, description) = service_of(conn, id)?;
-            let service = workflow::triage(&service, description.as_deref(), outcome, sets)
-                .map_err(|reason| StoreError::Refused { id, reason })?;
+            let (before, description) = service_of(conn, id)?;
+            let triaged_before = diesel::select(diesel::dsl::exists(
+                record_events::table
+                    .filter(record_events::record_id.eq(id))
+                    .filter(record_events::event.eq(EventKind::Triaged.as_str())),
+            ))
+            .get_result::<bool>(conn)?;
+            let service = workflow::triage(
+                &before,
+                description.as_deref(),
+                outcome,
+                sets,
+                triaged_before,
+            )
+            .map_err(|reason| StoreError::Refused { id, reason })?;
             diesel::update(records::table.find(id))
                 .set((
                     records::request_type.eq(service.request_type.as_str()),
@@ -83,7 +97,10 @@ impl Store {
                 id,
                 actor,
                 EventKind::Triaged,
-                Some(&format!("as {}", outcome.as_str())),
+                Some(&match before.request_type {
+                    RequestType::Pending => format!("as {}", outcome.as_str()),
+                    was => format!("as {} (was {was})", outcome.as_str()),
+                }),
             )?;
             for (target, value) in sets {
                 add_event(
@@ -94,7 +111,7 @@ impl Store {
                     Some(&format!("{} = {value}", target.name())),
                 )?;
             }
-            outbox::queue_for(conn, rules, id, Trigger::Triaged, actor)?;
+            outbox::queue_firing(conn, rules, id, Trigger::Triaged, actor, triaged_before)?;
             Ok(())
         })
     }

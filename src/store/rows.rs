@@ -87,6 +87,7 @@ pub(super) struct NewRecord<'a> {
     pub number: Option<String>,
     pub request_type: Option<&'a str>,
     pub service: Option<String>,
+    pub format: Option<&'a str>,
 }
 
 /// A new `record_lines` row.
@@ -191,6 +192,7 @@ pub(super) struct RecordRow {
     pub number: Option<String>,
     pub service: Option<String>,
     pub result: Option<String>,
+    pub format: Option<String>,
 }
 
 /// A `record_lines` row as read.

@@ -51,6 +51,7 @@ diesel::table! {
         request_type -> Nullable<Text>,
         service -> Nullable<Text>,
         result -> Nullable<Text>,
+        format -> Nullable<Text>,
     }
 }
 

@@ -92,6 +92,7 @@ fn accepted(key: &str, raw: &[u8]) -> super::Incoming {
             message_id: Some(format!("<{key}@test>")),
             subject: None,
             fingerprint: crate::decode::Fingerprint::of(raw),
+            date: None,
         },
         raw: raw.to_vec(),
         record: Ok(Box::new(record)),

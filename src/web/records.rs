@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::actions::TRIAGE_FIELDS;
 use super::auth::CurrentUser;
 use super::{AppState, Lang, WebError, encode_component};
-use crate::domain::{RequestType, phone_digits, status};
+use crate::domain::{EventKind, RequestType, phone_digits, status};
 use crate::mapping::RecordKind;
 use crate::notify::outbox::{Notification, NotificationFilter};
 use crate::notify::rules::Trigger;
@@ -235,9 +235,8 @@ struct RecordPage<'a> {
     record: &'a StoredRecord,
     fields: Vec<(&'static str, String)>,
     history: &'a [RecordEvent],
-    /// For a request awaiting triage: the fields its form completes, as
-    /// (form name, label key, current value).
-    triage: Option<Vec<(&'static str, String, String)>>,
+    /// For a request awaiting triage, or triaged before (a correction): the triage form.
+    triage: Option<TriageForm>,
     /// The manual `[[notify]]` rules a user may send for it.
     manual_rules: Vec<&'a str>,
     /// The notifications about it, queued, sent or failed.
@@ -246,10 +245,23 @@ struct RecordPage<'a> {
     has_source: bool,
 }
 
-/// The triage form's fields, prefilled from the request, if it awaits triage.
-fn triage_fields(r: &StoredRecord) -> Option<Vec<(&'static str, String, String)>> {
+/// The triage form of a request.
+struct TriageForm {
+    /// Label key of its heading: a first triage, or a correction.
+    heading: &'static str,
+    /// The fields it completes, as (form name, label key, current value).
+    fields: Vec<(&'static str, String, String)>,
+    /// The types it may be given, as (value, label key): a correction leaves out the
+    /// current one.
+    outcomes: Vec<(&'static str, &'static str)>,
+}
+
+/// The triage form, prefilled from the request, if it awaits triage or was triaged before
+/// (a wrong triage is corrected by triaging again).
+fn triage_form(r: &StoredRecord, history: &[RecordEvent]) -> Option<TriageForm> {
     let service = r.record.service.as_ref()?;
-    if service.request_type != RequestType::Pending {
+    let pending = service.request_type == RequestType::Pending;
+    if !pending && !history.iter().any(|e| e.event == EventKind::Triaged) {
         return None;
     }
     let current = |name: &str| match name {
@@ -257,8 +269,13 @@ fn triage_fields(r: &StoredRecord) -> Option<Vec<(&'static str, String, String)>
         "site" => service.site.clone(),
         _ => service.elevator_no.clone(),
     };
-    Some(
-        TRIAGE_FIELDS
+    Some(TriageForm {
+        heading: if pending {
+            "triage-heading"
+        } else {
+            "retriage-heading"
+        },
+        fields: TRIAGE_FIELDS
             .into_iter()
             .map(|name| {
                 (
@@ -268,7 +285,15 @@ fn triage_fields(r: &StoredRecord) -> Option<Vec<(&'static str, String, String)>
                 )
             })
             .collect(),
-    )
+        outcomes: [
+            ("fault", "triage-fault"),
+            ("consult", "triage-consult"),
+            ("complaint", "triage-complaint"),
+        ]
+        .into_iter()
+        .filter(|(value, _)| *value != service.request_type.as_str())
+        .collect(),
+    })
 }
 
 /// The record's fields as (catalogue key, value), empty ones left out.
@@ -390,7 +415,7 @@ pub(super) async fn record_page(
         user: Some(user),
         csrf: &current.csrf,
         fields: fields(&record),
-        triage: triage_fields(&record),
+        triage: triage_form(&record, &history),
         manual_rules: state
             .config()
             .notify

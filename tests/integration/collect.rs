@@ -468,7 +468,7 @@ fn shipped_demo_config_collects_orders_and_service_requests() {
             )
         })
         .collect();
-    let want = [("site-orders", 3), ("emes-consult", 6), ("emes-fault", 3)];
+    let want = [("site-orders", 3), ("emes", 9)];
     assert_eq!(accepted, want.map(|(c, n)| (c.to_string(), n)));
     let triage = sandbox.json(&["records", "triage-list", "--json"]);
     assert_eq!(triage.as_array().unwrap().len(), 3);

@@ -127,7 +127,7 @@ fn missing_required_field_and_unmapped_type_are_quarantined_with_reasons() {
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
     assert!(
-        reasons[0].contains("required field `contact-phone` is missing"),
+        reasons[0].contains("contact-phone: payload key 手机 is missing"),
         "{reasons:?}"
     );
     assert!(

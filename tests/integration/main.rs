@@ -18,6 +18,7 @@ mod daemon;
 mod dovecot_harness;
 mod durable;
 mod formats;
+mod forms;
 mod hostile;
 mod imap;
 mod imap_servers;

@@ -15,8 +15,7 @@ fn shipped() -> Sandbox {
     let config = config.replace("# send-timeout-secs = 30", "send-timeout-secs = 0");
     std::fs::write(sandbox.path("collectors.toml"), config).unwrap();
     for (from, to) in [
-        ("samples/emes/consult", "samples/demo-state/emes/consult"),
-        ("samples/emes/fault", "samples/demo-state/emes/fault"),
+        ("samples/emes/inbox", "samples/demo-state/emes/inbox"),
         ("samples/maildir", "samples/demo-state/maildir"),
     ] {
         copy_tree(&repo().join(from), &sandbox.path(to));
@@ -55,7 +54,8 @@ const FAULT_SMS: &str = "尊敬的客户, 您好! 我们已收到您的反馈, �
 #[test]
 fn every_sample_consult_queues_exactly_the_seed_notifications() {
     let sandbox = shipped();
-    assert_eq!(counts(&collect(&sandbox, "emes-consult")), [6, 6, 0, 0, 0]);
+    // One mailbox: the six consults (records 1-6), then the three fault reports (7-9).
+    assert_eq!(counts(&collect(&sandbox, "emes")), [9, 9, 0, 0, 0]);
     let log = sandbox.notifications(&[]);
     assert_eq!(log.len(), 11, "{log:#?}");
     assert!(
@@ -157,7 +157,7 @@ fn every_sample_consult_queues_exactly_the_seed_notifications() {
         "maintenance-to-callcenter -> callcenter@example.test (notification 8)".into()
     )));
     // Collecting again queues nothing more: the messages are known.
-    assert_eq!(counts(&collect(&sandbox, "emes-consult")), [0, 0, 0, 0, 0]);
+    assert_eq!(counts(&collect(&sandbox, "emes")), [0, 0, 0, 0, 0]);
     assert_eq!(log_len(&sandbox), 11);
 }
 
@@ -168,16 +168,16 @@ fn log_len(sandbox: &Sandbox) -> usize {
 #[test]
 fn a_fault_report_gets_its_confirmation_sms_once_triaged() {
     let sandbox = shipped();
-    assert_eq!(counts(&collect(&sandbox, "emes-fault")), [3, 3, 0, 0, 0]);
+    assert_eq!(counts(&collect(&sandbox, "emes")), [9, 9, 0, 0, 0]);
     assert_eq!(
         log_len(&sandbox),
-        0,
-        "pending fault reports notify nobody yet"
+        11,
+        "the consults' notifications; pending fault reports notify nobody yet"
     );
     sandbox.run(&[
         "records",
         "triage",
-        "1",
+        "7",
         "--as",
         "fault",
         "--set",
@@ -187,7 +187,7 @@ fn a_fault_report_gets_its_confirmation_sms_once_triaged() {
     ]);
     let log = sandbox.notifications(&[]);
     assert_eq!(
-        rows_of(&log, 1),
+        rows_of(&log, 7),
         [(
             "fault-confirmation".to_string(),
             vec!["15011223344@sms.example.test".to_string()],
@@ -195,20 +195,21 @@ fn a_fault_report_gets_its_confirmation_sms_once_triaged() {
             FAULT_SMS.to_string()
         )]
     );
-    assert_eq!(log[0]["channel"], "sms");
-    let events = sandbox.history(1);
+    assert_eq!(log.last().unwrap()["channel"], "sms");
+    assert_eq!(log.last().unwrap()["record_id"], 7);
+    let events = sandbox.history(7);
     assert_eq!(events.last().unwrap().0, "notification queued");
-    let record = sandbox.json(&["records", "show", "1", "--json"]);
+    let record = sandbox.json(&["records", "show", "7", "--json"]);
     assert_eq!(record["service"]["branch"], "南京分公司");
     // A status change fires no rule of the sample: nothing more is queued.
-    assert!(sandbox.run(&["records", "start", "1"]).status.success());
-    assert_eq!(log_len(&sandbox), 1);
+    assert!(sandbox.run(&["records", "start", "7"]).status.success());
+    assert_eq!(log_len(&sandbox), 12);
 }
 
 #[test]
 fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one() {
     let sandbox = shipped();
-    collect(&sandbox, "emes-consult");
+    collect(&sandbox, "emes");
     let csv = sandbox.path("hr.csv");
     std::fs::write(
         &csv,
@@ -292,7 +293,7 @@ fn the_manual_gm_email_goes_to_the_branch_manager_and_fails_visibly_without_one(
 #[test]
 fn the_log_filters_and_a_failed_notification_is_retried() {
     let sandbox = shipped();
-    collect(&sandbox, "emes-consult");
+    collect(&sandbox, "emes");
     assert_eq!(sandbox.notifications(&["--channel", "email"]).len(), 2);
     assert_eq!(sandbox.notifications(&["--channel", "sms"]).len(), 9);
     assert_eq!(sandbox.notifications(&["--record", "2"]).len(), 2);

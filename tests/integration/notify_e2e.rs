@@ -164,7 +164,8 @@ fn every_sample_rule_arrives_once_with_the_seed_texts_from_collect_triage_and_th
     let reports = sandbox.collect_all();
     assert_eq!(
         reports.iter().map(|r| counts(r)[1]).collect::<Vec<_>>(),
-        [3, 6, 3]
+        [3, 9],
+        "the orders, then the six consults and three fault reports of the one EMES mailbox"
     );
     let records = sandbox.records();
     let want = expected_for_consults(&records);
@@ -334,7 +335,8 @@ fn a_collect_during_an_outage_is_delivered_once_when_smtp_is_back() {
     let reports = sandbox.collect_all();
     assert_eq!(
         reports.iter().map(|r| counts(r)[1]).collect::<Vec<_>>(),
-        [3, 6, 3]
+        [3, 9],
+        "the orders, then the six consults and three fault reports of the one EMES mailbox"
     );
     let queued = sandbox.notifications(&[]);
     assert_eq!(queued.len(), 11);
@@ -399,7 +401,7 @@ fn a_notification_failed_by_the_dispatcher_is_retried_and_sent() {
         edit(c, "# max-attempts = 10", "max-attempts = 1")
     });
     server.stop();
-    sandbox.json(&["collect", "--json", "--collector", "emes-consult"]);
+    sandbox.json(&["collect", "--json", "--collector", "emes"]);
     let failed = sandbox.notifications(&["--status", "failed"]);
     assert_eq!(failed.len(), 11, "one attempt allowed, the server down");
     let first = &failed[0];
@@ -466,7 +468,7 @@ fn starttls_with_a_private_ca_carries_a_collected_records_notifications() {
             &format!("ca-file = \"{ca}\""),
         )
     });
-    sandbox.json(&["collect", "--json", "--collector", "emes-consult"]);
+    sandbox.json(&["collect", "--json", "--collector", "emes"]);
     let want = trimmed(expected_for_consults(&sandbox.records()));
     assert_eq!(received_as_mail(&sandbox, &server.received()), want);
     assert!(

@@ -556,7 +556,17 @@ fn triage_from_the_record_page_completes_the_branch_and_leaves_history() {
     assert_eq!(service["elevator_no"], "3");
 
     let page = client.get("/records/1");
-    assert!(!page.body.contains("id=\"triage\""), "triaged once only");
+    let correction = page.body.split("id=\"triage\"").nth(1).unwrap();
+    let correction = correction.split("</form>").next().unwrap();
+    assert!(
+        page.body.contains("<h2>Correct the triage</h2>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        correction.contains("value=\"fault\"") && !correction.contains("value=\"complaint\""),
+        "the other types only: {correction}"
+    );
     assert!(page.body.contains(&format!(
         "<td>{}</td>",
         service["content"].as_str().unwrap()
@@ -570,9 +580,22 @@ fn triage_from_the_record_page_completes_the_branch_and_leaves_history() {
         history.contains("<td>branch = 广州分公司</td>"),
         "{history}"
     );
-    // Triaged twice: the workflow refuses.
+    // The same type again is no correction: the workflow refuses.
+    let same = client.post("/records/1/triage", &[("csrf", &csrf), ("as", "complaint")]);
+    assert_eq!(same.status, 409);
+    // A correction: the type and content by the same rules, both decisions in the history.
     let again = client.post("/records/1/triage", &[("csrf", &csrf), ("as", "fault")]);
-    assert_eq!(again.status, 409);
+    assert_eq!(again.status, 303, "{}", again.body);
+    let service = &shown(&sandbox, 1)["service"];
+    assert_eq!(service["type"], "fault");
+    assert_eq!(service["content"], "电梯困人");
+    let page = client.get("/records/1");
+    let history = page.body.split("id=\"history\"").nth(1).unwrap();
+    assert!(
+        history.contains("<td>triaged</td><td>as complaint</td>")
+            && history.contains("<td>triaged</td><td>as fault (was complaint)</td>"),
+        "{history}"
+    );
 }
 
 #[test]

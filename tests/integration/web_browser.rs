@@ -114,9 +114,17 @@ fn in_chromium_a_fault_report_is_found_by_phone_triaged_as_a_complaint_and_shown
             fields.contains(content) && fields.contains("广州分公司"),
             "{fields}"
         );
+        // A correction is offered, with the other two types only.
         assert!(
-            c.find(Locator::Css("#triage")).await.is_err(),
-            "triaged once"
+            c.find(Locator::Css("#triage button[value=complaint]"))
+                .await
+                .is_err(),
+            "complaint is the type it has"
+        );
+        assert!(
+            c.find(Locator::Css("#triage button[value=fault]"))
+                .await
+                .is_ok()
         );
         screenshot(&c, "record").await;
 

@@ -11,7 +11,7 @@
 //! - [`order_message`]: order `n` with an exact number of goods lines (line 2 a service),
 //!   for tests that assert on what is stored;
 //! - [`fault_report`]: a service request form (`emes-fault`, [`FAULT_FORMAT`]) that waits
-//!   for triage;
+//!   for triage; [`form_mail`]: any website form's payload as such a mail;
 //! - [`padded`]: a message grown to a given size, for the size limits;
 //! - [`Corpus::generate`]: the benches' corpus, orders drawn from a seeded [`Rng`] (1–6
 //!   lines, services, extra works, repeat customers) and padded to 3–5 KB each.
@@ -539,18 +539,44 @@ pub fn fault_report(n: u32, phone: &str, description: &str) -> Vec<u8> {
         "姓名": "李雷", "性别": "男", "手机": phone, "省": "广东", "市": "广州", "区": "天河区",
         "详细地址": "体育西路1号", "描述": description, "身份": "物业"
     });
+    let id = format!("fault-{n}@hitachi.example");
+    let subject = format!("ORDER: {n} 官网报障");
+    website_mail(&id, &subject, "报障", ("fault.json", &payload), None)
+}
+
+/// Website form mail `n`: the subject `ORDER: n <what>`, `payload` as a UTF-8 JSON attachment
+/// without a charset (as the form scripts send it), and the `Date` header `sent` (Unix
+/// seconds) when given.
+pub fn form_mail(n: u32, what: &str, payload: &Value, sent: Option<i64>) -> Vec<u8> {
+    let id = format!("form-{n}@hitachi.example");
+    let subject = format!("ORDER: {n} {what}");
+    website_mail(&id, &subject, what, ("form.json", payload), sent)
+}
+
+/// A form mail: a text body and the payload as a JSON attachment `(file name, payload)`.
+fn website_mail(
+    id: &str,
+    subject: &str,
+    body: &str,
+    (file, payload): (&str, &Value),
+    sent: Option<i64>,
+) -> Vec<u8> {
     let attachment = MimePart::new(
         "application/octet-stream",
-        serde_json::to_vec(&payload).unwrap(),
+        serde_json::to_vec(payload).unwrap(),
     )
-    .attachment("fault.json");
-    MessageBuilder::new()
+    .attachment(file.to_string());
+    let mut message = MessageBuilder::new()
         .from("web@hitachi.example")
-        .subject(format!("ORDER: {n} 官网报障"))
-        .message_id(format!("fault-{n}@hitachi.example"))
+        .subject(subject.to_string())
+        .message_id(id.to_string());
+    if let Some(sent) = sent {
+        message = message.date(sent);
+    }
+    message
         .body(MimePart::new(
             "multipart/mixed",
-            vec![MimePart::new("text/plain", "报障"), attachment],
+            vec![MimePart::new("text/plain", body.to_string()), attachment],
         ))
         .write_to_vec()
         .unwrap()

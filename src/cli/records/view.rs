@@ -16,6 +16,14 @@ fn shown(value: Option<&str>) -> String {
     value.map_or_else(|| "-".to_string(), one_line)
 }
 
+/// The record's date (a service request's: the form's submission time, else the message's
+/// Date), to the minute.
+fn date(r: &StoredRecord) -> String {
+    r.record
+        .date
+        .map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d %H:%M").to_string())
+}
+
 /// Where the values of the detail view start: a 12-column label, then `: `.
 const VALUE_COLUMN: usize = 14;
 
@@ -29,9 +37,7 @@ pub(in crate::cli) fn print_record_table(records: &[StoredRecord]) {
                 r.queue.clone(),
                 r.record.kind.as_str().to_string(),
                 r.status.clone(),
-                r.record
-                    .date
-                    .map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d %H:%M").to_string()),
+                date(r),
                 or_dash(r.record.source.order_ref.as_deref()),
                 or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(r.record.contact_name.as_deref()),
@@ -192,7 +198,15 @@ pub(super) fn print_triage_table(records: &[StoredRecord]) {
                 r.id.to_string(),
                 or_dash(service.number.as_deref()),
                 service.request_type.to_string(),
-                or_dash(service.contact.as_deref()),
+                date(r),
+                // 姓名: the name without the salutation (records stored before contact_name
+                // lost it show it as they were stored).
+                or_dash(
+                    r.record
+                        .contact_name
+                        .as_deref()
+                        .or(service.contact.as_deref()),
+                ),
                 or_dash(service.gender.as_deref()),
                 or_dash(r.record.phone.as_ref().map(Phone::as_str)),
                 or_dash(service.region.as_deref()),
@@ -207,6 +221,7 @@ pub(super) fn print_triage_table(records: &[StoredRecord]) {
             "ID",
             "NUMBER",
             "TYPE",
+            "DATE",
             "NAME",
             "GENDER",
             "PHONE",

@@ -221,6 +221,15 @@ impl Template {
         })
     }
 
+    /// The payload paths this template reads (`手机`, `a.b`), in order: a required field
+    /// that came out empty is reported with the keys the website failed to send.
+    pub fn paths(&self) -> impl Iterator<Item = String> + '_ {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Expr { path, .. } => Some(path_text(path)),
+            Part::Literal(_) => None,
+        })
+    }
+
     /// Renders against `payload`. `None` when every expression came out empty (a missing
     /// field), so `required` can tell; a template without expressions is a constant.
     pub fn render(
@@ -288,6 +297,29 @@ fn path_text(path: &[Step]) -> String {
     out
 }
 
+/// A path into the payload (`key`, `a.b`, `list[0].x`), as a template's expressions and a
+/// format's `when` conditions write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadPath(Vec<Step>);
+
+impl PayloadPath {
+    /// Parses a path; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<PayloadPath, String> {
+        parse_path(text).map(PayloadPath)
+    }
+
+    /// The value at this path, if the payload has one.
+    pub fn find<'v>(&self, payload: &'v Value) -> Option<&'v Value> {
+        lookup(payload, &self.0)
+    }
+}
+
+impl fmt::Display for PayloadPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&path_text(&self.0))
+    }
+}
+
 fn lookup<'v>(payload: &'v Value, path: &[Step]) -> Option<&'v Value> {
     path.iter().try_fold(payload, |value, step| match step {
         Step::Key(key) => value.get(key.as_str()),
@@ -296,7 +328,7 @@ fn lookup<'v>(payload: &'v Value, path: &[Step]) -> Option<&'v Value> {
 }
 
 /// A scalar as text; lists and objects are not text until `join`.
-fn scalar_text(value: &Value) -> Option<String> {
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -361,155 +393,4 @@ fn apply(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn tables() -> ValueTables {
-        let consult: HashMap<String, String> = [
-            ("加装电梯咨询", "加装"),
-            ("维保服务咨询", "其他"),
-            ("新梯采购咨询", "新梯"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        ValueTables {
-            maps: HashMap::from([("consult-type".to_string(), consult)]),
-            defaults: HashMap::new(),
-        }
-    }
-
-    fn render(template: &str, payload: &Value) -> Result<Option<String>, RenderError> {
-        Template::parse(template)
-            .unwrap()
-            .render(payload, &tables())
-    }
-
-    #[test]
-    fn contact_is_name_slash_salutation() {
-        let payload = json!({"姓名": "张三", "性别": "男"});
-        assert_eq!(
-            render("{{姓名}} /{{性别|salutation}}", &payload)
-                .unwrap()
-                .as_deref(),
-            Some("张三 /先生")
-        );
-        let payload = json!({"name": "Lee", "gender": "F"});
-        assert_eq!(
-            render("{{name}} /{{gender|salutation}}", &payload)
-                .unwrap()
-                .as_deref(),
-            Some("Lee /女士")
-        );
-    }
-
-    #[test]
-    fn paths_reach_into_objects_and_lists() {
-        let payload = json!({"address": {"city": "北京"}, "items": [{"x": 1}, {"x": "two"}]});
-        assert_eq!(
-            render("{{address.city}}", &payload).unwrap().as_deref(),
-            Some("北京")
-        );
-        assert_eq!(
-            render("{{items[1].x}}", &payload).unwrap().as_deref(),
-            Some("two")
-        );
-        assert_eq!(
-            render("{{items[0].x}}", &payload).unwrap().as_deref(),
-            Some("1")
-        );
-        assert_eq!(render("{{items[5].x}}", &payload).unwrap(), None);
-    }
-
-    #[test]
-    fn value_tables_map_or_fail_clearly() {
-        let payload = json!({"业务": "加装电梯咨询"});
-        assert_eq!(
-            render("{{业务|map:consult-type}}", &payload)
-                .unwrap()
-                .as_deref(),
-            Some("加装")
-        );
-        let err = render("{{业务|map:consult-type}}", &json!({"业务": "电梯租赁"})).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "value `电梯租赁` of `业务` is not in the value table `consult-type`"
-        );
-        let mut with_default = tables();
-        with_default
-            .defaults
-            .insert("consult-type".into(), "其他".into());
-        let template = Template::parse("{{业务|map:consult-type}}").unwrap();
-        assert_eq!(
-            template
-                .render(&json!({"业务": "电梯租赁"}), &with_default)
-                .unwrap()
-                .as_deref(),
-            Some("其他")
-        );
-    }
-
-    #[test]
-    fn filters_digits_trim_default_join() {
-        let payload = json!({"手机": "+86 138-0013-8000", "说明": "  hi  ", "tags": ["a", "b", 3]});
-        assert_eq!(
-            render("{{手机|digits}}", &payload).unwrap().as_deref(),
-            Some("8613800138000")
-        );
-        assert_eq!(
-            render("{{说明|trim}}", &payload).unwrap().as_deref(),
-            Some("hi")
-        );
-        assert_eq!(
-            render("{{tags|join:\" / \"}}", &payload)
-                .unwrap()
-                .as_deref(),
-            Some("a / b / 3")
-        );
-        assert_eq!(
-            render("{{梯号|default:\"未知\"}}", &payload)
-                .unwrap()
-                .as_deref(),
-            Some("未知")
-        );
-        assert_eq!(
-            render(
-                "{{省}}{{市}}{{区}}{{详细地址}}",
-                &json!({"省": "北京", "区": "东城区"})
-            )
-            .unwrap()
-            .as_deref(),
-            Some("北京东城区")
-        );
-    }
-
-    #[test]
-    fn missing_fields_render_as_none_and_constants_as_text() {
-        assert_eq!(
-            render("{{姓名}} /{{性别|salutation}}", &json!({})).unwrap(),
-            None
-        );
-        assert_eq!(
-            render("日立官网", &json!({})).unwrap().as_deref(),
-            Some("日立官网")
-        );
-    }
-
-    #[test]
-    fn syntax_errors_are_reported_at_parse_time() {
-        for (template, message) in [
-            ("{{姓名", "`{{` without `}}`"),
-            ("{{a|shout}}", "unknown filter `shout`"),
-            ("{{a|map}}", "needs an argument"),
-            ("{{list[x]}}", "not a list index"),
-            ("{{}}", "empty path"),
-            ("a}}", "`}}` without `{{`"),
-        ] {
-            let err = Template::parse(template).unwrap_err().to_string();
-            assert!(err.contains(message), "{template}: {err}");
-        }
-        let template = Template::parse("{{a|map:x}} {{b|map:\"y z\"}}").unwrap();
-        assert_eq!(template.maps().collect::<Vec<_>>(), ["x", "y z"]);
-    }
-}
+mod tests;
