@@ -9,9 +9,10 @@
 //!
 //! One `VEVENT` per record of the queue:
 //! - `UID`: the record's id and creation time, stable for the record's life;
-//! - `DTSTART`: the form's own time as the website wrote it (floating: the same wall-clock
-//!   time in every reader's zone), else the message's `Date` header, else when it was
-//!   stored (both UTC); [`EVENT_LENGTH`] long;
+//! - `DTSTART`: the record's date, floating (the same wall-clock time in every reader's
+//!   zone): the form's own time as the website wrote it, else the message's `Date` in local
+//!   time, as the record stores it; for records stored before they carried a date, the
+//!   message's `Date` header, else when it was stored (both UTC); [`EVENT_LENGTH`] long;
 //! - `SUMMARY`: kind, number (or the subject's reference) and contact;
 //! - `DESCRIPTION`: phone, address, description and the record page's link (also `URL`);
 //! - `SEQUENCE`/`LAST-MODIFIED`/`DTSTAMP`: from the record's history (its changes, not the
