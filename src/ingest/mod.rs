@@ -50,6 +50,7 @@ use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable}
 mod pass;
 mod prepare;
 mod retry;
+mod stages;
 #[cfg(test)]
 pub(crate) mod testing;
 mod too_large;
@@ -150,15 +151,19 @@ impl Fetched {
     }
 }
 
-/// Decodes, maps and commits fetched messages in one transaction, counting them into
-/// `report`. Returns one entry per message, in order: what the commit did with it, or `None`
-/// for a skipped message (not ours; never committed).
-pub fn commit_messages(
-    collector: &Collector,
-    store: &mut Store,
-    messages: Vec<Fetched>,
-    report: &mut CollectReport,
-) -> Result<Vec<Option<Committed>>, StoreError> {
+/// A batch decoded and mapped, not committed yet: what a pass's decode stage hands to its
+/// writer, so the next batch can be decoded while this one commits.
+pub struct PreparedBatch {
+    /// Messages in the batch, skipped ones included.
+    count: usize,
+    /// Per message in batch order: its index into `items`, or `None` if it was skipped.
+    slots: Vec<Option<usize>>,
+    items: Vec<Incoming>,
+}
+
+/// Decodes and maps fetched messages (on every core, [`prepare::prepare_all`]); pure, no
+/// store. A skipped message (not ours) is logged here and dropped with its bytes.
+pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedBatch {
     let raws: Vec<&[u8]> = messages
         .iter()
         .filter_map(|m| match &m.content {
@@ -170,10 +175,9 @@ pub fn commit_messages(
         prepare::prepare_all(&raws, &collector.rules, &collector.format).into_iter();
     drop(raws);
     let count = messages.len();
-    let mut positions = Vec::with_capacity(count);
+    let mut slots = Vec::with_capacity(count);
     let mut items = Vec::with_capacity(count);
-    report.fetched += count;
-    for (i, message) in messages.into_iter().enumerate() {
+    for message in messages {
         // What the record or the quarantine keeps: the whole message (moved, not copied), or
         // a too-large one's headers.
         let (prepared, raw) = match message.content {
@@ -188,13 +192,13 @@ pub fn commit_messages(
         let record = match prepared.mapped {
             Mapped::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");
-                report.skipped += 1;
+                slots.push(None);
                 continue;
             }
             Mapped::Quarantine(reason) => Err(Unusable { reason }),
             Mapped::Accept(record) => Ok(record),
         };
-        positions.push(i);
+        slots.push(Some(items.len()));
         items.push(Incoming {
             source_key: message.key,
             envelope: prepared.envelope,
@@ -202,10 +206,27 @@ pub fn commit_messages(
             record,
         });
     }
-    let mut outcomes = vec![None; count];
-    let results = store.commit_batch(&collector.name, &collector.queue, &items)?;
-    for ((i, item), committed) in positions.into_iter().zip(&items).zip(results) {
-        match committed {
+    PreparedBatch {
+        count,
+        slots,
+        items,
+    }
+}
+
+/// Commits a prepared batch in one transaction, counting its messages into `report`.
+/// Returns one entry per message, in order: what the commit did with it, or `None` for a
+/// skipped message (not ours; never committed).
+pub fn commit_prepared(
+    collector: &Collector,
+    store: &mut Store,
+    batch: PreparedBatch,
+    report: &mut CollectReport,
+) -> Result<Vec<Option<Committed>>, StoreError> {
+    let results = store.commit_batch(&collector.name, &collector.queue, &batch.items)?;
+    report.fetched += batch.count;
+    let mut committed = Vec::with_capacity(results.len());
+    for (item, result) in batch.items.iter().zip(results) {
+        match result {
             Committed::Created(_) => report.accepted += 1,
             Committed::Quarantined(id) => {
                 report.quarantined += 1;
@@ -221,9 +242,32 @@ pub fn commit_messages(
             }
             Committed::Duplicate { .. } => report.duplicates += 1,
         }
-        outcomes[i] = Some(committed);
+        committed.push(result);
     }
-    Ok(outcomes)
+    Ok(batch
+        .slots
+        .iter()
+        .map(|slot| match slot {
+            Some(i) => Some(committed[*i]),
+            None => {
+                report.skipped += 1;
+                None
+            }
+        })
+        .collect())
+}
+
+/// Decodes, maps and commits fetched messages in one transaction, counting them into
+/// `report` ([`prepare_batch`] then [`commit_prepared`], one after the other). Returns one
+/// entry per message, in order: what the commit did with it, or `None` for a skipped
+/// message (not ours; never committed).
+pub fn commit_messages(
+    collector: &Collector,
+    store: &mut Store,
+    messages: Vec<Fetched>,
+    report: &mut CollectReport,
+) -> Result<Vec<Option<Committed>>, StoreError> {
+    commit_prepared(collector, store, prepare_batch(collector, messages), report)
 }
 
 /// Asks a running pass to stop after the batch in flight.

@@ -1,14 +1,37 @@
-//! The collector pass, written once for every [`Mailbox`].
+//! The collector pass, written once for every [`Mailbox`]: three stages over bounded
+//! channels, so reading, decoding and committing overlap.
+//!
+//! ```text
+//!  fetch (task; owns the    ──batch──> decode (blocking thread; ──batch──> write (the pass's
+//!  mailbox and connection)             every core)                         task; one store)
+//!        ^                                                                     │
+//!        └──── verdicts: acknowledge / set aside, once the commit is durable ──┘
+//! ```
+//!
+//! While batch N commits, N+1 is decoded and N+2 read; the acknowledgement of N goes out on
+//! the mailbox's one connection between two reads ([`stages`](super::stages)). At most
+//! [`IN_FLIGHT`] batches are held at once (a permit travels with each from before its read
+//! to after its commit), so memory follows `batch-bytes`, never the backlog.
+//!
+//! Exactly once is the sequential pass's: each batch commits in one transaction with its
+//! checkpoint, and its messages are acknowledged only after [`Store::confirm_committed`]
+//! said the commit is durable. A crash at any moment leaves unacknowledged messages whose
+//! positions the ledger knows (acknowledged then, not stored twice) or does not (read again).
 
-use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
-use tracing::debug;
+use tokio::sync::{Semaphore, mpsc};
 
-use super::{CollectReport, Content, Fetched, IngestError, Shutdown, TooLarge, commit_messages};
+use super::stages::{self, Decoded, Planned, Verdicts};
+use super::{CollectReport, IngestError, Shutdown, commit_prepared};
 use crate::config::Collector;
 use crate::source::{Checkpoint, HEADER_LIMIT, Mailbox, blocking};
 use crate::store::{CollectorState, Store};
+
+/// Batches held at once, from before their read to after their commit: one being read, one
+/// being decoded, one committing. More would only queue.
+const IN_FLIGHT: usize = 3;
 
 /// Where the collector's last pass stopped, as saved in its state.
 fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
@@ -19,18 +42,16 @@ fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
     })
 }
 
-/// Runs one pass of `collector` over `mailbox`: batch by batch, ledger check, sizes, read,
-/// commit (and checkpoint), then acknowledge and set aside; then expunge what expired. Stops
-/// between batches when `shutdown` is cancelled.
-///
-/// Positions are taken `batch-size` at a time (a window): one ledger look-up and one size
-/// query each. A window is then cut into batches of at most `batch-bytes` of messages to
-/// read whole (one larger message is a batch of its own), so memory follows the budget,
-/// never the backlog. Each batch commits in one transaction before it is acknowledged.
+/// Runs one pass of `collector` over `mailbox`: lists what is new, plans every position
+/// (one ledger look-up and one size query for the lot), cuts the plan into batches of at
+/// most `batch-size` positions and `batch-bytes` bytes to read (one larger message is a
+/// batch of its own), then runs the stages over them; then expunges what expired. Stops
+/// reading when `shutdown` is cancelled; what was read by then still commits and is
+/// acknowledged.
 ///
 /// `report` counts each batch once it is committed, so a pass that fails part-way still
 /// says what it stored.
-pub(super) async fn run<M: Mailbox>(
+pub(super) async fn run<M: Mailbox + 'static>(
     collector: &Collector,
     store: &mut Store,
     mut mailbox: M,
@@ -39,19 +60,47 @@ pub(super) async fn run<M: Mailbox>(
 ) -> Result<(), IngestError> {
     let resume = saved_checkpoint(blocking(|| store.collector_state(&collector.name))?);
     let positions = mailbox.list_new(resume).await?;
-    'windows: for window in positions.chunks(collector.batch_size) {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let steps = plan(collector, store, &mut mailbox, window).await?;
-        for batch in cut(&steps, collector.batch_bytes) {
-            if shutdown.is_cancelled() {
-                break 'windows;
-            }
-            let steps = window[batch.clone()].iter().zip(&steps[batch]);
-            run_batch(collector, store, &mut mailbox, steps, report).await?;
-        }
+    let steps = plan(collector, store, &mut mailbox, &positions).await?;
+    let batches: Vec<Planned<M::Position>> =
+        cut(&steps, collector.batch_size, collector.batch_bytes)
+            .into_iter()
+            .map(|range| Planned {
+                positions: positions[range.clone()].to_vec(),
+                steps: steps[range].to_vec(),
+            })
+            .collect();
+    drop((positions, steps));
+
+    let shared = Arc::new(collector.clone());
+    let (to_decode, decoding) = mpsc::channel(IN_FLIGHT);
+    let (to_write, mut writing) = mpsc::channel(IN_FLIGHT);
+    let (to_mailbox, verdicts) = mpsc::unbounded_channel();
+    let fetcher = tokio::spawn(stages::fetch(
+        shared.clone(),
+        mailbox,
+        batches,
+        Arc::new(Semaphore::new(IN_FLIGHT)),
+        to_decode,
+        verdicts,
+        shutdown.clone(),
+    ));
+    let decoder = tokio::task::spawn_blocking(move || stages::decode(shared, decoding, to_write));
+    let written = write(collector, store, &mut writing, &to_mailbox, report).await;
+    drop((writing, to_mailbox));
+    if written.is_err() {
+        fetcher.abort();
     }
+    let fetched = fetcher.await;
+    if let Err(e) = decoder.await
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    written?;
+    let mut mailbox = match fetched {
+        Ok(result) => result?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     if !shutdown.is_cancelled() {
         expunge_processed(collector, store, &mut mailbox).await?;
     }
@@ -59,9 +108,47 @@ pub(super) async fn run<M: Mailbox>(
     Ok(())
 }
 
+/// The write stage: commits each decoded batch with its checkpoint, confirms it durable,
+/// counts it into `total`, and sends the mailbox its verdicts. A verdict the fetch stage is
+/// no longer there to apply (it failed) is dropped: the ledger has those messages, and the
+/// next pass acknowledges them.
+async fn write<P: Clone>(
+    collector: &Collector,
+    store: &mut Store,
+    batches: &mut mpsc::Receiver<Decoded<P>>,
+    to_mailbox: &mpsc::UnboundedSender<Verdicts<P>>,
+    total: &mut CollectReport,
+) -> Result<(), IngestError> {
+    while let Some(batch) = batches.recv().await {
+        let mut report = batch.report;
+        let committed = blocking(|| {
+            let committed = commit_prepared(collector, store, batch.messages, &mut report)?;
+            if let Some(at) = batch.checkpoint {
+                store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
+            }
+            // The gate: durable, in the configured file, not damaged; else nothing below.
+            store.confirm_committed()?;
+            Ok::<_, IngestError>(committed)
+        })?;
+        drop(batch.permit);
+        total.add(&report);
+        let mut verdicts = batch.known;
+        for (position, committed) in batch.read.into_iter().zip(committed) {
+            match committed {
+                // Skipped: not ours, left untouched.
+                None => {}
+                Some(c) if c.record_id().is_some() => verdicts.acknowledge.push(position),
+                Some(_) => verdicts.set_aside.push(position),
+            }
+        }
+        let _ = to_mailbox.send(verdicts);
+    }
+    Ok(())
+}
+
 /// What a pass does with one listed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     /// Committed by an earlier pass that died before acknowledging it: acknowledge.
     Acknowledge,
     /// Quarantined before: set aside again, never read or counted again.
@@ -74,18 +161,18 @@ enum Step {
     Vanished,
 }
 
-/// The step for each position of `window`: from the ledger, then from the sizes of the
-/// positions it does not know.
+/// The step for each of `positions`: from the ledger, then from the sizes of the positions
+/// it does not know (one size query for all of them: a round trip per pass, not per batch).
 async fn plan<M: Mailbox>(
     collector: &Collector,
     store: &mut Store,
     mailbox: &mut M,
-    window: &[M::Position],
+    positions: &[M::Position],
 ) -> Result<Vec<Step>, IngestError> {
-    let keys: Vec<String> = window.iter().map(|p| mailbox.key(p)).collect();
+    let keys: Vec<String> = positions.iter().map(|p| mailbox.key(p)).collect();
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let known = blocking(|| store.ledger_entries(&collector.name, &key_refs))?;
-    let unknown: Vec<M::Position> = window
+    let unknown: Vec<M::Position> = positions
         .iter()
         .zip(&keys)
         .filter(|(_, key)| !known.contains_key(*key))
@@ -106,19 +193,19 @@ async fn plan<M: Mailbox>(
         .collect())
 }
 
-/// Cuts a window's steps into consecutive batches that read at most `budget` bytes each,
-/// counting a too-large message as the [`HEADER_LIMIT`] bytes read of it; a message larger
-/// than the budget is read in a batch of its own.
-fn cut(steps: &[Step], budget: u64) -> Vec<Range<usize>> {
+/// Cuts the steps into consecutive batches of at most `count` positions that read at most
+/// `budget` bytes each, counting a too-large message as the [`HEADER_LIMIT`] bytes read of
+/// it; a message larger than the budget is read in a batch of its own.
+fn cut(steps: &[Step], count: usize, budget: u64) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, step) in steps.iter().enumerate() {
         let cost = match *step {
             Step::Read(size) => size,
             Step::TooLarge(_) => HEADER_LIMIT as u64,
-            _ => continue,
+            _ => 0,
         };
-        if bytes > 0 && bytes + cost > budget {
+        if i - start >= count || (cost > 0 && bytes > 0 && bytes + cost > budget) {
             batches.push(start..i);
             (start, bytes) = (i, 0);
         }
@@ -128,101 +215,6 @@ fn cut(steps: &[Step], budget: u64) -> Vec<Range<usize>> {
         batches.push(start..steps.len());
     }
     batches
-}
-
-/// Reads, commits (with the checkpoint), acknowledges and sets aside one batch; its counts
-/// join `total` once the commit is confirmed.
-async fn run_batch<'a, M: Mailbox>(
-    collector: &Collector,
-    store: &mut Store,
-    mailbox: &mut M,
-    steps: impl Iterator<Item = (&'a M::Position, &'a Step)>,
-    total: &mut CollectReport,
-) -> Result<(), IngestError>
-where
-    M::Position: 'a,
-{
-    let mut report = CollectReport::for_collector(&collector.name);
-    let mut batch = Vec::new();
-    let mut to_acknowledge = Vec::new();
-    let mut to_set_aside = Vec::new();
-    let mut to_read = Vec::new();
-    let mut too_large = HashMap::new();
-    for (position, step) in steps {
-        batch.push(position.clone());
-        match *step {
-            Step::Acknowledge => {
-                report.fetched += 1;
-                report.duplicates += 1;
-                to_acknowledge.push(position.clone());
-            }
-            Step::SetAside => to_set_aside.push(position.clone()),
-            Step::Read(_) => to_read.push(position.clone()),
-            Step::TooLarge(size) => {
-                too_large.insert(mailbox.key(position), size);
-            }
-            Step::Vanished => {}
-        }
-    }
-    // The positions of `messages`, in the same order.
-    let mut read = Vec::new();
-    let mut messages: Vec<Fetched> = Vec::new();
-    if !too_large.is_empty() {
-        let positions: Vec<M::Position> = batch
-            .iter()
-            .filter(|p| too_large.contains_key(&mailbox.key(p)))
-            .cloned()
-            .collect();
-        for (position, headers) in mailbox.read_headers(&positions).await? {
-            let key = mailbox.key(&position);
-            let size = too_large[&key];
-            let limit = collector.max_message_size;
-            read.push(position);
-            messages.push(Fetched {
-                key,
-                content: Content::TooLarge(TooLarge {
-                    headers,
-                    size,
-                    limit,
-                }),
-            });
-        }
-    }
-    let mut read_bytes = 0;
-    for (position, raw) in mailbox.read(&to_read).await? {
-        read_bytes += raw.len();
-        messages.push(Fetched::whole(mailbox.key(&position), raw));
-        read.push(position);
-    }
-    debug!(
-        collector = %collector.name,
-        positions = batch.len(),
-        read = read.len(),
-        bytes = read_bytes,
-        "batch read"
-    );
-    let checkpoint = mailbox.checkpoint(&batch);
-    let committed = blocking(|| {
-        let committed = commit_messages(collector, store, messages, &mut report)?;
-        if let Some(at) = checkpoint {
-            store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
-        }
-        // The gate: durable, in the configured file, not damaged; else nothing below.
-        store.confirm_committed()?;
-        Ok::<_, IngestError>(committed)
-    })?;
-    total.add(&report);
-    for (position, committed) in read.into_iter().zip(committed) {
-        match committed {
-            // Skipped: not ours, left untouched.
-            None => {}
-            Some(c) if c.record_id().is_some() => to_acknowledge.push(position),
-            Some(_) => to_set_aside.push(position),
-        }
-    }
-    mailbox.acknowledge(&to_acknowledge).await?;
-    mailbox.set_aside(&to_set_aside).await?;
-    Ok(())
 }
 
 /// Expunges expired messages that the ledger links to a record; messages that are not ours,
@@ -254,10 +246,12 @@ async fn expunge_processed<M: Mailbox>(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Mutex;
 
     use super::*;
     use crate::ingest::testing::{form_message, lead, maildir_config};
-    use crate::source::{ReadBatch, SourceError};
+    use crate::source::{ReadBatch, SourceError, header_section};
+    use crate::store::RecordFilter;
 
     /// A source with nothing to acknowledge in, as the HTTP intake will be: positions are
     /// request ids, and every request stays listed, so a pass sees what earlier passes did.
@@ -272,7 +266,11 @@ mod tests {
         refuse_after: Option<usize>,
     }
 
-    impl Mailbox for &mut Requests {
+    /// The pass owns its mailbox (its fetch stage is a task of its own): a handle on the
+    /// requests, which the test takes back after the pass.
+    struct Shared(Arc<Mutex<Requests>>);
+
+    impl Mailbox for Shared {
         type Position = u32;
 
         fn key(&self, id: &u32) -> String {
@@ -280,49 +278,67 @@ mod tests {
         }
 
         async fn list_new(&mut self, _: Option<Checkpoint>) -> Result<Vec<u32>, SourceError> {
-            Ok(self.bodies.keys().copied().collect())
+            Ok(self.0.lock().unwrap().bodies.keys().copied().collect())
         }
 
         async fn sizes(&mut self, ids: &[u32]) -> Result<Vec<Option<u64>>, SourceError> {
+            let requests = self.0.lock().unwrap();
             Ok(ids
                 .iter()
-                .map(|id| Some(self.bodies[id].len() as u64))
+                .map(|id| Some(requests.bodies[id].len() as u64))
                 .collect())
         }
 
         async fn read_headers(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
-            self.headers_read.extend(ids);
+            let mut requests = self.0.lock().unwrap();
+            requests.headers_read.extend(ids);
             Ok(ids
                 .iter()
-                .map(|id| (*id, crate::source::header_section(self.bodies[id].clone())))
+                .map(|id| (*id, header_section(requests.bodies[id].clone())))
                 .collect())
         }
 
         async fn read(&mut self, ids: &[u32]) -> Result<ReadBatch<u32>, SourceError> {
-            self.read.extend(ids);
+            let mut requests = self.0.lock().unwrap();
+            requests.read.extend(ids);
             Ok(ids
                 .iter()
-                .map(|id| (*id, self.bodies[id].clone()))
+                .map(|id| (*id, requests.bodies[id].clone()))
                 .collect())
         }
 
         async fn acknowledge(&mut self, ids: &[u32]) -> Result<(), SourceError> {
-            if self
+            let mut requests = self.0.lock().unwrap();
+            if requests
                 .refuse_after
-                .is_some_and(|n| self.acknowledged.len() >= n)
+                .is_some_and(|n| requests.acknowledged.len() >= n)
             {
                 return Err(SourceError::NotAMaildir {
                     path: "refused".into(),
                 });
             }
-            self.acknowledged.extend(ids);
+            requests.acknowledged.extend(ids);
             Ok(())
         }
 
         async fn set_aside(&mut self, ids: &[u32]) -> Result<(), SourceError> {
-            self.set_aside.extend(ids);
+            self.0.lock().unwrap().set_aside.extend(ids);
             Ok(())
         }
+    }
+
+    /// One pass over `requests`, which are handed to it and taken back after.
+    async fn run_over(
+        collector: &Collector,
+        store: &mut Store,
+        requests: &mut Requests,
+        stop: &Shutdown,
+        report: &mut CollectReport,
+    ) -> Result<(), IngestError> {
+        let shared = Arc::new(Mutex::new(std::mem::take(requests)));
+        let result = run(collector, store, Shared(shared.clone()), stop, report).await;
+        *requests = std::mem::take(&mut *shared.lock().unwrap());
+        result
     }
 
     /// One pass that must succeed; its report.
@@ -333,7 +349,7 @@ mod tests {
         stop: &Shutdown,
     ) -> CollectReport {
         let mut report = CollectReport::for_collector(&collector.name);
-        run(collector, store, requests, stop, &mut report)
+        run_over(collector, store, requests, stop, &mut report)
             .await
             .unwrap();
         report
@@ -429,7 +445,7 @@ mod tests {
             requests.bodies.insert(id, lead(&format!("r{id}")));
         }
         let mut report = CollectReport::for_collector(&collector.name);
-        let result = run(
+        let result = run_over(
             collector,
             &mut store,
             &mut requests,
@@ -438,10 +454,26 @@ mod tests {
         )
         .await;
         assert!(result.is_err());
-        // The second batch committed, then its acknowledgement failed; the third never ran.
-        assert_eq!(counts(&report), [2, 2, 0, 0, 0], "{report:?}");
+        // The second batch's acknowledgement failed; batches read ahead of it still committed,
+        // and the report counts exactly what the database holds.
+        let stored = store.list_records(&RecordFilter::default()).unwrap().len();
+        assert!(stored >= 2, "{report:?}");
+        assert_eq!(counts(&report), [stored, stored, 0, 0, 0], "{report:?}");
         assert_eq!(requests.acknowledged, [1]);
-        assert_eq!(requests.read, [1, 2]);
+        assert_eq!(requests.read[..2], [1, 2]);
+
+        // The server takes acknowledgements again: the committed ones are acknowledged as
+        // duplicates, unread; only what never committed is read.
+        requests.refuse_after = None;
+        let read = requests.read.len();
+        let report = pass(collector, &mut store, &mut requests, &Shutdown::new()).await;
+        assert_eq!(counts(&report), [3, 3 - stored, 0, 0, stored], "{report:?}");
+        assert_eq!(requests.read[read..].len(), 3 - stored);
+        assert_eq!(requests.acknowledged[1..], [1, 2, 3]);
+        assert_eq!(
+            store.list_records(&RecordFilter::default()).unwrap().len(),
+            3
+        );
     }
 
     #[test]
@@ -458,12 +490,15 @@ mod tests {
             Read(10),
             TooLarge(10_000),
         ];
-        assert_eq!(cut(&steps, 100), [0..3, 3..5, 5..7, 7..8, 8..9]);
-        assert_eq!(cut(&steps, 1_000_000), vec![(0..9)]);
-        assert_eq!(cut(&[SetAside, Acknowledge], 1), vec![(0..2)]);
-        assert!(cut(&[], 100).is_empty());
+        assert_eq!(cut(&steps, 100, 100), [0..3, 3..5, 5..7, 7..8, 8..9]);
+        assert_eq!(cut(&steps, 100, 1_000_000), vec![(0..9)]);
+        assert_eq!(cut(&[SetAside, Acknowledge], 100, 1), vec![(0..2)]);
+        assert!(cut(&[], 100, 100).is_empty());
+        // And by count, whatever each position costs.
+        assert_eq!(cut(&steps, 4, 1_000_000), [0..4, 4..8, 8..9]);
+        assert_eq!(cut(&steps, 2, 100), [0..2, 2..4, 4..6, 6..8, 8..9]);
         // Each too-large message costs the header bytes read of it.
         let headers = HEADER_LIMIT as u64;
-        assert_eq!(cut(&[TooLarge(1), TooLarge(1)], headers), [0..1, 1..2]);
+        assert_eq!(cut(&[TooLarge(1), TooLarge(1)], 100, headers), [0..1, 1..2]);
     }
 }
