@@ -28,6 +28,7 @@ mod notify_e2e;
 mod notify_safety;
 mod observe;
 mod parse_samples;
+mod postgres;
 mod record_source;
 mod size_limits;
 mod terminal;

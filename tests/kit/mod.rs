@@ -10,6 +10,7 @@
 //! - [`imap_server`]: what the real IMAP servers share (a trait, a small IMAP client);
 //! - [`dovecot`]: a real Dovecot IMAP server per test;
 //! - [`courier`]: a real Courier IMAP server per test;
+//! - [`postgres`]: a real PostgreSQL server per test process, a fresh database per test;
 //! - [`smtp`]: a real SMTP server (aiosmtpd) per test, and the messages it received;
 //! - [`web`]: the review page on port 0 and a cookie-keeping HTTP client;
 //! - [`browser`]: headless Chromium over WebDriver for the review page, and screenshots.
@@ -20,6 +21,7 @@ pub mod dovecot;
 pub mod hostile;
 pub mod imap_server;
 pub mod mail;
+pub mod postgres;
 pub mod process;
 pub mod sandbox;
 pub mod smtp;

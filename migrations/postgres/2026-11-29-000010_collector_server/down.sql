@@ -1,0 +1,3 @@
+ALTER TABLE collector_state DROP COLUMN failed_report;
+ALTER TABLE collector_state DROP COLUMN fallbacks;
+ALTER TABLE collector_state DROP COLUMN mode;

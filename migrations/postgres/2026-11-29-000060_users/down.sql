@@ -1,0 +1,3 @@
+DROP TABLE sessions;
+DROP TABLE user_queues;
+DROP TABLE users;

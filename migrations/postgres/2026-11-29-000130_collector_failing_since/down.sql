@@ -1,0 +1,1 @@
+ALTER TABLE collector_state DROP COLUMN failing_since;
