@@ -1,11 +1,17 @@
 //! `mailintake check`: validate the config file, and what its sources refer to as far as
-//! can be done without a network (Maildirs, `ca-file`s, passwords).
+//! can be done without a network (Maildirs, `ca-file`s, passwords); then ask the database
+//! whether it answers.
+
+use anyhow::Context;
 
 use crate::config::Config;
+use crate::store::{self, Answer};
 
 /// Runs `check` on a config that loaded and probed (that is the validation; errors name
-/// file:line:key).
-pub(super) fn run(config: &Config) {
+/// file:line:key), then asks the configured database a query: a SQLite file that is not
+/// there yet passes (the first command that stores creates it), a database that does not
+/// answer fails the check.
+pub(super) fn run(config: &Config) -> anyhow::Result<()> {
     println!(
         "{}: OK ({} queues, {} collectors, storage {})",
         config.path.display(),
@@ -13,4 +19,20 @@ pub(super) fn run(config: &Config) {
         config.collectors.len(),
         config.storage
     );
+    let password = config
+        .storage_password
+        .as_ref()
+        .map(|secret| secret.read().map_err(anyhow::Error::msg))
+        .transpose()
+        .context("storage: the PostgreSQL password")?;
+    let answer = store::answers(&config.storage, password.as_deref())
+        .with_context(|| format!("storage {}: the database does not answer", config.storage))?;
+    match answer {
+        Answer::NotCreatedYet => println!(
+            "storage {}: not created yet (created and migrated on first use)",
+            config.storage
+        ),
+        Answer::Answers(what) => println!("storage {}: answers ({what})", config.storage),
+    }
+    Ok(())
 }

@@ -224,10 +224,7 @@ pub fn run(cli: Cli) -> Result<()> {
             notifications::run(&config, &mut store, command)
         }
         Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
-        Command::Check => {
-            check::run(&Config::load_and_probe(&cli.config_path())?);
-            Ok(())
-        }
+        Command::Check => check::run(&Config::load_and_probe(&cli.config_path())?),
     }
 }
 

@@ -36,13 +36,7 @@ impl Endpoint<'_> {
         default: TlsMode,
         in_clear: &str,
     ) -> Result<(String, TlsMode), ConfigError> {
-        if let Some(password) = self.password {
-            return Err(site.at(
-                password.span(),
-                &self.key("password"),
-                "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
-            ));
-        }
+        self.refuse_inline_password(site)?;
         let host = self.host.get_ref().trim().to_string();
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(site.at(self.host.span(), &self.key("host"), "not a host name"));
@@ -62,6 +56,18 @@ impl Endpoint<'_> {
             ));
         }
         Ok((host, tls))
+    }
+
+    /// A `password = ...` key is an error: passwords are only given by reference.
+    pub(super) fn refuse_inline_password(&self, site: &ErrorSite<'_>) -> Result<(), ConfigError> {
+        match self.password {
+            Some(password) => Err(site.at(
+                password.span(),
+                &self.key("password"),
+                "passwords are never written in the config; use password-env = \"VAR\" or password-file = \"/run/credentials/...\"",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The password's reference: exactly one of password-env and password-file, or none.

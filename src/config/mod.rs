@@ -29,6 +29,7 @@ mod notify;
 mod quantity;
 mod size;
 mod smtp;
+mod storage;
 mod workflow;
 
 #[cfg(test)]
@@ -47,6 +48,7 @@ use self::format::{Formats, RawFormat};
 use self::http::RawHttp;
 use self::notify::RawNotify;
 use self::smtp::{RawSms, RawSmtp};
+use self::storage::{RawStorage, Storage};
 use self::workflow::RawUnknownCustomer;
 
 pub use self::collector::{
@@ -74,6 +76,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Where records are stored (`[storage] url`).
     pub storage: StorageUrl,
+    /// The PostgreSQL password's reference (`[storage] password-env` / `password-file`).
+    pub storage_password: Option<Secret>,
     /// The declared `[[queue]]`s, in file order.
     pub queues: Vec<Queue>,
     /// The `[[collector]]`s, in file order.
@@ -130,14 +134,6 @@ struct RawConfig {
     http: Option<RawHttp>,
 }
 
-/// `[storage]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawStorage {
-    /// `sqlite://FILE`, relative to the config's folder. Required in the section.
-    url: Spanned<String>,
-}
-
 /// `[[queue]]` as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -176,10 +172,15 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
 
-        let storage = match &raw.storage {
-            Some(storage) => StorageUrl::parse(storage.url.get_ref(), base)
-                .map_err(|e| site.at(storage.url.span(), "storage.url", e.to_string()))?,
-            None => StorageUrl::Sqlite(base.join("mailintake.db")),
+        let Storage {
+            url: storage,
+            password: storage_password,
+        } = match &raw.storage {
+            Some(storage) => storage.validate(&site, base, &probe)?,
+            None => Storage {
+                url: StorageUrl::Sqlite(base.join("mailintake.db")),
+                password: None,
+            },
         };
         let (queues, queue_names) = validate_queues(&site, &raw.queue)?;
         let formats = Formats::validate(&site, &raw.format, &queue_names)?;
@@ -221,6 +222,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             storage,
+            storage_password,
             queues,
             collectors,
             workflow: raw.workflow,

@@ -261,8 +261,107 @@ fn storage_url_errors_name_the_key() {
     let err = error_text(&GOOD.replace("sqlite://data/mi.db", "postgres://db/mi"));
     assert_eq!(
         err,
-        "/etc/mi/collectors.toml:3:7: storage.url: PostgreSQL storage is not available in this version; use sqlite://FILE"
+        "/etc/mi/collectors.toml:3:7: storage.url: the PostgreSQL URL needs a user (postgres://USER@HOST:PORT/DATABASE)"
     );
+    let err = error_text(&GOOD.replace("sqlite://data/mi.db", "postgres://mi:hunter2@db/mi"));
+    assert!(
+        err.starts_with("/etc/mi/collectors.toml:3:7: storage.url: passwords are never written")
+            && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+fn postgres_storage(keys: &str) -> String {
+    GOOD.replace(
+        "url = \"sqlite://data/mi.db\"",
+        &format!("url = \"postgres://mi@db.example:6432/intake\"\n{keys}"),
+    )
+}
+
+#[test]
+fn postgres_storage_takes_its_password_by_reference_and_an_sslmode() {
+    let config = load(&postgres_storage(
+        "password-file = \"secrets/db\"\nsslmode = \"verify-full\"",
+    ))
+    .unwrap();
+    let StorageUrl::Postgres(pg) = &config.storage else {
+        panic!("{:?}", config.storage)
+    };
+    assert_eq!(
+        (
+            pg.user.as_str(),
+            pg.host.as_str(),
+            pg.port,
+            pg.database.as_str()
+        ),
+        ("mi", "db.example", 6432, "intake")
+    );
+    assert_eq!(pg.sslmode, crate::store::SslMode::VerifyFull);
+    assert_eq!(
+        config.storage_password,
+        Some(Secret::File(PathBuf::from("/etc/mi/secrets/db")))
+    );
+
+    let config = load(&postgres_storage("password-env = \"MI_DB_PASSWORD\"")).unwrap();
+    assert_eq!(
+        config.storage_password,
+        Some(Secret::Env("MI_DB_PASSWORD".into()))
+    );
+    let StorageUrl::Postgres(pg) = &config.storage else {
+        panic!()
+    };
+    assert_eq!(pg.sslmode, crate::store::SslMode::Prefer, "libpq's default");
+    assert_eq!(load(GOOD).unwrap().storage_password, None);
+}
+
+#[test]
+fn storage_keys_errors_name_file_line_and_key() {
+    let err = error_text(&postgres_storage("password = \"hunter2\""));
+    assert!(
+        err.starts_with(
+            "/etc/mi/collectors.toml:4:12: storage.password: passwords are never written"
+        ) && !err.contains("hunter2"),
+        "{err}"
+    );
+    assert_eq!(
+        error_text(&postgres_storage("sslmode = \"sometimes\"")),
+        "/etc/mi/collectors.toml:4:11: storage.sslmode: unknown sslmode `sometimes`; expected disable, allow, prefer, require, verify-ca or verify-full"
+    );
+    assert_eq!(
+        error_text(&postgres_storage(
+            "password-env = \"A\"\npassword-file = \"b\""
+        )),
+        "/etc/mi/collectors.toml:4:16: storage.password-env: give password-env or password-file, not both"
+    );
+    assert_eq!(
+        error_text(&GOOD.replace(
+            "url = \"sqlite://data/mi.db\"",
+            "url = \"sqlite://data/mi.db\"\nsslmode = \"require\""
+        )),
+        "/etc/mi/collectors.toml:4:11: storage.sslmode: only a postgres:// storage URL takes this key"
+    );
+}
+
+#[test]
+fn check_reads_the_storage_password_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("collectors.toml");
+    let text = postgres_storage("password-file = \"db-password\"").replace(
+        "path = \"samples/maildir\"",
+        &format!("path = \"{}\"", dir.path().display()),
+    );
+    std::fs::write(&path, &text).unwrap();
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let err = Config::load_and_probe(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(":4:17: storage.password-file: cannot read password file"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("db-password"), "s3cret\n").unwrap();
+    assert!(Config::load_and_probe(&path).is_ok());
+    assert!(Config::load(&dir.path().join("collectors.toml")).is_ok());
 }
 
 #[test]

@@ -141,7 +141,9 @@ fn raise(path: &Path, reason: &str) {
 /// The damage noted for the database at `url` (by this or another process), if any: what
 /// `collectors status` shows.
 pub fn damage_note(url: &StorageUrl) -> Option<String> {
-    let StorageUrl::Sqlite(path) = url;
+    let StorageUrl::Sqlite(path) = url else {
+        return None;
+    };
     let note = std::fs::read_to_string(note_path(path)).ok()?;
     Some(note.trim().to_string())
 }

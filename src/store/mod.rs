@@ -8,6 +8,7 @@ mod integrity;
 mod lifecycle;
 mod outbox;
 mod postgres;
+mod probe;
 mod read;
 mod revisions;
 mod rows;
@@ -36,13 +37,14 @@ pub use integrity::{damage_note, open_checked};
 pub use lifecycle::{TriageFilter, TriageState};
 pub use outbox::{Attempt, Claimed, Due, FAILED, NewNotification, QUEUED, SENT};
 pub(crate) use outbox::{insert_notification, stored_recipients};
-pub use postgres::POSTGRES_MIGRATIONS;
+pub use postgres::{POSTGRES_MIGRATIONS, connect_postgres};
+pub use probe::{Answer, answers};
 pub(crate) use read::as_utc;
 pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
 pub use revisions::Revision;
 pub use state::{CollectorState, RunOutcome};
 pub use tokens::ApiToken;
-pub use url::{StorageUrl, StorageUrlError};
+pub use url::{PostgresUrl, SslMode, StorageUrl, StorageUrlError};
 pub use users::{Session, User};
 pub use write::{Committed, Incoming, Unusable};
 
@@ -66,6 +68,11 @@ pub enum StoreError {
         #[source]
         source: diesel::ConnectionError,
     },
+    /// The config names a PostgreSQL database, which only `mailintake check` can use yet.
+    #[error(
+        "{url}: storing in PostgreSQL is not supported by this version yet (`mailintake check` tests the connection); use sqlite://FILE"
+    )]
+    PostgresNotYet { url: String },
     #[error("cannot migrate the database {url}: {message}")]
     Migrate { url: String, message: String },
     #[error("database error: {0}")]
@@ -177,6 +184,9 @@ impl Store {
             StorageUrl::Sqlite(path) => {
                 Store::open_sqlite(path, url).inspect_err(|e| integrity::alarm_on_damage(path, e))
             }
+            StorageUrl::Postgres(_) => Err(StoreError::PostgresNotYet {
+                url: url.to_string(),
+            }),
         }
     }
 

@@ -23,7 +23,7 @@ use mailintake::store::{POSTGRES_MIGRATIONS, StorageUrl, Store};
 
 use crate::kit::postgres::{Postgres, PostgresOptions};
 use crate::kit::process::wait_until;
-use crate::kit::sandbox::repo;
+use crate::kit::sandbox::{Sandbox, repo};
 
 /// The table diesel keeps its migration versions in: not part of the schema compared.
 const DIESEL_TABLE: &str = "__diesel_schema_migrations";
@@ -513,6 +513,121 @@ fn postgres_migrations_revert_cleanly_and_apply_again() {
     conn.run_pending_migrations(POSTGRES_MIGRATIONS)
         .expect("apply again");
     assert!(pg_schema(&mut conn).contains_key("records"));
+}
+
+/// A sandbox whose `[storage]` is `storage` (the `[storage]` table's lines) and one
+/// empty Maildir collector.
+fn sandbox_storing_in(storage: &str) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.maildir("inbox");
+    sandbox.write_config(&[("site-orders", "inbox")], "");
+    let config = fs::read_to_string(sandbox.path("collectors.toml"))
+        .unwrap()
+        .replace("url = \"sqlite://data/mailintake.db\"\n", storage);
+    fs::write(sandbox.path("collectors.toml"), config).unwrap();
+    sandbox
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn check_says_whether_the_postgres_database_answers() {
+    let server = Postgres::shared();
+    let db = server.fresh_database();
+    let sandbox = sandbox_storing_in(&format!(
+        "url = \"{}\"\npassword-env = \"MAILINTAKE_TEST_DB_PASSWORD\"\nsslmode = \"disable\"\n",
+        db.url
+    ));
+
+    let unset = sandbox.run(&["check"]);
+    assert!(!unset.status.success());
+    assert!(
+        output_text(&unset).contains(
+            "collectors.toml:3:16: storage.password-env: environment variable MAILINTAKE_TEST_DB_PASSWORD is not set"
+        ),
+        "{}",
+        output_text(&unset)
+    );
+
+    let ok = sandbox
+        .command(&["check"])
+        .env("MAILINTAKE_TEST_DB_PASSWORD", &db.password)
+        .output()
+        .unwrap();
+    let text = output_text(&ok);
+    assert!(ok.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("storage {}: answers (PostgreSQL ", db.url)),
+        "{text}"
+    );
+    assert!(!text.contains(&db.password), "{text}");
+
+    let wrong = sandbox
+        .command(&["check"])
+        .env("MAILINTAKE_TEST_DB_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    let text = output_text(&wrong);
+    assert!(!wrong.status.success(), "{text}");
+    assert!(
+        text.contains("the database does not answer")
+            && text.contains("password authentication failed"),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-password"), "{text}");
+}
+
+#[test]
+fn postgres_storage_is_refused_with_a_clear_error_until_the_store_supports_it() {
+    let db = Postgres::shared().fresh_database();
+    let sandbox = sandbox_storing_in(&format!("url = \"{}\"\n", db.url));
+    for args in [&["collect"][..], &["records", "list"], &["run"]] {
+        let out = sandbox.run(args);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("storing in PostgreSQL is not supported by this version yet"),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn check_reads_a_sqlite_database_without_creating_it() {
+    let sandbox = sandbox_storing_in("url = \"sqlite://data/mailintake.db\"\n");
+    let fresh = sandbox.run(&["check"]);
+    let text = output_text(&fresh);
+    assert!(fresh.status.success(), "{text}");
+    assert!(
+        text.contains(": not created yet (created and migrated on first use)"),
+        "{text}"
+    );
+    assert!(
+        !sandbox.path("data/mailintake.db").exists(),
+        "check created the file"
+    );
+
+    assert!(sandbox.run(&["collect"]).status.success());
+    let migrated = sandbox.run(&["check"]);
+    let text = output_text(&migrated);
+    assert!(migrated.status.success(), "{text}");
+    assert!(text.contains(": answers (SQLite 3."), "{text}");
+
+    fs::write(sandbox.path("data/mailintake.db"), vec![b'x'; 8192]).unwrap();
+    let damaged = sandbox.run(&["check"]);
+    let text = output_text(&damaged);
+    assert!(!damaged.status.success(), "{text}");
+    assert!(
+        text.contains("the database does not answer") && text.contains("not a database"),
+        "{text}"
+    );
 }
 
 /// Set in the child process of the test below.

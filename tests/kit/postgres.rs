@@ -74,6 +74,8 @@ pub struct TestDatabase {
     pub url: String,
     /// The same with the password inline, for the tests' own diesel connections.
     pub url_with_password: String,
+    /// The superuser's password, for `[storage] password-env` / `password-file`.
+    pub password: String,
 }
 
 impl Postgres {
@@ -181,6 +183,7 @@ impl Postgres {
         TestDatabase {
             url,
             url_with_password,
+            password: self.password.clone(),
         }
     }
 

@@ -1,0 +1,106 @@
+//! `[storage]`: where records are stored, and for PostgreSQL the password (by reference only,
+//! as for IMAP and SMTP) and the TLS mode.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::collector::Probe;
+use super::endpoint::Endpoint;
+use super::error::{ConfigError, ErrorSite};
+use super::keyword::{Choice, pick};
+use crate::source::imap::Secret;
+use crate::store::{SslMode, StorageUrl};
+
+/// `[storage]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawStorage {
+    /// `sqlite://FILE` (relative to the config's folder) or `postgres://USER@HOST:PORT/DB`.
+    /// Required in the section.
+    url: Spanned<String>,
+    /// Never accepted: only here to say why it is refused.
+    password: Option<Spanned<toml::Value>>,
+    /// PostgreSQL: environment variable holding the password. Default: none (the server
+    /// asks for none, e.g. peer or certificate authentication).
+    password_env: Option<Spanned<String>>,
+    /// PostgreSQL: file holding the password; relative to the config's folder.
+    password_file: Option<Spanned<String>>,
+    /// PostgreSQL: libpq's sslmode, `disable` .. `verify-full`. Default: `prefer`.
+    sslmode: Option<Spanned<Choice<SslMode>>>,
+}
+
+/// `[storage]` checked: the URL and, for PostgreSQL, the password's reference.
+pub(super) struct Storage {
+    pub(super) url: StorageUrl,
+    pub(super) password: Option<Secret>,
+}
+
+impl RawStorage {
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            section: "storage",
+            host: &self.url,
+            tls: None,
+            allow_insecure: false,
+            password: self.password.as_ref(),
+            password_env: self.password_env.as_ref(),
+            password_file: self.password_file.as_ref(),
+        }
+    }
+
+    /// Checks the section; with [`Probe::Sources`] (`mailintake check`) the password must
+    /// also be readable now. Relative paths resolve against `base`, the config's folder.
+    pub(super) fn validate(
+        &self,
+        site: &ErrorSite<'_>,
+        base: &Path,
+        probe: &Probe,
+    ) -> Result<Storage, ConfigError> {
+        self.endpoint().refuse_inline_password(site)?;
+        let mut url = StorageUrl::parse(self.url.get_ref(), base)
+            .map_err(|e| site.at(self.url.span(), "storage.url", e.to_string()))?;
+        let password = self.endpoint().password(site, base)?;
+        match &mut url {
+            StorageUrl::Postgres(pg) => {
+                if let Some(mode) = &self.sslmode {
+                    pg.sslmode = pick(site, mode, "storage.sslmode", "sslmode")?;
+                }
+            }
+            StorageUrl::Sqlite(_) => {
+                let postgres_only = [
+                    (
+                        self.password_env.as_ref().map(Spanned::span),
+                        "storage.password-env",
+                    ),
+                    (
+                        self.password_file.as_ref().map(Spanned::span),
+                        "storage.password-file",
+                    ),
+                    (self.sslmode.as_ref().map(Spanned::span), "storage.sslmode"),
+                ];
+                if let Some((Some(span), key)) =
+                    postgres_only.into_iter().find(|(s, _)| s.is_some())
+                {
+                    return Err(site.at(
+                        span,
+                        key,
+                        "only a postgres:// storage URL takes this key",
+                    ));
+                }
+            }
+        }
+        let reference = match (&self.password_env, &self.password_file) {
+            (Some(var), _) => Some((var.span(), "storage.password-env")),
+            (None, Some(file)) => Some((file.span(), "storage.password-file")),
+            (None, None) => None,
+        };
+        if let (Probe::Sources, Some(secret), Some((span, key))) = (probe, &password, reference)
+            && let Err(e) = secret.read()
+        {
+            return Err(site.at(span, key, e));
+        }
+        Ok(Storage { url, password })
+    }
+}
