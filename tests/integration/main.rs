@@ -9,6 +9,7 @@
 #[path = "../kit/mod.rs"]
 mod kit;
 
+mod api;
 mod collect;
 mod corpus;
 mod courier;
