@@ -2,6 +2,8 @@
 //! the real server and SQLite file, with records made by collecting real fault-report mail;
 //! the CLI is the reference for the JSON the API answers with.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 
 use super::tokens::add as add_token;
@@ -626,4 +628,250 @@ fn quarantine_and_collectors_read_as_their_commands_print_them() {
         .collect();
     assert_eq!(names, ["orders", "triage"]);
     assert_eq!(collectors[1]["counts"]["quarantined"], 1);
+}
+
+/// Every string literal in `src/` that starts with `/api/`: the paths the code could serve.
+fn api_literals_in_source() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"/api/").skip(1) {
+                    let rest = piece.split('"').next().unwrap();
+                    found.insert(format!("/api/{rest}"));
+                }
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(&repo().join("src"), &mut found);
+    found
+}
+
+#[test]
+fn the_openapi_document_describes_every_api_route_the_server_serves() {
+    let desk = helpdesk(1);
+    let served = Served::start(&desk.sandbox);
+    let mut client = served.client();
+    let document = get(&mut client, "", "/api/openapi.json");
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        document["openapi"]
+    );
+
+    let mut documented = BTreeSet::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            let what = format!("{method} {path}");
+            assert_eq!(operation["security"], json!([{"token": []}]), "{what}");
+            assert!(
+                operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}"
+            );
+            for status in ["200", "401", "403"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{what}: {status}"
+                );
+            }
+        }
+    }
+
+    // What the server really serves under /api: every path the source names, probed with a
+    // method no API route takes; a served path answers 405 with the methods it has.
+    let mut served_routes = BTreeSet::new();
+    for path in api_literals_in_source() {
+        let probe: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "1" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        let answer = client.send("OPTIONS", &probe, &[], b"");
+        if answer.status == 404 {
+            continue; // a prefix or a message, not a route
+        }
+        assert_eq!(answer.status, 405, "OPTIONS {probe}: {}", answer.body);
+        let allow = answer
+            .header("allow")
+            .unwrap_or_else(|| panic!("{probe}: no Allow"));
+        for method in allow.split(',').map(str::trim).filter(|m| *m != "HEAD") {
+            served_routes.insert((method.to_string(), path.clone()));
+        }
+    }
+    // The document itself is the one route it does not list.
+    assert!(served_routes.remove(&("GET".to_string(), "/api/openapi.json".to_string())));
+    assert_eq!(
+        served_routes, documented,
+        "served (left) and documented (right) API routes differ"
+    );
+    for route in [
+        "GET /api/v1/records",
+        "GET /api/v1/records/{id}",
+        "POST /api/v1/records/{id}/triage",
+        "POST /api/v1/records/{id}/status",
+        "GET /api/v1/notifications",
+        "GET /api/v1/quarantine",
+        "GET /api/v1/collectors",
+    ] {
+        let (method, path) = route.split_once(' ').unwrap();
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{route} is not documented"
+        );
+    }
+
+    // Every schema the document refers to is in it.
+    let text = document.to_string();
+    let schemas = &document["components"]["schemas"];
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas[name].is_object(), "schema {name} is missing");
+    }
+    for name in [
+        "RecordPage",
+        "RecordWithHistory",
+        "StoredRecord",
+        "RecordEvent",
+        "ErrorBody",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} is missing");
+    }
+}
+
+/// The newest `updated_at` of a page, just after: the next poll's `updated-since`.
+fn watermark(page: &Value) -> String {
+    let newest = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|r| r["updated_at"].as_str().unwrap().to_string())
+        .expect("a record changed");
+    just_after(newest)
+}
+
+/// Seed 001 end to end: the helpdesk's ticket system mails a fault (Call anlegen), polls the
+/// call's history (Calldaten abrufen) while the installer works it from the command line,
+/// rejects the first solution and accepts the second (Lösung akzeptieren oder ablehnen).
+#[test]
+fn the_helpdesk_opens_a_call_by_mail_polls_its_history_and_answers_the_solutions() {
+    let desk = helpdesk(0);
+    let served = Served::start(&desk.sandbox);
+    let mut client = served.client();
+    let poll_url = |since: &str| format!("/api/v1/records?queue=triage&updated-since={since}");
+    let mut since = "2000-01-01T00:00:00Z".to_string();
+    assert!(ids(&get(&mut client, &desk.read, &poll_url(&since))).is_empty());
+
+    // The ticket system's e-mail becomes a call.
+    desk.sandbox.deliver(
+        "mail/triage",
+        "001.M1.mx",
+        &fault_report(1, "13912345678", "Melder in Halle 3 ausgefallen"),
+    );
+    desk.sandbox.collect_all();
+    let page = get(&mut client, &desk.read, &poll_url(&since));
+    assert_eq!(ids(&page), [1]);
+    let call_number = page["records"][0]["service"]["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(call_number.starts_with("BZ"), "{call_number}");
+    assert_eq!(page["records"][0]["status"], "new");
+    since = watermark(&page);
+    assert!(ids(&get(&mut client, &desk.read, &poll_url(&since))).is_empty());
+
+    // The installer classifies, starts and resolves it from the command line.
+    let cli = |args: &[&str]| {
+        let output = desk.sandbox.run(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    };
+    cli(&["records", "triage", "1", "--as", "fault", "--actor", "tech"]);
+    cli(&["records", "start", "1", "--actor", "tech"]);
+    cli(&[
+        "records",
+        "resolve",
+        "1",
+        "--result",
+        "Melder getauscht",
+        "--actor",
+        "tech",
+    ]);
+    let page = get(&mut client, &desk.read, &poll_url(&since));
+    assert_eq!(ids(&page), [1]);
+    assert_eq!(page["records"][0]["status"], "已解决");
+    assert_eq!(page["records"][0]["result"], "Melder getauscht");
+    since = watermark(&page);
+
+    // The customer rejects the solution; the installer tries again; the customer accepts.
+    let answer = |client: &mut Client, body: Value| {
+        let (status, record) = call(
+            client,
+            &desk.write,
+            "POST",
+            "/api/v1/records/1/status",
+            body,
+        );
+        assert_eq!(status, 200, "{record}");
+    };
+    answer(
+        &mut client,
+        json!({"change": "reject", "reason": "Melder piept weiter"}),
+    );
+    assert!(
+        ids(&get(&mut client, &desk.read, &poll_url(&since))) == [1],
+        "the helpdesk's own change is a change too"
+    );
+    cli(&[
+        "records",
+        "resolve",
+        "1",
+        "--result",
+        "Zentrale neu gestartet",
+        "--actor",
+        "tech",
+    ]);
+    let page = get(&mut client, &desk.read, &poll_url(&since));
+    assert_eq!(page["records"][0]["result"], "Zentrale neu gestartet");
+    since = watermark(&page);
+    answer(&mut client, json!({"change": "accept"}));
+
+    let call = get(&mut client, &desk.read, "/api/v1/records/1");
+    assert_eq!(call["service"]["number"], call_number.as_str());
+    assert_eq!(call["status"], "已确认");
+    let helpdesk = "api:helpdesk-rw";
+    let steps: Vec<(String, String, String)> = history(&call).into_iter().skip(1).collect();
+    let expected = [
+        ("tech", "triaged", "as fault"),
+        ("tech", "status changed", "new -> in-progress"),
+        (
+            "tech",
+            "resolved",
+            "in-progress -> 已解决: Melder getauscht",
+        ),
+        (
+            helpdesk,
+            "rejected",
+            "已解决 -> 未解决: Melder piept weiter",
+        ),
+        (
+            "tech",
+            "resolved",
+            "未解决 -> 已解决: Zentrale neu gestartet",
+        ),
+        (helpdesk, "accepted", "已解决 -> 已确认"),
+    ]
+    .map(|(a, e, d)| (a.to_string(), e.to_string(), d.to_string()));
+    assert_eq!(steps, expected);
+    let page = get(&mut client, &desk.read, &poll_url(&since));
+    assert_eq!(ids(&page), [1], "the acceptance is the last change");
+    assert!(ids(&get(&mut client, &desk.read, &poll_url(&watermark(&page)))).is_empty());
+    // An accepted call is closed.
+    let late = json!({"change": "reject", "reason": "zu spät"});
+    let path = "/api/v1/records/1/status";
+    let got = refused(&mut client, &desk.write, "POST", path, late);
+    assert_eq!(got, (409, "conflict".into()));
 }
