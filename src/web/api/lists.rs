@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::extract::ApiQuery;
+use super::responses::TokenRefused;
 use super::{ApiError, Caller, ErrorBody};
 use crate::cli::{StatusRow, states_and_damage, status_rows};
 use crate::domain::Need;
@@ -45,8 +46,7 @@ pub(super) struct NotificationsQuery {
     responses(
         (status = 200, description = "As `notifications list --json`", body = [Notification]),
         (status = 400, description = "A filter that does not parse", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not read", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn notifications(
@@ -80,8 +80,7 @@ pub(super) struct QuarantineQuery {
     responses(
         (status = 200, description = "As `quarantine list --json`", body = [QuarantineEntry]),
         (status = 400, description = "`all` is not true or false", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not read", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn quarantine(
@@ -102,8 +101,7 @@ pub(super) async fn quarantine(
     security(("token" = [])),
     responses(
         (status = 200, description = "One entry per collector, in the config file's order", body = [StatusRow]),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not read", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn collectors(

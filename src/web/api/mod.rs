@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod lists;
 mod records;
+mod responses;
 mod token;
 
 use std::sync::Arc;

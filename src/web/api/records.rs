@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Cursor;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::responses::{Acted, RecordId, TokenRefused};
 use super::{ApiError, Caller, ErrorBody};
 use crate::domain::Need;
 use crate::store::{PageOrder, PagePosition, RecordFilter, RecordWithHistory, StoredRecord};
@@ -130,8 +131,7 @@ impl Filters {
     responses(
         (status = 200, description = "A page of records", body = RecordPage),
         (status = 400, description = "A filter, `per-page` or cursor that does not parse", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not read", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn list_records(
@@ -195,13 +195,12 @@ async fn with_history(state: &AppState, id: i64) -> Result<RecordWithHistory, Ap
     get,
     path = "/api/v1/records/{id}",
     tag = "records",
-    params(("id" = i64, Path, description = "The record's id")),
+    params(RecordId),
     security(("token" = [])),
     responses(
         (status = 200, description = "The record with its history, oldest event first", body = RecordWithHistory),
         (status = 400, description = "An id that is not a number", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not read", body = ErrorBody),
+        TokenRefused,
         (status = 404, description = "No such record", body = ErrorBody),
     )
 )]
@@ -233,16 +232,13 @@ pub(super) struct TriageBody {
     post,
     path = "/api/v1/records/{id}/triage",
     tag = "records",
-    params(("id" = i64, Path, description = "The record's id")),
+    params(RecordId),
     request_body = TriageBody,
     security(("token" = [])),
     responses(
-        (status = 200, description = "The record as it is now, with its history", body = RecordWithHistory),
+        Acted,
         (status = 400, description = "A body that does not parse, an unknown outcome or field", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not write", body = ErrorBody),
-        (status = 404, description = "No such record", body = ErrorBody),
-        (status = 409, description = "The workflow refuses: not a service request, or triaged already", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn triage(
@@ -294,16 +290,13 @@ impl StatusBody {
     post,
     path = "/api/v1/records/{id}/status",
     tag = "records",
-    params(("id" = i64, Path, description = "The record's id")),
+    params(RecordId),
     request_body = StatusBody,
     security(("token" = [])),
     responses(
-        (status = 200, description = "The record as it is now, with its history", body = RecordWithHistory),
+        Acted,
         (status = 400, description = "A body that does not parse, an unknown change, a missing result or reason", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "A token that may not write", body = ErrorBody),
-        (status = 404, description = "No such record", body = ErrorBody),
-        (status = 409, description = "The workflow refuses the change from the record's status", body = ErrorBody),
+        TokenRefused,
     )
 )]
 pub(super) async fn change_status(
