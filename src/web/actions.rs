@@ -3,7 +3,8 @@
 //! notifications. Each checks the session's CSRF token and that the user sees the record's
 //! queue, then calls the same store function as `mailintake records`, with the user's name
 //! as the actor; the daemon's dispatcher sends what that queued. A change the workflow
-//! refuses is a 409.
+//! refuses is a 409. The JSON API's triage and status routes (`api/records.rs`) come through
+//! [`triage_record`] and [`change_record_status`] too, with the token as the actor.
 
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};

@@ -56,11 +56,6 @@ impl Caller {
         })
     }
 
-    /// The caller as a record's history names it: `api:` and the token's name.
-    pub fn actor(&self) -> String {
-        format!("api:{}", self.token)
-    }
-
     /// Refuses with 403 unless this token's scope covers `need`.
     pub fn require(&self, need: Need<'_>) -> Result<(), ApiError> {
         if self.scope.allows(need) {

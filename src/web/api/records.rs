@@ -182,6 +182,11 @@ pub(super) async fn list_records(
     Ok(Json(RecordPage { records, next }))
 }
 
+/// The caller as a record's history names it: `api:` and the token's name.
+fn actor(caller: &Caller) -> String {
+    format!("api:{}", caller.token)
+}
+
 /// Record `id` with its history, or a 404.
 async fn with_history(state: &AppState, id: i64) -> Result<RecordWithHistory, ApiError> {
     state
@@ -248,7 +253,7 @@ pub(super) async fn triage(
     ApiJson(body): ApiJson<TriageBody>,
 ) -> Result<Json<RecordWithHistory>, ApiError> {
     caller.require(Need::Write)?;
-    triage_record(&state, id, &body.outcome, body.set, caller.actor()).await?;
+    triage_record(&state, id, &body.outcome, body.set, actor(&caller)).await?;
     Ok(Json(with_history(&state, id).await?))
 }
 
@@ -307,6 +312,6 @@ pub(super) async fn change_status(
 ) -> Result<Json<RecordWithHistory>, ApiError> {
     caller.require(Need::Write)?;
     let text = body.text()?;
-    change_record_status(&state, id, &body.change, text, caller.actor()).await?;
+    change_record_status(&state, id, &body.change, text, actor(&caller)).await?;
     Ok(Json(with_history(&state, id).await?))
 }
