@@ -1,5 +1,5 @@
-//! The opaque `cursor` of `GET /api/v1/records`: where the last page ended and the filters it
-//! was asked with, so `?cursor=CURSOR` alone fetches the next page. It is hex of a small JSON
+//! The opaque `cursor` of `GET /api/v1/records`: where the last page ended, and the filters
+//! and page size it was asked with, so `?cursor=CURSOR` alone fetches the next page. It is hex of a small JSON
 //! object: opaque to callers (they only hand it back), readable in a log, and checked on the
 //! way back in (a cursor this server did not make is a 400, not a wrong page).
 
@@ -14,6 +14,8 @@ pub(super) struct Cursor<F> {
     /// The filters as the first page was asked for them.
     pub filters: F,
     pub order: PageOrder,
+    /// The page size asked for first, kept for the pages after.
+    pub per_page: i64,
     /// The last record of the page before.
     pub after: PagePosition,
 }
@@ -52,6 +54,7 @@ mod tests {
         let cursor = Cursor {
             filters: vec!["queue".to_string()],
             order: PageOrder::Updated,
+            per_page: 3,
             after: PagePosition {
                 id: 7,
                 updated_at: Some(at),

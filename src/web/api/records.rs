@@ -66,7 +66,8 @@ pub(super) struct RecordsQuery {
     updated_since: Option<String>,
     /// Records per page: default 100, at most 500.
     per_page: Option<i64>,
-    /// The `next` of the page before; it carries the filters, so it may come alone.
+    /// The `next` of the page before; it carries the filters and the page size, so it may
+    /// come alone.
     cursor: Option<String>,
 }
 
@@ -140,16 +141,11 @@ pub(super) async fn list_records(
     ApiQuery(query): ApiQuery<RecordsQuery>,
 ) -> Result<Json<RecordPage>, ApiError> {
     caller.require(Need::Read)?;
-    let per_page = match query.per_page {
-        None => DEFAULT_PER_PAGE,
-        Some(n) if n >= 1 => n.min(MAX_PER_PAGE),
-        Some(n) => return Err(ApiError::BadRequest(format!("per-page: {n} (1 or more)"))),
-    };
     let given_filters = query.filters();
-    let (filters, order, after) = match &query.cursor {
+    let (filters, order, after, first_per_page) = match &query.cursor {
         None => {
             let order = given_filters.order();
-            (given_filters, order, None)
+            (given_filters, order, None, None)
         }
         Some(text) => {
             let cursor = Cursor::<Filters>::decode(text)?;
@@ -159,8 +155,18 @@ pub(super) async fn list_records(
                         .to_string(),
                 ));
             }
-            (cursor.filters, cursor.order, Some(cursor.after))
+            (
+                cursor.filters,
+                cursor.order,
+                Some(cursor.after),
+                Some(cursor.per_page),
+            )
         }
+    };
+    let per_page = match query.per_page.or(first_per_page) {
+        None => DEFAULT_PER_PAGE,
+        Some(n) if n >= 1 => n.min(MAX_PER_PAGE),
+        Some(n) => return Err(ApiError::BadRequest(format!("per-page: {n} (1 or more)"))),
     };
     let filter = filters.store_filter()?;
     let mut records = state
@@ -173,6 +179,7 @@ pub(super) async fn list_records(
             Cursor {
                 filters,
                 order,
+                per_page,
                 after: PagePosition::after(last, order),
             }
             .encode(),
