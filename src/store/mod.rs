@@ -36,7 +36,10 @@ pub use lifecycle::{TriageFilter, TriageState};
 pub use outbox::{Attempt, Claimed, Due, FAILED, NewNotification, QUEUED, SENT};
 pub(crate) use outbox::{insert_notification, stored_recipients};
 pub(crate) use read::as_utc;
-pub use read::{LedgerEntry, QuarantineEntry, RecordEvent, RecordFilter, StoredRecord};
+pub use read::{
+    LedgerEntry, PageOrder, PagePosition, QuarantineEntry, RecordEvent, RecordFilter,
+    RecordWithHistory, StoredRecord,
+};
 pub use revisions::Revision;
 pub use state::{CollectorState, RunOutcome};
 pub use tokens::ApiToken;

@@ -9,6 +9,7 @@
 #[path = "../kit/mod.rs"]
 mod kit;
 
+mod api;
 mod calendar;
 mod collect;
 mod corpus;
