@@ -8,6 +8,7 @@
 //! annotations by [`routes`], so a route cannot be served without being documented.
 
 mod error;
+mod intake;
 mod token;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use token::ApiSecret;
@@ -108,7 +110,9 @@ impl utoipa::Modify for BearerToken {
 
 /// The API's routes with `/api/openapi.json` describing them.
 pub(super) fn routes() -> Router<AppState> {
-    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(intake::post_intake))
+        .split_for_parts();
     let document = Arc::new(document);
     router.route(
         "/api/openapi.json",
