@@ -270,3 +270,74 @@ fn number_of(conn: &mut SqliteConnection, record_id: i64) -> QueryResult<Option<
         .select(records::number)
         .first(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::*;
+    use crate::store::tests::store_with_a_lead;
+
+    fn row<'a>(key: Option<&'a str>, record_id: i64) -> NewIntake<'a> {
+        NewIntake {
+            collector: "c",
+            token: "t",
+            idempotency_key: key,
+            body_sha256: "ab",
+            content_type: None,
+            record_id: Some(record_id),
+            quarantine_id: None,
+            created_at: now(),
+        }
+    }
+
+    fn unique_violation(result: QueryResult<usize>) -> bool {
+        matches!(
+            result,
+            Err(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+
+    /// What a second daemon would hit if it skipped the look-up: the constraints themselves
+    /// refuse a second request under one key, and a second claim of one body.
+    #[test]
+    fn the_database_refuses_a_key_or_a_body_claim_twice() {
+        let (_dir, mut store, id) = store_with_a_lead();
+        let conn = &mut store.conn;
+        let insert = |conn: &mut SqliteConnection, key| {
+            diesel::insert_into(http_intake::table)
+                .values(row(key, id))
+                .execute(conn)
+        };
+        insert(conn, Some("k")).unwrap();
+        assert!(unique_violation(insert(conn, Some("k"))));
+        // Requests without a key are told apart by their body, not here.
+        insert(conn, None).unwrap();
+        insert(conn, None).unwrap();
+        let claim = |conn: &mut SqliteConnection| {
+            diesel::insert_into(http_intake_bodies::table)
+                .values((
+                    http_intake_bodies::collector.eq("c"),
+                    http_intake_bodies::body_sha256.eq("ab"),
+                    http_intake_bodies::intake_id.eq(1_i64),
+                ))
+                .execute(conn)
+        };
+        claim(conn).unwrap();
+        assert!(unique_violation(claim(conn)));
+        let neither = diesel::insert_into(http_intake::table)
+            .values(NewIntake {
+                record_id: None,
+                ..row(Some("other"), id)
+            })
+            .execute(conn);
+        assert!(
+            neither.is_err(),
+            "a row with neither a record nor a quarantine entry"
+        );
+    }
+}

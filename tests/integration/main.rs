@@ -20,6 +20,7 @@ mod formats;
 mod hostile;
 mod imap;
 mod imap_servers;
+mod intake;
 mod notifications;
 mod notify;
 mod notify_e2e;

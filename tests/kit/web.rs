@@ -140,6 +140,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of the server at `addr` (e.g. a `mailintake run` a test spawned).
+    pub fn at(addr: SocketAddr) -> Client {
+        Client::new(addr)
+    }
+
     fn new(addr: SocketAddr) -> Client {
         let agent = ureq::Agent::config_builder()
             .max_redirects(0)
