@@ -319,6 +319,8 @@ fn shipped_config_and_its_commented_out_keys_load() {
     let shop = config.collector("shop").unwrap();
     assert!(matches!(shop.source, SourceConfig::Imap(_)));
     assert_eq!(shop.after.quarantine_move_to.as_deref(), Some("Quarantine"));
+    let site = config.collector("site-orders").unwrap();
+    assert_eq!(site.http.map(|h| h.max_body), Some(DEFAULT_MAX_BODY));
 }
 
 /// Writes `text` as `collectors.toml` in `dir` and loads it the way `mailintake check` does.

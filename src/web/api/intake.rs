@@ -106,8 +106,8 @@ pub(super) async fn post_intake(
     caller.require(Need::Intake {
         collector: &collector,
     })?;
-    let key = idempotency_key(&headers)?;
     let body = read_body(&headers, body, limits).await?;
+    let key = idempotency_key(&headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
