@@ -3,6 +3,7 @@
 //! Decides whether a message is for us (subject keyword), finds the attachment that holds
 //! the payload, and fingerprints the message for the exactly-once ledger.
 
+pub mod body;
 pub mod charset;
 pub mod loops;
 pub mod mime;

@@ -4,6 +4,7 @@
 //! the diesel DSL only, so a second backend adds migrations, not rewrites.
 
 mod insert;
+mod intake;
 mod integrity;
 mod lifecycle;
 mod outbox;
@@ -31,6 +32,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::domain::UnknownCustomer;
 use crate::notify::rules::NotifyRules;
 pub(crate) use insert::{add_event, now};
+pub use intake::{IntakeOrigin, IntakeOutcome, IntakeRequest};
 pub use integrity::{damage_note, open_checked};
 pub use lifecycle::{TriageFilter, TriageState};
 pub use outbox::{Attempt, Claimed, Due, FAILED, NewNotification, QUEUED, SENT};

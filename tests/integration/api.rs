@@ -466,9 +466,10 @@ fn a_write_token_triages_and_moves_records_through_the_workflow_with_history() {
             json!({"change": "start"}),
             (409, "conflict"),
         ),
+        // Record 1 is a complaint: triaging it as one again corrects nothing.
         (
             "/api/v1/records/1/triage",
-            json!({"as": "fault"}),
+            json!({"as": "complaint"}),
             (409, "conflict"),
         ),
         (

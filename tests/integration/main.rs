@@ -23,6 +23,7 @@ mod forms;
 mod hostile;
 mod imap;
 mod imap_servers;
+mod intake;
 mod notifications;
 mod notify;
 mod notify_e2e;

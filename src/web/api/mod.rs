@@ -10,6 +10,7 @@
 mod cursor;
 mod error;
 mod extract;
+mod intake;
 mod lists;
 mod records;
 mod responses;
@@ -122,6 +123,7 @@ pub(super) fn routes() -> Router<AppState> {
         .routes(routes!(lists::notifications))
         .routes(routes!(lists::quarantine))
         .routes(routes!(lists::collectors))
+        .routes(routes!(intake::post_intake))
         .split_for_parts();
     let document = Arc::new(document);
     router.route(

@@ -191,7 +191,7 @@ pub(super) async fn list_records(
 
 /// The caller as a record's history names it: `api:` and the token's name.
 fn actor(caller: &Caller) -> String {
-    format!("api:{}", caller.token)
+    crate::domain::api_actor(&caller.token)
 }
 
 /// Record `id` with its history, or a 404.
