@@ -31,7 +31,7 @@ pub enum CollectorsCommand {
 
 /// One collector in `collectors status --json` (and on the review page's `/collectors`); a
 /// collector that never ran has nulls.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StatusRow<'a> {
     pub(crate) collector: &'a str,
     pub(crate) queue: &'a str,

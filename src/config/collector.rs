@@ -13,6 +13,7 @@ use super::duration::duration_in;
 use super::error::{ConfigError, ErrorSite};
 use super::format::Formats;
 use super::imap::RawImap;
+use super::intake::{HttpIntake, RawIntake};
 use super::keyword::{Choice, pick};
 use super::size::{GIB, KIB, MIB, size_in};
 use crate::decode::DecodeRules;
@@ -70,10 +71,12 @@ pub(super) struct RawCollector {
     /// How long the collector may keep failing before `/healthz` answers 503 ("15m", or a
     /// number of seconds). Default: three periods of its schedule.
     stale_after: Option<Spanned<toml::Value>>,
-    /// `[collector.maildir]`; give this or `imap`.
+    /// `[collector.maildir]`; give this or `imap` (or neither, with `http`).
     maildir: Option<RawMaildir>,
-    /// `[collector.imap]`; give this or `maildir`.
+    /// `[collector.imap]`; give this or `maildir` (or neither, with `http`).
     imap: Option<RawImap>,
+    /// `[collector.http]`: forms posted over HTTP too (or only). Default: none.
+    http: Option<RawIntake>,
     /// `[collector.after]` (IMAP only). Default: mark seen.
     after: Option<RawAfter>,
 }
@@ -108,6 +111,8 @@ pub struct Collector {
     pub max_message_size: u64,
     /// The mailbox.
     pub source: SourceConfig,
+    /// HTTP intake (`[collector.http]`); none: the collector takes no forms over HTTP.
+    pub http: Option<HttpIntake>,
     /// What happens to a processed message in the mailbox.
     pub after: AfterPolicy,
     /// Poll on the schedule only, or IMAP IDLE too.
@@ -127,6 +132,9 @@ pub enum SourceConfig {
     },
     /// An IMAP mailbox.
     Imap(ImapConfig),
+    /// No mailbox: the collector takes its forms over HTTP only (`[collector.http]` alone),
+    /// so it has nothing to collect and the daemon runs no pass for it.
+    HttpOnly,
 }
 
 /// How the daemon notices new mail.
@@ -224,6 +232,7 @@ impl RawCollector {
             Some(v) => size_in(site, v, MESSAGE_SIZE_RANGE, "collector.max-message-size")?,
             None => DEFAULT_MAX_MESSAGE_SIZE,
         };
+        let http = self.http.as_ref().map(|h| h.validate(site)).transpose()?;
         let source = self.source(site, known, &name)?;
         let is_imap = matches!(source, SourceConfig::Imap(_));
         let after = match &self.after {
@@ -258,6 +267,7 @@ impl RawCollector {
             batch_bytes,
             max_message_size,
             source,
+            http,
             after,
             mode,
             stale_after,
@@ -294,7 +304,8 @@ impl RawCollector {
         Ok(rules)
     }
 
-    /// Exactly one of `[collector.maildir]` and `[collector.imap]`.
+    /// At most one of `[collector.maildir]` and `[collector.imap]`; neither only with
+    /// `[collector.http]`.
     fn source(
         &self,
         site: &ErrorSite<'_>,
@@ -335,10 +346,11 @@ impl RawCollector {
                 }
                 Ok(SourceConfig::Imap(config))
             }
+            (None, None) if self.http.is_some() => Ok(SourceConfig::HttpOnly),
             (None, None) => Err(site.at(
                 self.name.span(),
                 "collector",
-                format!("collector `{name}` has no source; add a [collector.imap] or [collector.maildir] table"),
+                format!("collector `{name}` has no source; add a [collector.imap], [collector.maildir] or [collector.http] table"),
             )),
         }
     }

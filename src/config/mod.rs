@@ -7,7 +7,7 @@
 //! so a typo never passes silently.
 //!
 //! Each section's raw shape sits next to its validation and the typed value it becomes:
-//! `collector.rs` (with `[collector.maildir]`), `imap.rs`, `after.rs`, `format.rs` and
+//! `collector.rs` (with `[collector.maildir]`), `imap.rs`, `intake.rs` (`[collector.http]`), `after.rs`, `format.rs` and
 //! `workflow.rs` (with `[unknown-customer]`); `error.rs` turns spans into
 //! `file:line:column`, `keyword.rs` reads words of a fixed set as serde enums, `size.rs`
 //! reads sizes (`"25MB"`).
@@ -24,6 +24,7 @@ mod error;
 mod format;
 mod http;
 mod imap;
+mod intake;
 mod keyword;
 mod notify;
 mod quantity;
@@ -59,6 +60,7 @@ pub use self::duration::display as display_duration;
 pub use self::error::ConfigError;
 pub use self::format::ORDER_JSON_FORMAT;
 pub use self::http::{DEFAULT_LISTEN, HttpSettings};
+pub use self::intake::{DEFAULT_MAX_BODY, HttpIntake};
 pub use self::size::display as display_size;
 pub use self::workflow::Workflow;
 pub use crate::notify::rules::NotifyRules;

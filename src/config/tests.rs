@@ -418,6 +418,8 @@ fn shipped_config_and_its_commented_out_keys_load() {
     let shop = config.collector("shop").unwrap();
     assert!(matches!(shop.source, SourceConfig::Imap(_)));
     assert_eq!(shop.after.quarantine_move_to.as_deref(), Some("Quarantine"));
+    let site = config.collector("site-orders").unwrap();
+    assert_eq!(site.http.map(|h| h.max_body), Some(DEFAULT_MAX_BODY));
 }
 
 /// Writes `text` as `collectors.toml` in `dir` and loads it the way `mailintake check` does.
@@ -536,4 +538,44 @@ fn http_serves_on_loopback_8080_by_default_and_bad_addresses_name_the_key() {
     );
     let err = error_text(&format!("{GOOD}\n[http]\nsecure-cookie = true\n"));
     assert!(err.contains("secure-cookie"), "{err}");
+}
+
+#[test]
+fn an_http_table_alone_is_a_source_and_max_body_reads_as_a_size() {
+    let config = load(GOOD).unwrap();
+    assert_eq!(config.collectors[0].http, None);
+    let beside = format!("{GOOD}[collector.http]\n");
+    let c = &load(&beside).unwrap().collectors[0];
+    assert!(matches!(c.source, SourceConfig::Maildir { .. }));
+    assert_eq!(
+        c.http,
+        Some(HttpIntake {
+            max_body: DEFAULT_MAX_BODY
+        })
+    );
+    assert_eq!(DEFAULT_MAX_BODY, 1024 * 1024);
+
+    let alone = GOOD
+        .replace("[collector.maildir]\npath = \"samples/maildir\"\n", "")
+        .replace("schedule = \"0 */5 * * * *\"\n", "")
+        + "[collector.http]\nmax-body = \"64KB\"\n";
+    let c = &load(&alone).unwrap().collectors[0];
+    assert_eq!(c.source, SourceConfig::HttpOnly);
+    assert_eq!(
+        c.http,
+        Some(HttpIntake {
+            max_body: 64 * 1024
+        })
+    );
+
+    let err = error_text(&format!("{GOOD}[collector.http]\nmax-body = \"huge\"\n"));
+    assert!(
+        err.starts_with("/etc/mi/collectors.toml:19:12: collector.http.max-body: give a size"),
+        "{err}"
+    );
+    let err = error_text(&format!("{GOOD}[collector.http]\nmax-bytes = 1\n"));
+    assert!(
+        err.starts_with("/etc/mi/collectors.toml:19:1: max-bytes: unknown field `max-bytes`"),
+        "{err}"
+    );
 }

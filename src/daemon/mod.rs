@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::config::{CollectMode, Config, StorageUrl};
+use crate::config::{CollectMode, Config, SourceConfig, StorageUrl};
 use crate::ingest::Shutdown;
 use crate::source::blocking;
 use crate::store;
@@ -84,7 +84,12 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
         stop.clone(),
         outbox.clone(),
     ));
-    for collector in &config.collectors {
+    // A collector without a mailbox takes its forms over HTTP only: no pass to run.
+    let mailboxes = config
+        .collectors
+        .iter()
+        .filter(|c| c.source != SourceConfig::HttpOnly);
+    for collector in mailboxes {
         let pushed = Arc::new(Notify::new());
         if collector.mode == CollectMode::Idle {
             tasks.spawn(collector::idle_watch(

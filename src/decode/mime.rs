@@ -12,7 +12,7 @@ use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use serde_json::{Map, Value};
 
-use super::charset::decode_text;
+use super::body::{JsonText, json_payload};
 use super::nesting::MAX_NESTING;
 use super::reason::Notes;
 
@@ -95,13 +95,11 @@ fn search(
     None
 }
 
-type Examined = (Map<String, Value>, String, String);
-
 fn examine(
     message: &Message<'_>,
     part: &MessagePart<'_>,
     default_charset: &'static Encoding,
-) -> Result<Examined, String> {
+) -> Result<JsonText, String> {
     let content_type = part.content_type();
     let media = content_type.map(|ct| ct.ctype().to_ascii_lowercase());
     if let Some(media) = media.as_deref().filter(|m| MEDIA_TYPES.contains(m)) {
@@ -110,27 +108,7 @@ fn examine(
     }
     let bytes = transfer_decoded(message, part).ok_or("the transfer encoding is broken")?;
     let declared = content_type.and_then(|ct| ct.attribute("charset"));
-    let utf16 = declared.is_some_and(|c| c.to_ascii_lowercase().starts_with("utf-16"));
-    if !utf16 && Encoding::for_bom(&bytes).is_none() && bytes.contains(&0) {
-        return Err("binary content, passed over".into());
-    }
-    let decoded = decode_text(&bytes, declared, default_charset);
-    match serde_json::from_str::<Value>(decoded.text.trim()) {
-        Ok(Value::Object(object)) => Ok((object, decoded.text.into_owned(), decoded.charset)),
-        Ok(other) => Err(format!("the JSON is {}, not an object", json_kind(&other))),
-        Err(e) => Err(format!("invalid JSON ({e})")),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Array(_) => "an array",
-        Value::String(_) => "a string",
-        Value::Number(_) => "a number",
-        Value::Bool(_) => "a boolean",
-        Value::Null => "null",
-        Value::Object(_) => "an object",
-    }
+    json_payload(&bytes, declared, default_charset)
 }
 
 /// The part's bytes with the transfer encoding undone but no charset conversion.

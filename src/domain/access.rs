@@ -71,6 +71,11 @@ impl TokenScope {
     }
 }
 
+/// How a record's history names a change made with an API token: `api:` and the token's name.
+pub fn api_actor(token: &str) -> String {
+    format!("api:{token}")
+}
+
 impl fmt::Display for TokenScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.target() {

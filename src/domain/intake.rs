@@ -93,6 +93,25 @@ pub fn created_detail(record: &Record, tech_cards: usize) -> String {
     )
 }
 
+/// The detail of the `created` event of a record posted over HTTP intake: the history says
+/// which token posted it, and under which Idempotency-Key, where a message's names its
+/// Message-ID.
+pub fn created_over_http_detail(
+    record: &Record,
+    token: &str,
+    idempotency_key: Option<&str>,
+) -> String {
+    let tech_cards = record.lines.iter().filter(|l| needs_tech_card(l)).count();
+    let key = idempotency_key
+        .map(|k| format!(", Idempotency-Key {k}"))
+        .unwrap_or_default();
+    format!(
+        "{} over HTTP by token {token}{key} ({} lines, {tech_cards} tech cards)",
+        record.kind.as_str(),
+        record.lines.len(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub mod role;
 pub mod status;
 pub mod workflow;
 
-pub use access::{Need, TokenScope};
+pub use access::{Need, TokenScope, api_actor};
 pub use event::EventKind;
 pub use inn::Inn;
 pub use intake::UnknownCustomer;

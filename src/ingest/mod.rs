@@ -47,6 +47,7 @@ use crate::source::maildir::Maildir;
 use crate::source::{SourceError, blocking};
 use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
+mod http;
 mod pass;
 mod prepare;
 mod retry;
@@ -55,6 +56,7 @@ mod stages;
 pub(crate) mod testing;
 mod too_large;
 
+pub use http::prepare_body;
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
 pub use retry::{Retried, RetryError, retry_quarantined};
 pub use too_large::{TOO_LARGE, TooLarge};
@@ -326,6 +328,8 @@ async fn collect_into(
             note_server(collector, store, features);
             pass::run(collector, store, mailbox, shutdown, report).await
         }
+        // Its forms come over HTTP (`web::api::intake`); there is no mailbox to read.
+        SourceConfig::HttpOnly => Ok(()),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Retrying a quarantined message after a config fix: decode its kept bytes again with the
 //! current config of the collector it came from, and release it as a record if it now
-//! passes. `quarantine retry` and the review page's retry button both come here.
+//! passes. A request body kept from the HTTP intake is decoded as a body again.
+//! `quarantine retry` and the review page's retry button both come here.
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
-use super::{Mapped, TOO_LARGE, prepare};
+use super::{Mapped, TOO_LARGE, prepare, prepare_body};
 
 /// What a retry decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,17 @@ pub fn retry_quarantined(
                 collector: entry.collector.clone(),
                 config: config.path.display().to_string(),
             })?;
-    let prepared = prepare(&entry.raw, &collector.rules, &collector.format);
+    // A request body posted over HTTP is decoded as a body, with the charset it was sent
+    // with; everything else is a message.
+    let prepared = match store.intake_origin(id)? {
+        Some(origin) => prepare_body(
+            &entry.raw,
+            origin.content_type.as_deref(),
+            &collector.rules,
+            &collector.format,
+        ),
+        None => prepare(&entry.raw, &collector.rules, &collector.format),
+    };
     Ok(match prepared.mapped {
         Mapped::Accept(record) => Retried::Accepted {
             record_id: store.release_quarantine(id, &collector.queue, &record, actor)?,

@@ -218,7 +218,7 @@ pub(crate) fn queue_firing(
 }
 
 /// A notification as the log shows it (`notifications list --json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: i64,
     pub record_id: i64,

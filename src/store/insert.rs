@@ -1,7 +1,9 @@
-//! Inserting one record with its lines, tech cards and `created` event, inside the caller's
-//! transaction. What the record starts with (status, counterparty, number, tech cards) is
+//! Inserting records with their lines, tech cards, `created` events and sources, inside the
+//! caller's transaction: each record's row at once, the rows that point at it gathered per
+//! batch and written in a few multi-row INSERTs ([`RecordRows`]). What the record starts with (status, counterparty, number, tech cards) is
 //! decided by [`crate::domain::intake`]; this file looks up and writes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{NaiveDateTime, Utc};
@@ -9,10 +11,10 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
-use super::rows::{NewEvent, NewLine, NewRecord, NewTechCard, to_json};
+use super::rows::{NewEvent, NewLedgerEntry, NewLine, NewRecord, NewSource, NewTechCard, to_json};
 use super::schema::{
-    contacts, counterparties, quarantine, record_events, record_lines, record_sources, records,
-    tech_cards,
+    contacts, counterparties, ledger, quarantine, record_events, record_lines, record_sources,
+    records, tech_cards,
 };
 use crate::domain::intake::{self, CounterpartyLink};
 use crate::domain::{EventKind, UnknownCustomer, status};
@@ -94,7 +96,8 @@ fn find_or_create_contact(
     Ok(id)
 }
 
-/// Inserts a record with its lines, extra works, tech cards and `created` event.
+/// Inserts a record with its lines, extra works, tech cards and `created` event (and no
+/// source: the caller adds it).
 pub(super) fn insert_record(
     conn: &mut SqliteConnection,
     ids: &mut IdCache,
@@ -102,6 +105,24 @@ pub(super) fn insert_record(
     queue: &str,
     record: &Record,
     actor: &str,
+) -> QueryResult<i64> {
+    let mut rows = RecordRows::default();
+    let id = stage_record(conn, ids, collector, queue, record, actor, &mut rows)?;
+    rows.flush(conn)?;
+    Ok(id)
+}
+
+/// Inserts a record's own row (its id is needed at once: for the rows that point at it, the
+/// notifications and the caller) and adds its lines, tech cards and `created` event to
+/// `rows`, which the caller flushes before its transaction ends.
+pub(super) fn stage_record(
+    conn: &mut SqliteConnection,
+    ids: &mut IdCache,
+    collector: &str,
+    queue: &str,
+    record: &Record,
+    actor: &str,
+    rows: &mut RecordRows,
 ) -> QueryResult<i64> {
     let at = now();
     let decided = intake::intake(record, ids.unknown_customer.as_ref(), |customer| {
@@ -164,42 +185,41 @@ pub(super) fn insert_record(
         .returning(records::id)
         .get_result(conn)?;
 
-    // NOTE: one row per statement: diesel keeps single-row inserts as prepared statements,
-    // while a multi-row insert is new SQL, prepared again, for every row count.
     let mut cards = 0;
     for (position, line) in (1..).zip(&record.lines) {
-        diesel::insert_into(record_lines::table)
-            .values(NewLine {
-                record_id,
-                position,
-                item: line.item.as_deref(),
-                machine_code: line.machine_code.as_deref(),
-                resolution: line.resolution.as_deref(),
-                material: line.material.as_deref(),
-                material_code: line.material_code.as_deref(),
-                width: line.width,
-                height: line.height,
-                quantity: line.quantity,
-                price: line.price,
-                amount: line.amount,
-                is_service: line.is_service,
-                extra_work: to_json(&line.extra_work)?,
-            })
-            .execute(conn)?;
+        rows.lines.push(NewLine {
+            record_id,
+            position,
+            item: line.item.clone(),
+            machine_code: line.machine_code.clone(),
+            resolution: line.resolution.clone(),
+            material: line.material.clone(),
+            material_code: line.material_code.clone(),
+            width: line.width,
+            height: line.height,
+            quantity: line.quantity,
+            price: line.price,
+            amount: line.amount,
+            is_service: line.is_service,
+            extra_work: to_json(&line.extra_work)?,
+        });
         if intake::needs_tech_card(line) {
-            diesel::insert_into(tech_cards::table)
-                .values(NewTechCard {
-                    record_id,
-                    line_position: position,
-                    status: status::TECH_CARD_NEW,
-                    created_at: at,
-                })
-                .execute(conn)?;
+            rows.tech_cards.push(NewTechCard {
+                record_id,
+                line_position: position,
+                status: status::TECH_CARD_NEW,
+                created_at: at,
+            });
             cards += 1;
         }
     }
-    let detail = intake::created_detail(record, cards);
-    add_event(conn, record_id, actor, EventKind::Created, Some(&detail))?;
+    rows.events.push(NewEvent {
+        record_id,
+        at: now(),
+        actor: Cow::Owned(actor.to_string()),
+        event: EventKind::Created.as_str(),
+        detail: Some(Cow::Owned(intake::created_detail(record, cards))),
+    });
     Ok(record_id)
 }
 
@@ -226,33 +246,94 @@ pub(crate) fn add_event(
         .values(NewEvent {
             record_id,
             at: now(),
-            actor,
+            actor: Cow::Borrowed(actor),
             event: event.as_str(),
-            detail,
+            detail: detail.map(Cow::Borrowed),
         })
         .execute(conn)?;
     Ok(())
 }
 
-/// Keeps the message record `record_id` was made from, byte for byte (the review page's
-/// `.eml` download), in the caller's transaction: a record never exists without its source.
-/// The HTTP intake of a later issue stores the request body here too.
-pub(super) fn insert_source(
+/// How many rows one multi-row INSERT writes, and then a smaller one for what is left.
+// NOTE: diesel keeps an INSERT of a fixed-size array of rows as one prepared statement, like
+// a single row, while an INSERT of a Vec is new SQL, parsed again, for every length. So a
+// batch's rows go out in chunks of these fixed sizes and the last few one by one: per row
+// the statement's fixed cost (look-up, reset, VDBE start and halt) is paid once per chunk.
+const CHUNK_ROWS: usize = 32;
+const SMALL_CHUNK_ROWS: usize = 8;
+
+/// Inserts `rows` into `table` in fixed-size multi-row INSERTs ([`CHUNK_ROWS`], then
+/// [`SMALL_CHUNK_ROWS`], then one by one), in order: ids come out as row-by-row inserts
+/// would give them.
+macro_rules! insert_in_chunks {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let rows: &[_] = $rows;
+        let mut big = rows.chunks_exact(CHUNK_ROWS);
+        for chunk in &mut big {
+            let chunk: &[_; CHUNK_ROWS] = chunk.try_into().expect("an exact chunk");
+            diesel::insert_into($table).values(chunk).execute($conn)?;
+        }
+        let mut small = big.remainder().chunks_exact(SMALL_CHUNK_ROWS);
+        for chunk in &mut small {
+            let chunk: &[_; SMALL_CHUNK_ROWS] = chunk.try_into().expect("an exact chunk");
+            diesel::insert_into($table).values(chunk).execute($conn)?;
+        }
+        for row in small.remainder() {
+            diesel::insert_into($table).values(row).execute($conn)?;
+        }
+    }};
+}
+
+/// Inserts a batch's ledger rows, in order, after the records and quarantine entries they
+/// point at.
+pub(super) fn insert_ledger_rows(
     conn: &mut SqliteConnection,
-    record_id: i64,
-    raw: &[u8],
+    rows: &[NewLedgerEntry],
 ) -> QueryResult<()> {
-    diesel::insert_into(record_sources::table)
-        .values((
-            record_sources::record_id.eq(record_id),
-            record_sources::raw.eq(raw),
-        ))
-        .execute(conn)?;
+    insert_in_chunks!(conn, ledger::table, rows);
     Ok(())
 }
 
-/// [`insert_source`] for a record released from quarantine entry `quarantine_id`: its kept
-/// bytes are copied inside SQLite, never loaded here.
+/// Rows that point at records already inserted in this transaction, gathered so each table
+/// gets a few multi-row INSERTs per batch instead of one statement per row.
+///
+/// Each table's rows keep the order in which they were staged, so their ids are the ones
+/// inserting them one at a time would have given (ids are per table).
+#[derive(Default)]
+pub(super) struct RecordRows {
+    lines: Vec<NewLine>,
+    tech_cards: Vec<NewTechCard<'static>>,
+    events: Vec<NewEvent<'static>>,
+    sources: Vec<NewSource>,
+}
+
+impl RecordRows {
+    /// Keeps the message record `record_id` was made from, byte for byte (the review page's
+    /// `.eml` download): written in the same transaction, so a record never exists without
+    /// its source. The HTTP intake of a later issue stores the request body here too.
+    pub(super) fn add_source(&mut self, record_id: i64, raw: &[u8]) {
+        self.sources.push(NewSource {
+            record_id,
+            raw: raw.to_vec(),
+        });
+    }
+
+    /// Inserts every staged row; call before the transaction commits.
+    pub(super) fn flush(&mut self, conn: &mut SqliteConnection) -> QueryResult<()> {
+        insert_in_chunks!(conn, record_lines::table, &self.lines);
+        insert_in_chunks!(conn, tech_cards::table, &self.tech_cards);
+        insert_in_chunks!(conn, record_events::table, &self.events);
+        insert_in_chunks!(conn, record_sources::table, &self.sources);
+        self.lines.clear();
+        self.tech_cards.clear();
+        self.events.clear();
+        self.sources.clear();
+        Ok(())
+    }
+}
+
+/// [`RecordRows::add_source`] for a record released from quarantine entry `quarantine_id`:
+/// its kept bytes are copied inside SQLite, never loaded here.
 pub(super) fn copy_quarantined_source(
     conn: &mut SqliteConnection,
     quarantine_id: i64,

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::rows::{Cell, EventRow, LineRow, RecordRow};
 use super::schema::{
@@ -39,13 +41,15 @@ pub struct RecordFilter {
     pub until: Option<NaiveDateTime>,
     /// Service requests of this type only.
     pub request_type: Option<RequestType>,
+    /// Changed (a history event) at or after this UTC time.
+    pub updated_since: Option<NaiveDateTime>,
     pub limit: Option<i64>,
     /// Skips this many matching records first (paging).
     pub offset: Option<i64>,
 }
 
 /// A tech card of a stored order line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TechCard {
     /// Position of the goods line (1-based).
     pub line: i32,
@@ -53,31 +57,48 @@ pub struct TechCard {
 }
 
 /// A record as stored: the decoded record plus where it lives.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StoredRecord {
     pub id: i64,
     pub queue: String,
     pub collector: String,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// The time of its latest history event (its creation, a triage, a status change, a
+    /// notification): what `updated-since` polls.
     pub updated_at: DateTime<Utc>,
     pub counterparty_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub tech_cards: Vec<TechCard>,
     /// The solution text, once resolved.
     pub result: Option<String>,
+    /// The decoded record's fields (kind, title, phone, lines, source, service, ...), at
+    /// this level.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub record: Record,
 }
 
+/// A record with its history: `records show --json` and `GET /api/v1/records/{id}` (seed
+/// 001's call data: the history and the contacts made, notifications included).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecordWithHistory {
+    #[serde(flatten)]
+    pub record: StoredRecord,
+    /// Oldest first.
+    pub history: Vec<RecordEvent>,
+}
+
 /// One entry of a record's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RecordEvent {
     #[serde(skip)]
     pub record_id: i64,
     #[serde(serialize_with = "as_utc")]
     pub at: NaiveDateTime,
+    /// Who: a user, an OS user, `api:TOKEN-NAME`, or the collector.
     pub actor: String,
+    #[schema(value_type = String)]
     pub event: EventKind,
     pub detail: Option<String>,
 }
@@ -98,7 +119,7 @@ impl TryFrom<EventRow> for RecordEvent {
 }
 
 /// A quarantined message.
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable)]
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, ToSchema)]
 pub struct QuarantineEntry {
     pub id: i64,
     pub collector: String,
@@ -152,31 +173,9 @@ impl Store {
 
     /// Records matching `filter`, oldest first.
     pub fn list_records(&mut self, filter: &RecordFilter) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut query = records::table
+        let mut query = filtered(filter)
             .select(RecordRow::as_select())
-            .order(records::id.asc())
-            .into_boxed();
-        if let Some(queue) = &filter.queue {
-            query = query.filter(records::queue.eq(queue.clone()));
-        }
-        if let Some(kind) = filter.kind {
-            query = query.filter(records::kind.eq(kind.as_str()));
-        }
-        if let Some(status) = &filter.status {
-            query = query.filter(records::status.eq(status.clone()));
-        }
-        if let Some(digits) = &filter.phone_digits {
-            query = query.filter(records::phone_digits.like(format!("%{digits}")));
-        }
-        if let Some(since) = filter.since {
-            query = query.filter(records::created_at.ge(since));
-        }
-        if let Some(until) = filter.until {
-            query = query.filter(records::created_at.lt(until));
-        }
-        if let Some(request_type) = filter.request_type {
-            query = query.filter(records::request_type.eq(request_type.as_str()));
-        }
+            .order(records::id.asc());
         if let Some(limit) = filter.limit {
             query = query.limit(limit);
         }
@@ -185,6 +184,35 @@ impl Store {
             query = query.limit(filter.limit.unwrap_or(-1)).offset(offset);
         }
         let rows = query.load(&mut self.conn)?;
+        self.assemble(rows)
+    }
+
+    /// Up to `limit` records matching `filter` (its own limit and offset aside) that come
+    /// after `after` in `order`: one page of a keyset walk, which neither skips nor repeats
+    /// a record when others are inserted meanwhile (new records sort last in both orders).
+    pub fn records_page(
+        &mut self,
+        filter: &RecordFilter,
+        order: PageOrder,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut query = filtered(filter).select(RecordRow::as_select());
+        query = match order {
+            PageOrder::Id => query.order(records::id.asc()),
+            PageOrder::Updated => query.order((records::updated_at.asc(), records::id.asc())),
+        };
+        if let Some(after) = after {
+            query = match (order, after.updated_at) {
+                (PageOrder::Updated, Some(at)) => query.filter(
+                    records::updated_at
+                        .gt(at)
+                        .or(records::updated_at.eq(at).and(records::id.gt(after.id))),
+                ),
+                _ => query.filter(records::id.gt(after.id)),
+            };
+        }
+        let rows = query.limit(limit).load(&mut self.conn)?;
         self.assemble(rows)
     }
 
@@ -201,6 +229,18 @@ impl Store {
         }
         found.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
         Ok(found)
+    }
+
+    /// One record by id with its history.
+    pub fn record_with_history(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<RecordWithHistory>, StoreError> {
+        let Some(record) = self.record(id)? else {
+            return Ok(None);
+        };
+        let history = self.record_events(id)?;
+        Ok(Some(RecordWithHistory { record, history }))
     }
 
     /// One record by id.
@@ -301,6 +341,64 @@ impl Store {
             .optional()?
             .ok_or(StoreError::NoQuarantineEntry(id))
     }
+}
+
+/// Which order a page walk follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PageOrder {
+    /// Oldest first, by id: a listing.
+    Id,
+    /// Least recently changed first, by (updated_at, id): polling for changes.
+    Updated,
+}
+
+/// Where the previous page ended: its last record's id, and its `updated_at` in
+/// [`PageOrder::Updated`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PagePosition {
+    pub id: i64,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl PagePosition {
+    /// The position right after `record`.
+    pub fn after(record: &StoredRecord, order: PageOrder) -> PagePosition {
+        PagePosition {
+            id: record.id,
+            updated_at: (order == PageOrder::Updated).then(|| record.updated_at.naive_utc()),
+        }
+    }
+}
+
+/// The records `filter` selects (its limit and offset aside), unordered.
+fn filtered(filter: &RecordFilter) -> records::BoxedQuery<'_, Sqlite> {
+    let mut query = records::table.into_boxed();
+    if let Some(queue) = &filter.queue {
+        query = query.filter(records::queue.eq(queue));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(records::kind.eq(kind.as_str()));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(records::status.eq(status));
+    }
+    if let Some(digits) = &filter.phone_digits {
+        query = query.filter(records::phone_digits.like(format!("%{digits}")));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(records::created_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(records::created_at.lt(until));
+    }
+    if let Some(updated_since) = filter.updated_since {
+        query = query.filter(records::updated_at.ge(updated_since));
+    }
+    if let Some(request_type) = filter.request_type {
+        query = query.filter(records::request_type.eq(request_type.as_str()));
+    }
+    query
 }
 
 /// A goods line as read; its extra works are JSON.

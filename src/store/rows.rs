@@ -5,13 +5,17 @@
 //! fails the read with [`StoreError::Corrupt`] naming the row and column: an empty list in
 //! its place would hide the damage.
 
+use std::borrow::Cow;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
-use super::schema::{ledger, quarantine, record_events, record_lines, records, tech_cards};
+use super::schema::{
+    ledger, quarantine, record_events, record_lines, record_sources, records, tech_cards,
+};
 
 /// JSON text of `value`, or the write fails (inside the transaction, which rolls back).
 pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> QueryResult<String> {
@@ -90,17 +94,18 @@ pub(super) struct NewRecord<'a> {
     pub format: Option<&'a str>,
 }
 
-/// A new `record_lines` row.
+/// A new `record_lines` row. Owned, like every row a batch gathers: diesel keeps an INSERT of
+/// a fixed-size array of rows prepared only when the rows borrow nothing.
 #[derive(Insertable)]
 #[diesel(table_name = record_lines, treat_none_as_default_value = false)]
-pub(super) struct NewLine<'a> {
+pub(super) struct NewLine {
     pub record_id: i64,
     pub position: i32,
-    pub item: Option<&'a str>,
-    pub machine_code: Option<&'a str>,
-    pub resolution: Option<&'a str>,
-    pub material: Option<&'a str>,
-    pub material_code: Option<&'a str>,
+    pub item: Option<String>,
+    pub machine_code: Option<String>,
+    pub resolution: Option<String>,
+    pub material: Option<String>,
+    pub material_code: Option<String>,
     pub width: Option<f64>,
     pub height: Option<f64>,
     pub quantity: Option<f64>,
@@ -126,9 +131,18 @@ pub(super) struct NewTechCard<'a> {
 pub(super) struct NewEvent<'a> {
     pub record_id: i64,
     pub at: NaiveDateTime,
-    pub actor: &'a str,
-    pub event: &'a str,
-    pub detail: Option<&'a str>,
+    /// Owned in a batch's rows (see [`NewLine`]), borrowed otherwise.
+    pub actor: Cow<'a, str>,
+    pub event: &'static str,
+    pub detail: Option<Cow<'a, str>>,
+}
+
+/// A new `record_sources` row (owned: see [`NewLine`]).
+#[derive(Insertable)]
+#[diesel(table_name = record_sources)]
+pub(super) struct NewSource {
+    pub record_id: i64,
+    pub raw: Vec<u8>,
 }
 
 /// A new `quarantine` row.
@@ -147,15 +161,15 @@ pub(super) struct NewQuarantine<'a> {
     pub updated_at: NaiveDateTime,
 }
 
-/// A new `ledger` row.
+/// A new `ledger` row (owned: see [`NewLine`]).
 #[derive(Insertable)]
 #[diesel(table_name = ledger, treat_none_as_default_value = false)]
-pub(super) struct NewLedgerEntry<'a> {
-    pub collector: &'a str,
-    pub source_key: &'a str,
-    pub message_id: Option<&'a str>,
-    pub fingerprint: &'a str,
-    pub outcome: &'a str,
+pub(super) struct NewLedgerEntry {
+    pub collector: String,
+    pub source_key: String,
+    pub message_id: Option<String>,
+    pub fingerprint: String,
+    pub outcome: &'static str,
     pub record_id: Option<i64>,
     pub quarantine_id: Option<i64>,
     pub created_at: NaiveDateTime,

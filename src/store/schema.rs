@@ -253,3 +253,29 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     api_tokens,
 );
+
+diesel::table! {
+    http_intake (id) {
+        id -> BigInt,
+        collector -> Text,
+        token -> Text,
+        idempotency_key -> Nullable<Text>,
+        body_sha256 -> Text,
+        content_type -> Nullable<Text>,
+        record_id -> Nullable<BigInt>,
+        quarantine_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    http_intake_bodies (collector, body_sha256) {
+        collector -> Text,
+        body_sha256 -> Text,
+        intake_id -> BigInt,
+    }
+}
+
+diesel::joinable!(http_intake_bodies -> http_intake (intake_id));
+diesel::joinable!(http_intake -> quarantine (quarantine_id));
+diesel::allow_tables_to_appear_in_same_query!(http_intake, http_intake_bodies, quarantine);

@@ -133,3 +133,165 @@ fn an_accepted_message_s_bytes_commit_with_its_record_or_not_at_all() {
     assert_eq!(ledger, 1, "only the first batch's ledger row");
     assert!(!store.has_record_source(id + 1).unwrap());
 }
+
+/// An accepted message whose order has `lines` goods lines, the second of them a service
+/// (no tech card).
+fn accepted_with_lines(key: &str, lines: usize) -> super::Incoming {
+    let goods: Vec<String> = (0..lines)
+        .map(|l| {
+            format!(
+                r#"{{"Номенклатура": "{key}-{l}", "Количество": 1, "Услуга": {}}}"#,
+                l == 1
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"Телефон": "+7 900 000-00-01", "Товары": [{}]}}"#,
+        goods.join(", ")
+    );
+    let (payload, envelope) = crate::mapping::test_input(&json, "order.txt", "utf-8");
+    let record = crate::mapping::map_order_json(&payload, None, &envelope).unwrap();
+    super::Incoming {
+        record: Ok(Box::new(record)),
+        ..accepted(key, key.as_bytes())
+    }
+}
+
+#[test]
+fn a_batch_s_rows_get_the_ids_and_order_of_one_insert_per_row() {
+    use super::schema::{record_events, record_lines, record_sources, tech_cards};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+    // 45 records of 1 to 6 lines: chunks of every size, and single rows, in each table.
+    let batch: Vec<_> = (0..45)
+        .map(|i| accepted_with_lines(&format!("m{i:02}"), 1 + i % 6))
+        .collect();
+    let committed = store.commit_batch("c", "q", &batch).unwrap();
+    let ids: Vec<i64> = committed.iter().map(|c| c.record_id().unwrap()).collect();
+    assert_eq!(ids, (1..=45).collect::<Vec<_>>());
+
+    let lines: Vec<(i64, i64, i32, Option<String>)> = record_lines::table
+        .select((
+            record_lines::id,
+            record_lines::record_id,
+            record_lines::position,
+            record_lines::item,
+        ))
+        .order(record_lines::id)
+        .load(&mut store.conn)
+        .unwrap();
+    let expected: Vec<(i64, i32, Option<String>)> = (0..45)
+        .flat_map(|i| (0..1 + i % 6).map(move |l| (i, l)))
+        .map(|(i, l)| (i as i64 + 1, l as i32 + 1, Some(format!("m{i:02}-{l}"))))
+        .collect();
+    let got: Vec<_> = lines
+        .iter()
+        .map(|(_, r, p, t)| (*r, *p, t.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        lines.last().unwrap().0,
+        expected.len() as i64,
+        "ids from 1, no gap"
+    );
+
+    let cards: Vec<(i64, i32)> = tech_cards::table
+        .select((tech_cards::record_id, tech_cards::line_position))
+        .order(tech_cards::id)
+        .load(&mut store.conn)
+        .unwrap();
+    let expected_cards: Vec<(i64, i32)> = expected
+        .iter()
+        .filter(|(_, position, _)| *position != 2)
+        .map(|(record, position, _)| (*record, *position))
+        .collect();
+    assert_eq!(cards, expected_cards);
+
+    let events: Vec<(i64, String, Option<String>)> = record_events::table
+        .select((
+            record_events::record_id,
+            record_events::actor,
+            record_events::detail,
+        ))
+        .order(record_events::id)
+        .load(&mut store.conn)
+        .unwrap();
+    assert_eq!(events.len(), 45);
+    for (i, (record, actor, detail)) in events.iter().enumerate() {
+        assert_eq!(*record, i as i64 + 1);
+        assert_eq!(actor, "collector:c");
+        let lines = 1 + i % 6;
+        let cards = if lines >= 2 { lines - 1 } else { lines };
+        assert_eq!(
+            detail.as_deref(),
+            Some(&*format!(
+                "order from m@x ({lines} lines, {cards} tech cards)"
+            ))
+        );
+    }
+    let sources: Vec<(i64, Vec<u8>)> = record_sources::table
+        .order(record_sources::record_id)
+        .load(&mut store.conn)
+        .unwrap();
+    let expected_sources: Vec<(i64, Vec<u8>)> = (0..45)
+        .map(|i| (i as i64 + 1, format!("m{i:02}").into_bytes()))
+        .collect();
+    assert_eq!(sources, expected_sources);
+}
+
+#[test]
+fn a_message_twice_in_one_batch_is_stored_once() {
+    use super::Committed::{Created, Duplicate};
+    use super::schema::ledger;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+    let first = store
+        .commit_batch("c", "q", &[accepted("old", b"old bytes")])
+        .unwrap();
+    assert_eq!(first, [Created(1)]);
+
+    let copy = |key: &str, of: &str, raw: &[u8]| super::Incoming {
+        source_key: key.to_string(),
+        ..accepted(of, raw)
+    };
+    let batch = [
+        accepted("a", b"a bytes"),
+        // The same content and Message-ID under another position: a copy of `a`.
+        copy("a-copy", "a", b"a bytes"),
+        // The same position twice: the second is the first, seen again.
+        accepted("b", b"b bytes"),
+        accepted("b", b"b bytes, read again"),
+        // A position and a content the ledger knew before this batch.
+        accepted("old", b"other bytes"),
+        copy("old-copy", "old", b"old bytes"),
+    ];
+    let committed = store.commit_batch("c", "q", &batch).unwrap();
+    assert_eq!(
+        committed,
+        [
+            Created(2),
+            Duplicate { record_id: Some(2) },
+            Created(3),
+            Duplicate { record_id: Some(3) },
+            Duplicate { record_id: Some(1) },
+            Duplicate { record_id: Some(1) },
+        ]
+    );
+    let rows: Vec<(String, String, Option<i64>)> = ledger::table
+        .select((ledger::source_key, ledger::outcome, ledger::record_id))
+        .order(ledger::id)
+        .load(&mut store.conn)
+        .unwrap();
+    let row = |key: &str, outcome: &str, id: i64| (key.to_string(), outcome.to_string(), Some(id));
+    assert_eq!(
+        rows,
+        [
+            row("old", "accepted", 1),
+            row("a", "accepted", 2),
+            row("a-copy", "duplicate", 2),
+            row("b", "accepted", 3),
+            row("old-copy", "duplicate", 1),
+        ],
+        "a position seen before gets no second row"
+    );
+}

@@ -3,7 +3,12 @@
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
-use super::insert::{IdCache, add_event, copy_quarantined_source, insert_record, insert_source};
+use std::collections::HashMap;
+
+use super::insert::{
+    IdCache, RecordRows, add_event, copy_quarantined_source, insert_ledger_rows, insert_record,
+    stage_record,
+};
 // NOTE: re-exported for `state.rs`, which takes the clock from here.
 pub(super) use super::insert::now;
 use super::rows::{NewLedgerEntry, NewQuarantine};
@@ -74,9 +79,15 @@ impl Store {
     /// Commits `items` (all from one collector, routed to `queue`) in one transaction.
     ///
     /// The transaction is IMMEDIATE: it holds SQLite's write lock from its start, so no other
-    /// process can insert between a ledger check and the insert after it, and no savepoint
-    /// per message is needed. Nothing is visible (and the caller must acknowledge nothing)
-    /// until this returns `Ok`.
+    /// process can insert between the ledger look-up and the inserts after it, and no
+    /// savepoint per message is needed. Nothing is visible (and the caller must acknowledge
+    /// nothing) until this returns `Ok`.
+    ///
+    /// What it costs per batch rather than per message: one ledger query for every item
+    /// ([`Ledger::load`]), and the rows that point at the new records (lines, tech cards,
+    /// events, sources) and the ledger rows in a few multi-row INSERTs per table
+    /// ([`RecordRows`]); only each record's own row, which the others need the id of, is
+    /// inserted on its own.
     pub fn commit_batch(
         &mut self,
         collector: &str,
@@ -86,10 +97,29 @@ impl Store {
         let ids = &mut self.ids;
         let rules = &self.notify;
         let result = self.conn.immediate_transaction(|conn| {
-            items
+            let fingerprints: Vec<String> = items
                 .iter()
-                .map(|item| commit_one(conn, ids, rules, collector, queue, item))
-                .collect::<QueryResult<Vec<_>>>()
+                .map(|item| item.envelope.fingerprint.to_string())
+                .collect();
+            let mut ledger = Ledger::load(conn, collector, items, &fingerprints)?;
+            let actor = format!("collector:{collector}");
+            let mut batch = Batch {
+                collector,
+                queue,
+                actor: &actor,
+                records: RecordRows::default(),
+                ledger_rows: Vec::with_capacity(items.len()),
+            };
+            let committed = items
+                .iter()
+                .zip(&fingerprints)
+                .map(|(item, fingerprint)| {
+                    commit_one(conn, ids, rules, &mut ledger, &mut batch, item, fingerprint)
+                })
+                .collect::<QueryResult<Vec<_>>>()?;
+            batch.records.flush(conn)?;
+            insert_ledger_rows(conn, &batch.ledger_rows)?;
+            QueryResult::Ok(committed)
         });
         if result.is_err() {
             ids.clear();
@@ -102,46 +132,137 @@ impl Store {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = ledger)]
 struct KnownMessage {
+    id: i64,
     collector: String,
     source_key: String,
+    message_id: Option<String>,
+    fingerprint: String,
+    record_id: Option<i64>,
+    quarantine_id: Option<i64>,
+}
+
+/// An earlier copy of a message's content, as its ledger row says.
+struct Copy {
     message_id: Option<String>,
     record_id: Option<i64>,
     quarantine_id: Option<i64>,
 }
 
-fn commit_one(
+/// What the ledger knows about one batch's messages, looked up once for the whole batch and
+/// kept up to date as the batch commits (a batch may hold the same content twice).
+struct Ledger {
+    /// The record each of this collector's positions produced (`None`: quarantined), for
+    /// the batch's positions that were seen before.
+    positions: HashMap<String, Option<i64>>,
+    /// Earlier copies by fingerprint, oldest first.
+    copies: HashMap<String, Vec<Copy>>,
+}
+
+/// Items per ledger query: each brings two bound values, well within SQLite's limit of
+/// 32,766 per statement.
+const LEDGER_QUERY_ITEMS: usize = 1000;
+
+impl Ledger {
+    /// One query (per [`LEDGER_QUERY_ITEMS`]) for both keys of every item: the same position
+    /// seen before (another process got there first, or a pass died between its commit and
+    /// the acknowledgement), or the same content under another position (a copy delivered
+    /// twice).
+    fn load(
+        conn: &mut SqliteConnection,
+        collector: &str,
+        items: &[Incoming],
+        fingerprints: &[String],
+    ) -> QueryResult<Ledger> {
+        let mut rows = Vec::new();
+        for (items, fingerprints) in items
+            .chunks(LEDGER_QUERY_ITEMS)
+            .zip(fingerprints.chunks(LEDGER_QUERY_ITEMS))
+        {
+            let keys: Vec<&str> = items.iter().map(|i| i.source_key.as_str()).collect();
+            rows.extend(
+                ledger::table
+                    .filter(
+                        ledger::collector
+                            .eq(collector)
+                            .and(ledger::source_key.eq_any(&keys))
+                            .or(ledger::fingerprint.eq_any(fingerprints)),
+                    )
+                    .select(KnownMessage::as_select())
+                    .load::<KnownMessage>(conn)?,
+            );
+        }
+        // NOTE: oldest first, so the first copy found is the first one stored; two chunks
+        // may both find a row.
+        rows.sort_by_key(|row| row.id);
+        rows.dedup_by_key(|row| row.id);
+        let mut ledger = Ledger {
+            positions: HashMap::new(),
+            copies: HashMap::new(),
+        };
+        for row in rows {
+            if row.collector == collector {
+                ledger
+                    .positions
+                    .entry(row.source_key)
+                    .or_insert(row.record_id);
+            }
+            ledger
+                .copies
+                .entry(row.fingerprint)
+                .or_default()
+                .push(Copy {
+                    message_id: row.message_id,
+                    record_id: row.record_id,
+                    quarantine_id: row.quarantine_id,
+                });
+        }
+        Ok(ledger)
+    }
+
+    /// Notes the ledger row about to be written for a message of this batch.
+    fn add(&mut self, row: &NewLedgerEntry) {
+        self.positions
+            .entry(row.source_key.clone())
+            .or_insert(row.record_id);
+        self.copies
+            .entry(row.fingerprint.clone())
+            .or_default()
+            .push(Copy {
+                message_id: row.message_id.clone(),
+                record_id: row.record_id,
+                quarantine_id: row.quarantine_id,
+            });
+    }
+}
+
+/// What one batch's transaction writes at its end, and what every message of it shares.
+struct Batch<'a> {
+    collector: &'a str,
+    queue: &'a str,
+    actor: &'a str,
+    records: RecordRows,
+    ledger_rows: Vec<NewLedgerEntry>,
+}
+
+fn commit_one<'a>(
     conn: &mut SqliteConnection,
     ids: &mut IdCache,
     rules: &NotifyRules,
-    collector: &str,
-    queue: &str,
-    item: &Incoming,
+    ledger: &mut Ledger,
+    batch: &mut Batch<'a>,
+    item: &'a Incoming,
+    fingerprint: &'a str,
 ) -> QueryResult<Committed> {
-    // One query for both keys: the same position seen before (another process got there
-    // first, or a pass died between its commit and the acknowledgement), or the same
-    // content under another position (a copy delivered twice).
-    let fingerprint = item.envelope.fingerprint.to_string();
-    let known: Vec<KnownMessage> = ledger::table
-        .filter(
-            ledger::collector
-                .eq(collector)
-                .and(ledger::source_key.eq(&item.source_key))
-                .or(ledger::fingerprint.eq(&fingerprint)),
-        )
-        .select(KnownMessage::as_select())
-        .load(conn)?;
-    if let Some(same_position) = known
-        .iter()
-        .find(|k| k.collector == collector && k.source_key == item.source_key)
-    {
-        return Ok(Committed::Duplicate {
-            record_id: same_position.record_id,
-        });
+    let collector = batch.collector;
+    if let Some(&record_id) = ledger.positions.get(&item.source_key) {
+        return Ok(Committed::Duplicate { record_id });
     }
-    let first_copy = known
-        .into_iter()
-        .find(|k| k.message_id.as_deref() == item.envelope.message_id.as_deref())
-        .map(|k| (k.record_id, k.quarantine_id));
+    let first_copy = ledger.copies.get(fingerprint).and_then(|copies| {
+        copies
+            .iter()
+            .find(|c| c.message_id.as_deref() == item.envelope.message_id.as_deref())
+            .map(|c| (c.record_id, c.quarantine_id))
+    });
     let (outcome, record_id, quarantine_id, committed) = match (first_copy, &item.record) {
         (Some((record_id, quarantine_id)), _) => (
             OUTCOME_DUPLICATE,
@@ -150,10 +271,18 @@ fn commit_one(
             Committed::Duplicate { record_id },
         ),
         (None, Ok(record)) => {
-            let actor = format!("collector:{collector}");
-            let id = insert_record(conn, ids, collector, queue, record, &actor)?;
-            insert_source(conn, id, &item.raw)?;
-            outbox::queue_for(conn, rules, id, Trigger::Created, &actor)?;
+            let actor = batch.actor;
+            let id = stage_record(
+                conn,
+                ids,
+                collector,
+                batch.queue,
+                record,
+                actor,
+                &mut batch.records,
+            )?;
+            batch.records.add_source(id, &item.raw);
+            outbox::queue_for(conn, rules, id, Trigger::Created, actor)?;
             (OUTCOME_ACCEPTED, Some(id), None, Committed::Created(id))
         }
         (None, Err(Unusable { reason })) => {
@@ -164,7 +293,7 @@ fn commit_one(
                     source_key: &item.source_key,
                     message_id: item.envelope.message_id.as_deref(),
                     subject: item.envelope.subject.as_deref(),
-                    fingerprint: &fingerprint,
+                    fingerprint,
                     reason,
                     raw: &item.raw,
                     status: QUARANTINE_OPEN,
@@ -181,18 +310,18 @@ fn commit_one(
             )
         }
     };
-    diesel::insert_into(ledger::table)
-        .values(NewLedgerEntry {
-            collector,
-            source_key: &item.source_key,
-            message_id: item.envelope.message_id.as_deref(),
-            fingerprint: &fingerprint,
-            outcome,
-            record_id,
-            quarantine_id,
-            created_at: now(),
-        })
-        .execute(conn)?;
+    let row = NewLedgerEntry {
+        collector: collector.to_string(),
+        source_key: item.source_key.clone(),
+        message_id: item.envelope.message_id.clone(),
+        fingerprint: fingerprint.to_string(),
+        outcome,
+        record_id,
+        quarantine_id,
+        created_at: now(),
+    };
+    ledger.add(&row);
+    batch.ledger_rows.push(row);
     Ok(committed)
 }
 

@@ -3,7 +3,8 @@
 //! notifications. Each checks the session's CSRF token and that the user sees the record's
 //! queue, then calls the same store function as `mailintake records`, with the user's name
 //! as the actor; the daemon's dispatcher sends what that queued. A change the workflow
-//! refuses is a 409.
+//! refuses is a 409. The JSON API's triage and status routes (`api/records.rs`) come through
+//! [`triage_record`] and [`change_record_status`] too, with the token as the actor.
 
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -32,6 +33,68 @@ fn back_to(id: i64) -> Response {
     Redirect::to(&format!("/records/{id}")).into_response()
 }
 
+/// Triages record `id` as `outcome` (`fault`, `consult`, `complaint`), completing the
+/// fields given as (field name, value) (empty values are left alone), with `actor` in the
+/// history: what the record page's form and `POST /api/v1/records/{id}/triage` both do. A
+/// value that does not parse is a 400, a triage the workflow refuses a 409.
+pub(super) async fn triage_record(
+    state: &AppState,
+    id: i64,
+    outcome: &str,
+    fields: impl IntoIterator<Item = (String, String)>,
+    actor: String,
+) -> Result<(), WebError> {
+    let outcome =
+        Triage::parse(outcome).ok_or_else(|| WebError::BadRequest(format!("as: `{outcome}`")))?;
+    let mut sets: Vec<(Target, String)> = Vec::new();
+    for (name, value) in fields {
+        let target = Target::parse(&name)
+            .ok_or_else(|| WebError::BadRequest(format!("unknown field `{name}`")))?;
+        let value = value.trim();
+        if !value.is_empty() {
+            sets.push((target, value.to_string()));
+        }
+    }
+    state
+        .store(move |s| s.triage(id, outcome, &sets, &actor))
+        .await
+}
+
+/// Applies status change `change` (`start`, `resolve`, `accept`, `reject`) to record `id`
+/// with `text` (the solution of a resolve, the reason of a reject; required there) and
+/// `actor` in the history; returns the new status. The record page's form and
+/// `POST /api/v1/records/{id}/status` both come here.
+pub(super) async fn change_record_status(
+    state: &AppState,
+    id: i64,
+    change: &str,
+    text: &str,
+    actor: String,
+) -> Result<String, WebError> {
+    let text = text.trim().to_string();
+    if !matches!(change, "start" | "resolve" | "accept" | "reject") {
+        return Err(WebError::BadRequest(format!("change: `{change}`")));
+    }
+    if matches!(change, "resolve" | "reject") && text.is_empty() {
+        return Err(WebError::BadRequest(format!(
+            "{change}: the text is required"
+        )));
+    }
+    let names = state.config().workflow.status_names();
+    let change = change.to_string();
+    state
+        .store(move |s| {
+            let change = match change.as_str() {
+                "start" => StatusChange::Start,
+                "resolve" => StatusChange::Resolve { result: &text },
+                "accept" => StatusChange::Accept,
+                _ => StatusChange::Reject { reason: &text },
+            };
+            s.change_status(id, &names, change, &actor)
+        })
+        .await
+}
+
 #[derive(Deserialize)]
 pub(super) struct TriageForm {
     csrf: Option<String>,
@@ -53,21 +116,11 @@ pub(super) async fn triage(
 ) -> Result<Response, WebError> {
     current.check_csrf(form.csrf.as_deref())?;
     visible(&state, &current, id).await?;
-    let outcome = Triage::parse(&form.outcome)
-        .ok_or_else(|| WebError::BadRequest(format!("as: `{}`", form.outcome)))?;
-    let sets: Vec<(Target, String)> = TRIAGE_FIELDS
+    let fields = TRIAGE_FIELDS
         .into_iter()
-        .zip([&form.branch, &form.site, &form.elevator_no])
-        .filter_map(|(name, value)| {
-            let value = value.as_deref()?.trim();
-            let target = Target::parse(name).expect("a known field");
-            (!value.is_empty()).then(|| (target, value.to_string()))
-        })
-        .collect();
-    let actor = current.user.name.clone();
-    state
-        .store(move |s| s.triage(id, outcome, &sets, &actor))
-        .await?;
+        .zip([form.branch, form.site, form.elevator_no])
+        .filter_map(|(name, value)| Some((name.to_string(), value?)));
+    triage_record(&state, id, &form.outcome, fields, current.user.name.clone()).await?;
     Ok(back_to(id))
 }
 
@@ -89,39 +142,8 @@ pub(super) async fn change_status(
 ) -> Result<Response, WebError> {
     current.check_csrf(form.csrf.as_deref())?;
     visible(&state, &current, id).await?;
-    let text = form
-        .text
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or("")
-        .to_string();
-    let needs_text = matches!(form.change.as_str(), "resolve" | "reject");
-    if needs_text && text.is_empty() {
-        return Err(WebError::BadRequest(format!(
-            "{}: the text is required",
-            form.change
-        )));
-    }
-    if !matches!(
-        form.change.as_str(),
-        "start" | "resolve" | "accept" | "reject"
-    ) {
-        return Err(WebError::BadRequest(format!("change: `{}`", form.change)));
-    }
-    let names = state.config().workflow.status_names();
-    let actor = current.user.name.clone();
-    let change_name = form.change;
-    state
-        .store(move |s| {
-            let change = match change_name.as_str() {
-                "start" => StatusChange::Start,
-                "resolve" => StatusChange::Resolve { result: &text },
-                "accept" => StatusChange::Accept,
-                _ => StatusChange::Reject { reason: &text },
-            };
-            s.change_status(id, &names, change, &actor)
-        })
-        .await?;
+    let text = form.text.unwrap_or_default();
+    change_record_status(&state, id, &form.change, &text, current.user.name.clone()).await?;
     Ok(back_to(id))
 }
 

@@ -49,24 +49,24 @@ pub(super) fn admin_only(current: &CurrentUser) -> Result<(), WebError> {
     }
 }
 
-/// `GET /notifications`.
-pub(super) async fn notifications_page(
-    State(state): State<AppState>,
-    lang: Lang,
-    current: CurrentUser,
-    Query(query): Query<LogQuery>,
-) -> Result<Html<String>, WebError> {
-    admin_only(&current)?;
-    let filter = NotificationFilter {
-        since: super::records::time_filter(&query.since)?,
-        until: super::records::time_filter(&query.until)?,
-        channel: match super::records::given(&query.channel) {
+/// The log's filters (local date range, channel, status) as the store takes them; the
+/// page and the JSON API read them alike. A value that does not parse is a 400.
+pub(super) fn notification_filter(
+    since: &Option<String>,
+    until: &Option<String>,
+    channel: &Option<String>,
+    status: &Option<String>,
+) -> Result<NotificationFilter, WebError> {
+    Ok(NotificationFilter {
+        since: super::records::time_filter(since)?,
+        until: super::records::time_filter(until)?,
+        channel: match super::records::given(channel) {
             None => None,
             Some("email") => Some(Channel::Email),
             Some("sms") => Some(Channel::Sms),
             Some(other) => return Err(WebError::BadRequest(format!("channel: `{other}`"))),
         },
-        status: super::records::given(&query.status)
+        status: super::records::given(status)
             .map(|s| {
                 STATUSES
                     .contains(&s)
@@ -75,7 +75,18 @@ pub(super) async fn notifications_page(
             })
             .transpose()?,
         record_id: None,
-    };
+    })
+}
+
+/// `GET /notifications`.
+pub(super) async fn notifications_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    current: CurrentUser,
+    Query(query): Query<LogQuery>,
+) -> Result<Html<String>, WebError> {
+    admin_only(&current)?;
+    let filter = notification_filter(&query.since, &query.until, &query.channel, &query.status)?;
     let notifications = state.store(move |s| s.notifications(&filter)).await?;
     let page = LogPage {
         lang,

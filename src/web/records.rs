@@ -48,6 +48,23 @@ pub(super) fn time_filter(field: &Option<String>) -> Result<Option<NaiveDateTime
         .transpose()
 }
 
+/// A record kind filter (`lead`, `order`, `service-request`); 400 if it is none of them.
+pub(super) fn kind_filter(field: &Option<String>) -> Result<Option<RecordKind>, WebError> {
+    given(field)
+        .map(|k| RecordKind::parse(k).ok_or_else(|| WebError::BadRequest(format!("kind: `{k}`"))))
+        .transpose()
+}
+
+/// A phone filter as the digits the stored numbers end with; 400 with fewer than 5.
+pub(super) fn phone_filter(field: &Option<String>) -> Result<Option<String>, WebError> {
+    given(field)
+        .map(|p| {
+            phone_digits(p)
+                .ok_or_else(|| WebError::BadRequest("phone: give at least 5 digits".to_string()))
+        })
+        .transpose()
+}
+
 impl QueueQuery {
     /// The store filter these fields ask for; a value that does not parse is a 400.
     fn filter(&self, queue: &str) -> Result<RecordFilter, WebError> {
@@ -60,13 +77,9 @@ impl QueueQuery {
         let page = self.page.unwrap_or(1).max(1);
         Ok(RecordFilter {
             queue: Some(queue.to_string()),
-            kind: given(&self.kind)
-                .map(|k| RecordKind::parse(k).ok_or_else(|| bad("kind")))
-                .transpose()?,
+            kind: kind_filter(&self.kind)?,
             status,
-            phone_digits: given(&self.phone)
-                .map(|p| phone_digits(p).ok_or_else(|| bad("phone: give at least 5 digits")))
-                .transpose()?,
+            phone_digits: phone_filter(&self.phone)?,
             since: time_filter(&self.since)?,
             until: time_filter(&self.until)?,
             request_type: given(&self.request_type)
@@ -75,6 +88,7 @@ impl QueueQuery {
             // One more than a page: whether there is a next one.
             limit: Some(PAGE_SIZE + 1),
             offset: Some((page - 1) * PAGE_SIZE),
+            updated_since: None,
         })
     }
 

@@ -9,6 +9,7 @@
 #[path = "../kit/mod.rs"]
 mod kit;
 
+mod api;
 mod calendar;
 mod collect;
 mod corpus;
@@ -22,6 +23,7 @@ mod forms;
 mod hostile;
 mod imap;
 mod imap_servers;
+mod intake;
 mod notifications;
 mod notify;
 mod notify_e2e;

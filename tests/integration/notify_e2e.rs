@@ -507,14 +507,27 @@ fn the_demo_without_an_smtp_server_keeps_them_queued_and_logs_once_per_round() {
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .filter(|l| !l.contains("message quarantined"))
         .collect();
-    let rounds = rows.iter().map(|n| n["attempts"].as_u64().unwrap()).max();
-    // One line a round for all eleven, not one a notification.
-    assert!(
-        loud.iter()
-            .all(|l| l.contains("notifications not sent") && l.contains("notifications=11")),
-        "{log}"
-    );
-    assert_eq!(Some(loud.len() as u64), rounds, "{log}");
+    // One line a round for all it tried, not one a notification. A round that starts while
+    // the demo's collectors are still committing sees only part of the eleven, so the lines
+    // are counted by what they cover: together, every attempt exactly once.
+    let covered: Vec<u64> = loud
+        .iter()
+        .map(|l| {
+            assert!(l.contains("notifications not sent"), "{l}");
+            let (_, count) = l.split_once("notifications=").expect("a count");
+            let digits: String = count.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap()
+        })
+        .collect();
+    // Read after the daemon stopped: a round may have run since `rows` was read.
+    let attempts: u64 = sandbox
+        .notifications(&[])
+        .iter()
+        .map(|n| n["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(covered.iter().sum::<u64>(), attempts, "{log}");
+    assert!(covered.iter().any(|&n| n > 1), "{log}");
+    assert!(covered.len() < rows.len() * 2, "{log}");
 }
 
 /// `text` without the terminal colour codes the log carries (`ESC [ ... m`).

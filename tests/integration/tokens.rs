@@ -13,7 +13,7 @@ fn sandbox() -> Sandbox {
 }
 
 /// `tokens add ...`: the token printed alone on stdout.
-fn add(sandbox: &Sandbox, args: &[&str]) -> String {
+pub(super) fn add(sandbox: &Sandbox, args: &[&str]) -> String {
     let mut full = vec!["tokens", "add"];
     full.extend_from_slice(args);
     let output = sandbox.run(&full);

@@ -369,6 +369,7 @@ pub(super) fn with_fault_reports(reports: &[(&str, &str)]) -> Sandbox {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("{text}{FAULT_FORMAT}")).unwrap();
     sandbox.maildir("mail/orders");
+    sandbox.maildir("mail/triage");
     for (n, (phone, description)) in reports.iter().enumerate() {
         let n = n as u32 + 1;
         sandbox.deliver(

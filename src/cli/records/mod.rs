@@ -5,7 +5,6 @@ mod view;
 use anyhow::{Result, anyhow};
 use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
 
 use super::{actor_or_os_user, phone_digits_arg, print_json_or, print_json_sorted_keys};
 use crate::config::Config;
@@ -13,7 +12,7 @@ use crate::domain::{StatusChange, StatusNames, Triage};
 use crate::mapping::RecordKind;
 use crate::mapping::declarative::Target;
 use crate::notify::dispatch::send_pending;
-use crate::store::{RecordEvent, RecordFilter, Store, StoredRecord, TriageFilter, TriageState};
+use crate::store::{RecordFilter, Store, TriageFilter, TriageState};
 
 pub(super) use view::{print_record_details, print_record_table};
 
@@ -188,14 +187,6 @@ pub struct ListArgs {
     json: bool,
 }
 
-/// `records show --json`: the record with its history.
-#[derive(Serialize)]
-struct RecordWithHistory<'a> {
-    #[serde(flatten)]
-    record: &'a StoredRecord,
-    history: &'a [RecordEvent],
-}
-
 /// Reads `--since` as local time and converts it to the stored UTC.
 pub(crate) fn parse_since(text: &str) -> Result<NaiveDateTime> {
     let text = text.trim();
@@ -240,15 +231,13 @@ fn list_records(store: &mut Store, args: &ListArgs) -> Result<()> {
 }
 
 fn show_record(store: &mut Store, id: i64, json: bool) -> Result<()> {
-    let record = store.record(id)?.ok_or_else(|| anyhow!("no record {id}"))?;
-    let history = store.record_events(id)?;
+    let shown = store
+        .record_with_history(id)?
+        .ok_or_else(|| anyhow!("no record {id}"))?;
     if json {
-        return print_json_sorted_keys(&RecordWithHistory {
-            record: &record,
-            history: &history,
-        });
+        return print_json_sorted_keys(&shown);
     }
-    view::print_stored_record(&record, &history);
+    view::print_stored_record(&shown.record, &shown.history);
     Ok(())
 }
 

@@ -7,7 +7,13 @@
 //! document at `/api/openapi.json` is collected from the handlers' `#[utoipa::path]`
 //! annotations by [`routes`], so a route cannot be served without being documented.
 
+mod cursor;
 mod error;
+mod extract;
+mod intake;
+mod lists;
+mod records;
+mod responses;
 mod token;
 
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use token::ApiSecret;
@@ -108,7 +115,16 @@ impl utoipa::Modify for BearerToken {
 
 /// The API's routes with `/api/openapi.json` describing them.
 pub(super) fn routes() -> Router<AppState> {
-    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi()).split_for_parts();
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(records::list_records))
+        .routes(routes!(records::show_record))
+        .routes(routes!(records::triage))
+        .routes(routes!(records::change_status))
+        .routes(routes!(lists::notifications))
+        .routes(routes!(lists::quarantine))
+        .routes(routes!(lists::collectors))
+        .routes(routes!(intake::post_intake))
+        .split_for_parts();
     let document = Arc::new(document);
     router.route(
         "/api/openapi.json",
