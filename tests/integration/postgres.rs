@@ -4,8 +4,9 @@
 //! The schema check reads each backend's own catalogue (SQLite's `sqlite_master` and
 //! `pragma_*` functions, PostgreSQL's `information_schema` and `pg_index`) into one shape and
 //! compares: the same tables, columns of compatible types with the same nullability, the same
-//! primary keys, unique constraints, indexes (partial ones with the same predicate) and
-//! foreign keys. A SQLite migration added without its PostgreSQL twin fails it.
+//! primary keys, unique constraints, indexes (partial ones with the same predicate), foreign
+//! keys, the number of CHECK constraints and the triggers' names. A SQLite migration added
+//! without its PostgreSQL twin fails it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -59,6 +60,10 @@ struct Table {
     /// Unique constraints and indexes, primary keys left out (they are above).
     indexes: BTreeSet<Index>,
     foreign_keys: BTreeSet<ForeignKey>,
+    /// How many CHECK constraints (their text differs between the dialects).
+    checks: usize,
+    /// The names of the triggers on the table.
+    triggers: BTreeSet<String>,
 }
 
 type Schema = BTreeMap<String, Table>;
@@ -198,9 +203,39 @@ fn sqlite_schema(conn: &mut SqliteConnection) -> Schema {
                 on_delete: key.on_delete.to_uppercase(),
             });
         }
+        let definition: Vec<Name> = diesel::sql_query(format!(
+            "SELECT sql AS name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+        ))
+        .load(conn)
+        .unwrap();
+        t.checks = definition.first().map_or(0, |d| check_count(&d.name));
+        let triggers: Vec<Name> = diesel::sql_query(format!(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
+        ))
+        .load(conn)
+        .unwrap();
+        t.triggers = triggers.into_iter().map(|t| t.name).collect();
         schema.insert(table, t);
     }
     schema
+}
+
+/// The CHECK constraints in a SQLite `CREATE TABLE` (SQLite keeps them only in its text).
+fn check_count(sql: &str) -> usize {
+    let compact: String = sql
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    compact
+        .match_indices("CHECK(")
+        .filter(|(at, _)| {
+            !compact[..*at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+        .count()
 }
 
 // --- PostgreSQL ---
@@ -245,6 +280,22 @@ struct PgForeignKey {
     foreign_column: String,
     #[diesel(sql_type = Text)]
     delete_rule: String,
+}
+
+#[derive(QueryableByName)]
+struct PgCount {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+#[derive(QueryableByName)]
+struct PgTrigger {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    name: String,
 }
 
 fn pg_kind(table: &str, column: &PgColumn) -> &'static str {
@@ -344,6 +395,29 @@ fn pg_schema(conn: &mut PgConnection) -> Schema {
     )
     .load(conn)
     .unwrap();
+    let checks: Vec<PgCount> = diesel::sql_query(
+        "SELECT t.relname::text AS table_name, count(*) AS count FROM pg_constraint c \
+         JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE c.contype = 'c' AND n.nspname = 'public' GROUP BY t.relname",
+    )
+    .load(conn)
+    .unwrap();
+    for check in checks {
+        schema.entry(check.table_name).or_default().checks = check.count as usize;
+    }
+    let triggers: Vec<PgTrigger> = diesel::sql_query(
+        "SELECT DISTINCT event_object_table::text AS table_name, trigger_name::text AS name \
+         FROM information_schema.triggers WHERE trigger_schema = 'public'",
+    )
+    .load(conn)
+    .unwrap();
+    for trigger in triggers {
+        schema
+            .entry(trigger.table_name)
+            .or_default()
+            .triggers
+            .insert(trigger.name);
+    }
     for key in keys {
         schema
             .entry(key.table_name)
@@ -477,6 +551,18 @@ fn differences(name: &str, sqlite: &Table, postgres: &Table) -> Vec<String> {
         };
         found.push(format!("{name}: only {side} has {key:?}"));
     }
+    if sqlite.checks != postgres.checks {
+        found.push(format!(
+            "{name}: {} CHECK constraints on SQLite, {} on PostgreSQL",
+            sqlite.checks, postgres.checks
+        ));
+    }
+    if sqlite.triggers != postgres.triggers {
+        found.push(format!(
+            "{name}: triggers SQLite {:?}, PostgreSQL {:?}",
+            sqlite.triggers, postgres.triggers
+        ));
+    }
     found
 }
 
@@ -496,6 +582,56 @@ fn postgres_ledger_refuses_a_second_row_for_one_message_position() {
             )
         ),
         "{second:?}"
+    );
+}
+
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    updated_at: chrono::NaiveDateTime,
+}
+
+#[test]
+fn postgres_history_events_move_the_record_updated_at_as_on_sqlite() {
+    let mut conn = migrated_postgres();
+    diesel::sql_query(
+        "INSERT INTO records (id, queue, collector, kind, status, inn_valid, layout_files, charset, \
+         warnings, payload, created_at, updated_at) VALUES (1, 'q', 'c', 'lead', 'new', false, '[]', \
+         'utf-8', '[]', '{}', '2026-01-01 10:00', '2026-01-01 10:00')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let event = |at: &str, event: &str| {
+        format!(
+            "INSERT INTO record_events (record_id, at, actor, event) VALUES (1, '{at}', 'test', '{event}')"
+        )
+    };
+    let updated = |conn: &mut PgConnection| {
+        diesel::sql_query("SELECT updated_at FROM records WHERE id = 1")
+            .get_result::<Updated>(conn)
+            .unwrap()
+            .updated_at
+            .to_string()
+    };
+    diesel::sql_query(event("2026-01-02 10:00", "created"))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        updated(&mut conn),
+        "2026-01-01 10:00:00",
+        "`created` is left out"
+    );
+    diesel::sql_query(event("2026-01-03 10:00", "status"))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(updated(&mut conn), "2026-01-03 10:00:00");
+    diesel::sql_query(event("2026-01-02 12:00", "note"))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        updated(&mut conn),
+        "2026-01-03 10:00:00",
+        "never moves back"
     );
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE http_intake_bodies;
+DROP TABLE http_intake;

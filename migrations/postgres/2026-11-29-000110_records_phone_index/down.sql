@@ -1,0 +1,1 @@
+CREATE INDEX records_phone_digits ON records (phone_digits);
