@@ -332,6 +332,23 @@ impl RecordRows {
     }
 }
 
+/// Keeps the bytes record `record_id` was made from (the review page's `.eml` download, or
+/// an HTTP request's body), in the caller's transaction: a record never exists without its
+/// source. Batches of messages insert theirs in chunks instead (see `write.rs`).
+pub(super) fn insert_source(
+    conn: &mut SqliteConnection,
+    record_id: i64,
+    raw: &[u8],
+) -> QueryResult<()> {
+    diesel::insert_into(record_sources::table)
+        .values((
+            record_sources::record_id.eq(record_id),
+            record_sources::raw.eq(raw),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// [`RecordRows::add_source`] for a record released from quarantine entry `quarantine_id`:
 /// its kept bytes are copied inside SQLite, never loaded here.
 pub(super) fn copy_quarantined_source(

@@ -182,7 +182,7 @@ fn a_batch_s_rows_get_the_ids_and_order_of_one_insert_per_row() {
         .unwrap();
     let expected: Vec<(i64, i32, Option<String>)> = (0..45)
         .flat_map(|i| (0..1 + i % 6).map(move |l| (i, l)))
-        .map(|(i, l)| (i as i64 + 1, l as i32 + 1, Some(format!("m{i:02}-{l}"))))
+        .map(|(i, l)| (i as i64 + 1, l + 1, Some(format!("m{i:02}-{l}"))))
         .collect();
     let got: Vec<_> = lines
         .iter()
