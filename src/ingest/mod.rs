@@ -48,6 +48,7 @@ use crate::source::{SourceError, blocking};
 use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
 mod pass;
+mod plan;
 mod prepare;
 mod retry;
 mod stages;
@@ -159,6 +160,8 @@ pub struct PreparedBatch {
     /// Per message in batch order: its index into `items`, or `None` if it was skipped.
     slots: Vec<Option<usize>>,
     items: Vec<Incoming>,
+    /// The position keys of the skipped messages, for the pass to remember.
+    skipped: Vec<String>,
 }
 
 /// Decodes and maps fetched messages (on every core, [`prepare::prepare_all`]); pure, no
@@ -177,6 +180,7 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
     let count = messages.len();
     let mut slots = Vec::with_capacity(count);
     let mut items = Vec::with_capacity(count);
+    let mut skipped = Vec::new();
     for message in messages {
         // What the record or the quarantine keeps: the whole message (moved, not copied), or
         // a too-large one's headers.
@@ -193,6 +197,7 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
             Mapped::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");
                 slots.push(None);
+                skipped.push(message.key);
                 continue;
             }
             Mapped::Quarantine(reason) => Err(Unusable { reason }),
@@ -210,6 +215,7 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
         count,
         slots,
         items,
+        skipped,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
-use super::pass::Step;
+use super::plan::Step;
 use super::{
     CollectReport, Content, Fetched, IngestError, PreparedBatch, Shutdown, TooLarge, prepare_batch,
 };
@@ -128,7 +128,7 @@ async fn read_batch<M: Mailbox>(
                 too_large.insert(mailbox.key(position), size);
                 too_large_positions.push(position.clone());
             }
-            Step::Vanished => {}
+            Step::Skipped | Step::Vanished => {}
         }
     }
     let mut read = Vec::new();

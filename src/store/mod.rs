@@ -11,6 +11,7 @@ mod read;
 mod revisions;
 mod rows;
 pub mod schema;
+mod skipped;
 mod state;
 #[cfg(test)]
 mod tests;

@@ -594,3 +594,37 @@ fn batches_cut_by_bytes_store_every_message_once_and_acknowledge_it() {
     assert_all_seen(&server);
     assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
 }
+
+/// Issue 14: unseen mail whose subject carries the keyword in another case or inside a word
+/// ("REORDER", "ORDERS", "order:") is listed by every pass's keyword search, found not ours
+/// and left unseen. The first look reads it; later passes, in new processes, read none of it.
+#[test]
+fn mail_skipped_once_is_not_fetched_again_and_stays_unseen() {
+    let server = dovecot(false);
+    let big = 256 * 1024;
+    let mut skipped = Vec::new();
+    for name in ["22-reorder.eml", "23-orders.eml", "24-lowercase-order.eml"] {
+        skipped.push(server.append(USER, PASSWORD, "INBOX", &padded(sample(name), big)));
+    }
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    let sandbox = sandbox_for(&[ImapCollector::new("site", server.port())]);
+
+    assert_eq!(counts(&sandbox.collect()), [4, 1, 3, 0, 0]);
+    // Later passes: the keyword search lists the three again (the checkpoint is past them),
+    // and none of them is fetched or counted.
+    server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
+    assert_eq!(counts(&sandbox.collect()), [1, 1, 0, 0, 0]);
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+    // In Dovecot's log, in order: four appends, the first pass, an append, two passes. The
+    // first pass sent the three big messages, the two later ones not one of them.
+    let sent = bytes_sent_per_session(&server, 8);
+    assert!(sent[4] > 3 * big, "{sent:?}");
+    assert!(
+        sent[6] < big && sent[7] < big,
+        "a skipped message was fetched again: {sent:?}"
+    );
+    for uid in skipped {
+        assert!(flags_of(&server, "INBOX", uid).is_empty(), "UID {uid}");
+    }
+    assert_eq!(sandbox.records().len(), 2);
+}
