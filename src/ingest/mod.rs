@@ -44,7 +44,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::config::{CollectMode, Collector, SourceConfig};
 use crate::source::imap::{Features, ImapMailbox};
 use crate::source::maildir::Maildir;
-use crate::source::{SourceError, blocking};
+use crate::source::{Mailbox, SourceError, blocking};
 use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
 mod pass;
@@ -279,6 +279,13 @@ pub fn commit_messages(
 /// Asks a running pass to stop after the batch in flight.
 pub type Shutdown = tokio_util::sync::CancellationToken;
 
+/// An IMAP collector's connection kept open after a pass, with what its server offers: the
+/// daemon waits on it with IDLE and runs the next pass on it, without a new login or SELECT.
+pub struct Held {
+    pub mailbox: ImapMailbox,
+    pub features: Features,
+}
+
 /// Runs one pass of `collector`. Store calls block; on a multi-thread runtime they run in
 /// place (`block_in_place`), so the pass keeps one database connection throughout.
 pub async fn collect(
@@ -286,9 +293,26 @@ pub async fn collect(
     store: &mut Store,
     shutdown: &Shutdown,
 ) -> Result<CollectReport, FailedPass> {
+    let mut held = None;
+    let result = collect_holding(collector, store, shutdown, &mut held).await;
+    if let Some(held) = held {
+        held.mailbox.finish().await;
+    }
+    result
+}
+
+/// Runs one pass of `collector` ([`collect`]) on the connection in `held`, if there is one.
+/// An IMAP pass that succeeds leaves its connection there, logged in, its mailbox selected;
+/// one that fails drops it, so the next pass connects anew.
+pub async fn collect_holding(
+    collector: &Collector,
+    store: &mut Store,
+    shutdown: &Shutdown,
+    held: &mut Option<Held>,
+) -> Result<CollectReport, FailedPass> {
     let _timer = crate::metrics::PassTimer::start(&collector.name);
     let mut report = CollectReport::for_collector(&collector.name);
-    if let Err(error) = collect_into(collector, store, shutdown, &mut report).await {
+    if let Err(error) = collect_into(collector, store, shutdown, &mut report, held).await {
         return Err(FailedPass {
             report,
             error: Box::new(error),
@@ -311,26 +335,39 @@ async fn collect_into(
     store: &mut Store,
     shutdown: &Shutdown,
     report: &mut CollectReport,
+    held: &mut Option<Held>,
 ) -> Result<(), IngestError> {
     match &collector.source {
         SourceConfig::Maildir { path } => {
-            pass::run(collector, store, Maildir::open(path)?, shutdown, report).await
+            let maildir = Maildir::open(path)?;
+            pass::run(collector, store, maildir, shutdown, report)
+                .await?
+                .finish()
+                .await;
+            Ok(())
         }
         SourceConfig::Imap(imap) => {
-            let mut mailbox = ImapMailbox::open(
-                imap,
-                &collector.name,
-                &collector.after,
-                &collector.rules.subject_keyword,
-            )
-            .await?;
+            let mut mailbox = match held.take() {
+                Some(held) => held.mailbox,
+                None => {
+                    ImapMailbox::open(
+                        imap,
+                        &collector.name,
+                        &collector.after,
+                        &collector.rules.subject_keyword,
+                    )
+                    .await?
+                }
+            };
             let features = if collector.mode == CollectMode::Idle {
                 idle_learnt(imap, &mut mailbox).await?
             } else {
                 mailbox.features()
             };
             note_server(collector, store, features);
-            pass::run(collector, store, mailbox, shutdown, report).await
+            let mailbox = pass::run(collector, store, mailbox, shutdown, report).await?;
+            *held = Some(Held { mailbox, features });
+            Ok(())
         }
     }
 }

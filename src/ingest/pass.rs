@@ -50,14 +50,15 @@ fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
 /// acknowledged.
 ///
 /// `report` counts each batch once it is committed, so a pass that fails part-way still
-/// says what it stored.
+/// says what it stored. Hands the mailbox back for the caller to [`Mailbox::finish`], or to
+/// keep for the next pass.
 pub(super) async fn run<M: Mailbox + 'static>(
     collector: &Collector,
     store: &mut Store,
     mut mailbox: M,
     shutdown: &Shutdown,
     report: &mut CollectReport,
-) -> Result<(), IngestError> {
+) -> Result<M, IngestError> {
     let resume = saved_checkpoint(blocking(|| store.collector_state(&collector.name))?);
     let positions = mailbox.list_new(resume).await?;
     let rules = skip_rules(collector);
@@ -105,8 +106,7 @@ pub(super) async fn run<M: Mailbox + 'static>(
     if !shutdown.is_cancelled() {
         expunge_processed(collector, store, &mut mailbox).await?;
     }
-    mailbox.finish().await;
-    Ok(())
+    Ok(mailbox)
 }
 
 /// The write stage: commits each decoded batch with its checkpoint, confirms it durable,
@@ -271,7 +271,9 @@ mod tests {
         report: &mut CollectReport,
     ) -> Result<(), IngestError> {
         let shared = Arc::new(Mutex::new(std::mem::take(requests)));
-        let result = run(collector, store, Shared(shared.clone()), stop, report).await;
+        let result = run(collector, store, Shared(shared.clone()), stop, report)
+            .await
+            .map(drop);
         *requests = std::mem::take(&mut *shared.lock().unwrap());
         result
     }
