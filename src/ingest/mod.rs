@@ -55,6 +55,7 @@ mod stages;
 #[cfg(test)]
 pub(crate) mod testing;
 mod too_large;
+mod workers;
 
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
 pub use retry::{Retried, RetryError, retry_quarantined};
@@ -174,9 +175,19 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
             Content::TooLarge(_) => None,
         })
         .collect();
-    let mut prepared_all =
-        prepare::prepare_all(&raws, &collector.rules, &collector.format).into_iter();
+    let prepared = prepare::prepare_all(&raws, &collector.rules, &collector.format);
     drop(raws);
+    assemble_batch(collector, messages, prepared)
+}
+
+/// The batch of `messages`, given what decoding made of each one read whole (`prepared`, in
+/// order; a too-large one is prepared from its headers here).
+fn assemble_batch(
+    collector: &Collector,
+    messages: Vec<Fetched>,
+    prepared: Vec<Prepared>,
+) -> PreparedBatch {
+    let mut prepared_all = prepared.into_iter();
     let count = messages.len();
     let mut slots = Vec::with_capacity(count);
     let mut items = Vec::with_capacity(count);
