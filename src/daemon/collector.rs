@@ -13,11 +13,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{error, warn};
 
-use crate::config::{Collector, NotifyRules, SourceConfig, StorageUrl};
+use crate::config::{CollectMode, Collector, NotifyRules, StorageUrl};
 use crate::domain::UnknownCustomer;
-use crate::ingest::{CollectReport, FailedPass, IngestError, Shutdown, collect, record_run};
+use crate::ingest::{
+    CollectReport, FailedPass, Held, IngestError, Shutdown, collect_holding, record_run,
+};
+use crate::source::Mailbox;
 use crate::source::blocking;
-use crate::source::imap::idle::{IdleEnd, wait_for_mail};
+use crate::source::imap::Features;
+use crate::source::imap::idle::Wake;
 use crate::store::Store;
 
 /// Schedule of a collector that names none: every five minutes.
@@ -96,6 +100,23 @@ pub(super) trait Pass {
     fn run(&mut self) -> impl Future<Output = Result<CollectReport, FailedPass>> + Send;
     /// Records how the pass ended and when the next one is due.
     fn record(&mut self, result: &Result<CollectReport, FailedPass>, next_run: DateTime<Utc>);
+    /// Waits for the next pass: at most `wait`, less if `pushed` is notified or `stop`
+    /// cancelled (or, for a collector idling on its connection, the server announces mail).
+    fn wait(
+        &mut self,
+        wait: Duration,
+        pushed: &Notify,
+        stop: &Shutdown,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The wait of a collector that does not idle: a timer, a push, or stop.
+async fn sleep_or_push(wait: Duration, pushed: &Notify, stop: &Shutdown) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = pushed.notified() => {}
+        _ = stop.cancelled() => {}
+    }
 }
 
 /// The real pass: the collector over its mailbox, into the store.
@@ -112,6 +133,33 @@ struct CollectorPass {
     stop: Shutdown,
     /// Woken after a pass stored records: their notifications are queued.
     outbox: Arc<Notify>,
+    /// The IMAP connection of the last pass, kept while it idles until the next one.
+    held: Option<Held>,
+    /// Delay before idling again after IDLE failed on a connection whose pass succeeded.
+    idle_backoff: Backoff,
+    /// Whether the collector said once that its server cannot push (`mode = "idle"`).
+    told_no_push: bool,
+}
+
+impl CollectorPass {
+    /// Whether `features` let this collector wait with IDLE; says once why not, when its
+    /// `mode = "idle"` asks for it.
+    fn idles(&mut self, features: &Features) -> bool {
+        if self.collector.mode != CollectMode::Idle {
+            return false;
+        }
+        let why_not = if !features.idle {
+            "the server does not offer IDLE; polling on the schedule only"
+        } else if features.idle_polls {
+            "the server's IDLE only polls (Courier without IMAP_ENHANCEDIDLE=1); polling on the schedule only"
+        } else {
+            return true;
+        };
+        if !std::mem::replace(&mut self.told_no_push, true) {
+            warn!(collector = %self.collector.name, "{why_not}");
+        }
+        false
+    }
 }
 
 impl Pass for CollectorPass {
@@ -126,7 +174,58 @@ impl Pass for CollectorPass {
                 self.store.insert(store)
             }
         };
-        collect(&self.collector, store, &self.stop).await
+        collect_holding(&self.collector, store, &self.stop, &mut self.held).await
+    }
+
+    /// Idles on the last pass's connection when the server pushes, else logs it out and
+    /// sleeps. IDLE is renewed within
+    /// [`IDLE_RENEW`](crate::source::imap::idle::IDLE_RENEW); when it fails, the connection is
+    /// dropped and the next pass connects anew (after a backoff delay, so a server whose
+    /// IDLE keeps failing is not drained in a loop).
+    async fn wait(&mut self, wait: Duration, pushed: &Notify, stop: &Shutdown) {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let Some(held) = self.held.take() else {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                return sleep_or_push(left, pushed, stop).await;
+            };
+            if stop.is_cancelled() || !self.idles(&held.features) {
+                held.mailbox.finish().await;
+                continue;
+            }
+            let interrupt = async {
+                tokio::select! {
+                    _ = pushed.notified() => {}
+                    _ = stop.cancelled() => {}
+                }
+            };
+            match held.mailbox.idle(until, interrupt).await {
+                Ok((mailbox, wake)) => {
+                    self.held = Some(Held {
+                        mailbox,
+                        features: held.features,
+                    });
+                    if wake != Wake::Deadline {
+                        self.idle_backoff = Backoff::default();
+                    }
+                    if wake == Wake::Deadline && tokio::time::Instant::now() < until {
+                        continue;
+                    }
+                    if stop.is_cancelled()
+                        && let Some(held) = self.held.take()
+                    {
+                        held.mailbox.finish().await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let delay = self.idle_backoff.next_delay();
+                    warn!(collector = %self.collector.name, error = %e, retry_in = ?delay, "IDLE failed; reconnecting");
+                    let left = until.saturating_duration_since(tokio::time::Instant::now());
+                    return sleep_or_push(delay.min(left), pushed, stop).await;
+                }
+            }
+        }
     }
 
     fn record(&mut self, result: &Result<CollectReport, FailedPass>, next_run: DateTime<Utc>) {
@@ -169,10 +268,9 @@ pub(super) async fn drive(
             &result,
             now + chrono::Duration::from_std(wait).unwrap_or_default(),
         );
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = pushed.notified() => {}
-            _ = stop.cancelled() => return,
+        pass.wait(wait, pushed, stop).await;
+        if stop.is_cancelled() {
+            return;
         }
     }
 }
@@ -219,40 +317,11 @@ pub(super) async fn run(
         store: Some(store),
         stop: stop.clone(),
         outbox,
+        held: None,
+        idle_backoff: Backoff::default(),
+        told_no_push: false,
     };
     drive(pass, cadence, &stop, &pushed).await;
-}
-
-/// Keeps an IMAP IDLE session open and wakes the collector when the server announces mail,
-/// reconnecting with backoff after an error. Ends at `stop`, or at once if the server has no
-/// IDLE (the schedule alone drives the collector then).
-pub(super) async fn idle_watch(collector: Collector, stop: Shutdown, pushed: Arc<Notify>) {
-    let SourceConfig::Imap(config) = &collector.source else {
-        return;
-    };
-    let mut backoff = Backoff::default();
-    while !stop.is_cancelled() {
-        match wait_for_mail(config, &stop, &pushed).await {
-            Ok(IdleEnd::Stopped) => return,
-            Ok(IdleEnd::Unsupported) => {
-                warn!(collector = %collector.name, "the server does not offer IDLE; polling on the schedule only");
-                return;
-            }
-            Ok(IdleEnd::OnlyPolls) => {
-                warn!(collector = %collector.name, "the server's IDLE only polls (Courier without IMAP_ENHANCEDIDLE=1); polling on the schedule only");
-                return;
-            }
-            Ok(IdleEnd::Renew) => backoff = Backoff::default(),
-            Err(e) => {
-                let delay = backoff.next_delay();
-                warn!(collector = %collector.name, error = %e, retry_in = ?delay, "IDLE session failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -341,6 +410,10 @@ mod tests {
         }
 
         fn record(&mut self, _: &Result<CollectReport, FailedPass>, _: DateTime<Utc>) {}
+
+        async fn wait(&mut self, wait: Duration, pushed: &Notify, stop: &Shutdown) {
+            sleep_or_push(wait, pushed, stop).await;
+        }
     }
 
     fn yearly() -> Cadence {

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::config::{CollectMode, Config, SourceConfig, StorageUrl};
+use crate::config::{Config, SourceConfig, StorageUrl};
 use crate::ingest::Shutdown;
 use crate::source::blocking;
 use crate::store;
@@ -91,13 +91,6 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
         .filter(|c| c.source != SourceConfig::HttpOnly);
     for collector in mailboxes {
         let pushed = Arc::new(Notify::new());
-        if collector.mode == CollectMode::Idle {
-            tasks.spawn(collector::idle_watch(
-                collector.clone(),
-                stop.clone(),
-                pushed.clone(),
-            ));
-        }
         tasks.spawn(collector::run(
             collector.clone(),
             config.storage.clone(),

@@ -44,17 +44,19 @@ use std::sync::{Mutex, PoisonError};
 use crate::config::{CollectMode, Collector, SourceConfig};
 use crate::source::imap::{Features, ImapMailbox};
 use crate::source::maildir::Maildir;
-use crate::source::{SourceError, blocking};
+use crate::source::{Mailbox, SourceError, blocking};
 use crate::store::{Committed, Incoming, RunOutcome, Store, StoreError, Unusable};
 
 mod http;
 mod pass;
+mod plan;
 mod prepare;
 mod retry;
 mod stages;
 #[cfg(test)]
 pub(crate) mod testing;
 mod too_large;
+mod workers;
 
 pub use http::prepare_body;
 pub use prepare::{Mapped, Prepared, prepare, prepare_guarded};
@@ -161,6 +163,8 @@ pub struct PreparedBatch {
     /// Per message in batch order: its index into `items`, or `None` if it was skipped.
     slots: Vec<Option<usize>>,
     items: Vec<Incoming>,
+    /// The position keys of the skipped messages, for the pass to remember.
+    skipped: Vec<String>,
 }
 
 /// Decodes and maps fetched messages (on every core, [`prepare::prepare_all`]); pure, no
@@ -173,12 +177,23 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
             Content::TooLarge(_) => None,
         })
         .collect();
-    let mut prepared_all =
-        prepare::prepare_all(&raws, &collector.rules, &collector.format).into_iter();
+    let prepared = prepare::prepare_all(&raws, &collector.rules, &collector.format);
     drop(raws);
+    assemble_batch(collector, messages, prepared)
+}
+
+/// The batch of `messages`, given what decoding made of each one read whole (`prepared`, in
+/// order; a too-large one is prepared from its headers here).
+fn assemble_batch(
+    collector: &Collector,
+    messages: Vec<Fetched>,
+    prepared: Vec<Prepared>,
+) -> PreparedBatch {
+    let mut prepared_all = prepared.into_iter();
     let count = messages.len();
     let mut slots = Vec::with_capacity(count);
     let mut items = Vec::with_capacity(count);
+    let mut skipped = Vec::new();
     for message in messages {
         // What the record or the quarantine keeps: the whole message (moved, not copied), or
         // a too-large one's headers.
@@ -195,6 +210,7 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
             Mapped::Skip(reason) => {
                 debug!(key = %message.key, %reason, "skipped");
                 slots.push(None);
+                skipped.push(message.key);
                 continue;
             }
             Mapped::Quarantine(reason) => Err(Unusable { reason }),
@@ -212,6 +228,7 @@ pub fn prepare_batch(collector: &Collector, messages: Vec<Fetched>) -> PreparedB
         count,
         slots,
         items,
+        skipped,
     }
 }
 
@@ -275,6 +292,13 @@ pub fn commit_messages(
 /// Asks a running pass to stop after the batch in flight.
 pub type Shutdown = tokio_util::sync::CancellationToken;
 
+/// An IMAP collector's connection kept open after a pass, with what its server offers: the
+/// daemon waits on it with IDLE and runs the next pass on it, without a new login or SELECT.
+pub struct Held {
+    pub mailbox: ImapMailbox,
+    pub features: Features,
+}
+
 /// Runs one pass of `collector`. Store calls block; on a multi-thread runtime they run in
 /// place (`block_in_place`), so the pass keeps one database connection throughout.
 pub async fn collect(
@@ -282,9 +306,26 @@ pub async fn collect(
     store: &mut Store,
     shutdown: &Shutdown,
 ) -> Result<CollectReport, FailedPass> {
+    let mut held = None;
+    let result = collect_holding(collector, store, shutdown, &mut held).await;
+    if let Some(held) = held {
+        held.mailbox.finish().await;
+    }
+    result
+}
+
+/// Runs one pass of `collector` ([`collect`]) on the connection in `held`, if there is one.
+/// An IMAP pass that succeeds leaves its connection there, logged in, its mailbox selected;
+/// one that fails drops it, so the next pass connects anew.
+pub async fn collect_holding(
+    collector: &Collector,
+    store: &mut Store,
+    shutdown: &Shutdown,
+    held: &mut Option<Held>,
+) -> Result<CollectReport, FailedPass> {
     let _timer = crate::metrics::PassTimer::start(&collector.name);
     let mut report = CollectReport::for_collector(&collector.name);
-    if let Err(error) = collect_into(collector, store, shutdown, &mut report).await {
+    if let Err(error) = collect_into(collector, store, shutdown, &mut report, held).await {
         return Err(FailedPass {
             report,
             error: Box::new(error),
@@ -307,26 +348,39 @@ async fn collect_into(
     store: &mut Store,
     shutdown: &Shutdown,
     report: &mut CollectReport,
+    held: &mut Option<Held>,
 ) -> Result<(), IngestError> {
     match &collector.source {
         SourceConfig::Maildir { path } => {
-            pass::run(collector, store, Maildir::open(path)?, shutdown, report).await
+            let maildir = Maildir::open(path)?;
+            pass::run(collector, store, maildir, shutdown, report)
+                .await?
+                .finish()
+                .await;
+            Ok(())
         }
         SourceConfig::Imap(imap) => {
-            let mut mailbox = ImapMailbox::open(
-                imap,
-                &collector.name,
-                &collector.after,
-                &collector.rules.subject_keyword,
-            )
-            .await?;
+            let mut mailbox = match held.take() {
+                Some(held) => held.mailbox,
+                None => {
+                    ImapMailbox::open(
+                        imap,
+                        &collector.name,
+                        &collector.after,
+                        &collector.rules.subject_keyword,
+                    )
+                    .await?
+                }
+            };
             let features = if collector.mode == CollectMode::Idle {
                 idle_learnt(imap, &mut mailbox).await?
             } else {
                 mailbox.features()
             };
             note_server(collector, store, features);
-            pass::run(collector, store, mailbox, shutdown, report).await
+            let mailbox = pass::run(collector, store, mailbox, shutdown, report).await?;
+            *held = Some(Held { mailbox, features });
+            Ok(())
         }
         // Its forms come over HTTP (`web::api::intake`); there is no mailbox to read.
         SourceConfig::HttpOnly => Ok(()),

@@ -18,15 +18,15 @@
 //! said the commit is durable. A crash at any moment leaves unacknowledged messages whose
 //! positions the ledger knows (acknowledged then, not stored twice) or does not (read again).
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 
+use super::plan::{cut, plan, skip_rules};
 use super::stages::{self, Decoded, Planned, Verdicts};
 use super::{CollectReport, IngestError, Shutdown, commit_prepared};
 use crate::config::Collector;
-use crate::source::{Checkpoint, HEADER_LIMIT, Mailbox, blocking};
+use crate::source::{Checkpoint, Mailbox, blocking};
 use crate::store::{CollectorState, Store};
 
 /// Batches held at once, from before their read to after their commit: one being read, one
@@ -50,17 +50,19 @@ fn saved_checkpoint(state: Option<CollectorState>) -> Option<Checkpoint> {
 /// acknowledged.
 ///
 /// `report` counts each batch once it is committed, so a pass that fails part-way still
-/// says what it stored.
+/// says what it stored. Hands the mailbox back for the caller to [`Mailbox::finish`], or to
+/// keep for the next pass.
 pub(super) async fn run<M: Mailbox + 'static>(
     collector: &Collector,
     store: &mut Store,
     mut mailbox: M,
     shutdown: &Shutdown,
     report: &mut CollectReport,
-) -> Result<(), IngestError> {
+) -> Result<M, IngestError> {
     let resume = saved_checkpoint(blocking(|| store.collector_state(&collector.name))?);
     let positions = mailbox.list_new(resume).await?;
-    let steps = plan(collector, store, &mut mailbox, &positions).await?;
+    let rules = skip_rules(collector);
+    let steps = plan(collector, store, &mut mailbox, &positions, &rules).await?;
     let batches: Vec<Planned<M::Position>> =
         cut(&steps, collector.batch_size, collector.batch_bytes)
             .into_iter()
@@ -85,7 +87,7 @@ pub(super) async fn run<M: Mailbox + 'static>(
         shutdown.clone(),
     ));
     let decoder = tokio::task::spawn_blocking(move || stages::decode(shared, decoding, to_write));
-    let written = write(collector, store, &mut writing, &to_mailbox, report).await;
+    let written = write(collector, &rules, store, &mut writing, &to_mailbox, report).await;
     drop((writing, to_mailbox));
     if written.is_err() {
         fetcher.abort();
@@ -104,8 +106,7 @@ pub(super) async fn run<M: Mailbox + 'static>(
     if !shutdown.is_cancelled() {
         expunge_processed(collector, store, &mut mailbox).await?;
     }
-    mailbox.finish().await;
-    Ok(())
+    Ok(mailbox)
 }
 
 /// The write stage: commits each decoded batch with its checkpoint, confirms it durable,
@@ -114,17 +115,22 @@ pub(super) async fn run<M: Mailbox + 'static>(
 /// next pass acknowledges them.
 async fn write<P: Clone>(
     collector: &Collector,
+    rules: &str,
     store: &mut Store,
     batches: &mut mpsc::Receiver<Decoded<P>>,
     to_mailbox: &mpsc::UnboundedSender<Verdicts<P>>,
     total: &mut CollectReport,
 ) -> Result<(), IngestError> {
-    while let Some(batch) = batches.recv().await {
+    while let Some(mut batch) = batches.recv().await {
         let mut report = batch.report;
+        let skipped = std::mem::take(&mut batch.messages.skipped);
         let committed = blocking(|| {
             let committed = commit_prepared(collector, store, batch.messages, &mut report)?;
             if let Some(at) = batch.checkpoint {
                 store.save_position(&collector.name, at.uidvalidity, at.last_uid)?;
+            }
+            if !skipped.is_empty() {
+                store.remember_skipped(&collector.name, rules, &skipped)?;
             }
             // The gate: durable, in the configured file, not damaged; else nothing below.
             store.confirm_committed()?;
@@ -144,77 +150,6 @@ async fn write<P: Clone>(
         let _ = to_mailbox.send(verdicts);
     }
     Ok(())
-}
-
-/// What a pass does with one listed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
-    /// Committed by an earlier pass that died before acknowledging it: acknowledge.
-    Acknowledge,
-    /// Quarantined before: set aside again, never read or counted again.
-    SetAside,
-    /// New, of this many bytes: read it whole.
-    Read(u64),
-    /// New, and larger than `max-message-size` (this many bytes): read its headers only.
-    TooLarge(u64),
-    /// Gone from the mailbox since it was listed (another program took it).
-    Vanished,
-}
-
-/// The step for each of `positions`: from the ledger, then from the sizes of the positions
-/// it does not know (one size query for all of them: a round trip per pass, not per batch).
-async fn plan<M: Mailbox>(
-    collector: &Collector,
-    store: &mut Store,
-    mailbox: &mut M,
-    positions: &[M::Position],
-) -> Result<Vec<Step>, IngestError> {
-    let keys: Vec<String> = positions.iter().map(|p| mailbox.key(p)).collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let known = blocking(|| store.ledger_entries(&collector.name, &key_refs))?;
-    let unknown: Vec<M::Position> = positions
-        .iter()
-        .zip(&keys)
-        .filter(|(_, key)| !known.contains_key(*key))
-        .map(|(position, _)| position.clone())
-        .collect();
-    let mut sizes = mailbox.sizes(&unknown).await?.into_iter();
-    Ok(keys
-        .iter()
-        .map(|key| match known.get(key) {
-            Some(seen) if seen.record_id.is_some() => Step::Acknowledge,
-            Some(_) => Step::SetAside,
-            None => match sizes.next().flatten() {
-                None => Step::Vanished,
-                Some(size) if size > collector.max_message_size => Step::TooLarge(size),
-                Some(size) => Step::Read(size),
-            },
-        })
-        .collect())
-}
-
-/// Cuts the steps into consecutive batches of at most `count` positions that read at most
-/// `budget` bytes each, counting a too-large message as the [`HEADER_LIMIT`] bytes read of
-/// it; a message larger than the budget is read in a batch of its own.
-fn cut(steps: &[Step], count: usize, budget: u64) -> Vec<Range<usize>> {
-    let mut batches = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, step) in steps.iter().enumerate() {
-        let cost = match *step {
-            Step::Read(size) => size,
-            Step::TooLarge(_) => HEADER_LIMIT as u64,
-            _ => 0,
-        };
-        if i - start >= count || (cost > 0 && bytes > 0 && bytes + cost > budget) {
-            batches.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += cost;
-    }
-    if start < steps.len() {
-        batches.push(start..steps.len());
-    }
-    batches
 }
 
 /// Expunges expired messages that the ledger links to a record; messages that are not ours,
@@ -336,7 +271,9 @@ mod tests {
         report: &mut CollectReport,
     ) -> Result<(), IngestError> {
         let shared = Arc::new(Mutex::new(std::mem::take(requests)));
-        let result = run(collector, store, Shared(shared.clone()), stop, report).await;
+        let result = run(collector, store, Shared(shared.clone()), stop, report)
+            .await
+            .map(drop);
         *requests = std::mem::take(&mut *shared.lock().unwrap());
         result
     }
@@ -386,18 +323,62 @@ mod tests {
         assert_eq!(requests.acknowledged, [1, 4], "the record and its copy");
         assert_eq!(requests.set_aside, [2]);
 
-        // Everything is listed again: only the skipped request is read, the stored ones are
-        // acknowledged as duplicates, the quarantined one set aside without being counted.
+        // Everything is listed again: nothing is read, the stored ones are acknowledged as
+        // duplicates, the quarantined one set aside and the skipped one (remembered) left
+        // alone, neither counted.
         let (read, acknowledged, set_aside) = (
             requests.read.len(),
             requests.acknowledged.len(),
             requests.set_aside.len(),
         );
         let report = pass(collector, &mut store, &mut requests, &stop).await;
-        assert_eq!(counts(&report), [3, 0, 1, 0, 2], "{report:?}");
-        assert_eq!(requests.read[read..], [3]);
+        assert_eq!(counts(&report), [2, 0, 0, 0, 2], "{report:?}");
+        assert!(requests.read[read..].is_empty());
         assert_eq!(requests.acknowledged[acknowledged..], [1, 4]);
         assert_eq!(requests.set_aside[set_aside..], [2]);
+    }
+
+    #[tokio::test]
+    async fn a_skip_is_forgotten_when_the_rules_change_or_the_position_is_no_longer_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = maildir_config(dir.path(), &["web"], "");
+        let mut collector = config.collectors[0].clone();
+        let mut store = Store::open(&config.storage).unwrap();
+        let mut requests = Requests::default();
+        requests
+            .bodies
+            .insert(1, form_message("r1", "order: 1", "{}"));
+        requests.bodies.insert(2, form_message("r2", "Hello", "{}"));
+        let stop = Shutdown::new();
+
+        let report = pass(&collector, &mut store, &mut requests, &stop).await;
+        assert_eq!(counts(&report), [2, 0, 2, 0, 0], "{report:?}");
+        let remembered = |store: &mut Store| {
+            let mut keys: Vec<String> = store
+                .skipped_positions("web")
+                .unwrap()
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(remembered(&mut store), ["request:1", "request:2"]);
+
+        // Request 2 is gone from the listing: forgotten; request 1 is not read again.
+        requests.bodies.remove(&2);
+        let report = pass(&collector, &mut store, &mut requests, &stop).await;
+        assert_eq!(counts(&report), [0, 0, 0, 0, 0], "{report:?}");
+        assert_eq!(requests.read, [1, 2]);
+        assert_eq!(remembered(&mut store), ["request:1"]);
+
+        // Another keyword: what was skipped under the old one is looked at again.
+        collector.rules.subject_keyword = "order".into();
+        let report = pass(&collector, &mut store, &mut requests, &stop).await;
+        assert_eq!(requests.read, [1, 2, 1]);
+        assert_eq!(report.fetched, 1, "{report:?}");
+        assert_eq!(report.skipped, 0, "read as ours now: {report:?}");
+        assert!(remembered(&mut store).is_empty());
     }
 
     #[tokio::test]
@@ -474,31 +455,5 @@ mod tests {
             store.list_records(&RecordFilter::default()).unwrap().len(),
             3
         );
-    }
-
-    #[test]
-    fn batches_are_cut_by_bytes_and_a_message_over_the_budget_goes_alone() {
-        use Step::*;
-        let steps = [
-            Read(40),
-            Acknowledge,
-            Read(50),
-            Read(20),
-            SetAside,
-            Read(150),
-            Vanished,
-            Read(10),
-            TooLarge(10_000),
-        ];
-        assert_eq!(cut(&steps, 100, 100), [0..3, 3..5, 5..7, 7..8, 8..9]);
-        assert_eq!(cut(&steps, 100, 1_000_000), vec![(0..9)]);
-        assert_eq!(cut(&[SetAside, Acknowledge], 100, 1), vec![(0..2)]);
-        assert!(cut(&[], 100, 100).is_empty());
-        // And by count, whatever each position costs.
-        assert_eq!(cut(&steps, 4, 1_000_000), [0..4, 4..8, 8..9]);
-        assert_eq!(cut(&steps, 2, 100), [0..2, 2..4, 4..6, 6..8, 8..9]);
-        // Each too-large message costs the header bytes read of it.
-        let headers = HEADER_LIMIT as u64;
-        assert_eq!(cut(&[TooLarge(1), TooLarge(1)], 100, headers), [0..1, 1..2]);
     }
 }

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
-use super::pass::Step;
-use super::{
-    CollectReport, Content, Fetched, IngestError, PreparedBatch, Shutdown, TooLarge, prepare_batch,
-};
+use super::plan::Step;
+use super::workers::Workers;
+use super::{CollectReport, Content, Fetched, IngestError, PreparedBatch, Shutdown, TooLarge};
 use crate::config::Collector;
 use crate::source::{Checkpoint, Mailbox};
 
@@ -128,7 +127,7 @@ async fn read_batch<M: Mailbox>(
                 too_large.insert(mailbox.key(position), size);
                 too_large_positions.push(position.clone());
             }
-            Step::Vanished => {}
+            Step::Skipped | Step::Vanished => {}
         }
     }
     let mut read = Vec::new();
@@ -180,17 +179,21 @@ pub(super) fn decode<P>(
     mut read: mpsc::Receiver<Read<P>>,
     to_write: mpsc::Sender<Decoded<P>>,
 ) {
-    while let Some(batch) = read.blocking_recv() {
-        let decoded = InFlight {
-            messages: prepare_batch(&collector, batch.messages),
-            read: batch.read,
-            known: batch.known,
-            checkpoint: batch.checkpoint,
-            report: batch.report,
-            permit: batch.permit,
-        };
-        if to_write.blocking_send(decoded).is_err() {
-            return;
+    std::thread::scope(|scope| {
+        let mut workers = None;
+        while let Some(batch) = read.blocking_recv() {
+            let workers = workers.get_or_insert_with(|| Workers::start(scope, collector.clone()));
+            let decoded = InFlight {
+                messages: workers.prepare(batch.messages),
+                read: batch.read,
+                known: batch.known,
+                checkpoint: batch.checkpoint,
+                report: batch.report,
+                permit: batch.permit,
+            };
+            if to_write.blocking_send(decoded).is_err() {
+                return;
+            }
         }
-    }
+    });
 }

@@ -14,6 +14,7 @@ mod read;
 mod revisions;
 mod rows;
 pub mod schema;
+mod skipped;
 mod state;
 #[cfg(test)]
 mod tests;

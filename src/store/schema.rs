@@ -232,6 +232,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    skipped_messages (collector, source_key) {
+        collector -> Text,
+        source_key -> Text,
+        rules -> Text,
+        skipped_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_queues -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -252,6 +261,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_queues,
     sessions,
     api_tokens,
+    skipped_messages,
 );
 
 diesel::table! {

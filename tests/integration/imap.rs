@@ -475,16 +475,22 @@ fn assert_all_seen(server: &Dovecot) {
     assert_eq!(unseen, 0, "every stored message is acknowledged");
 }
 
-#[test]
-fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
-    let server = dovecot(false);
+/// A daemon with one `mode = "idle"` collector on a server holding one order, once that
+/// order is stored. The schedule is yearly: only the start-up pass and IDLE bring mail in.
+fn idle_daemon(server: &Dovecot) -> (Sandbox, crate::kit::process::Daemon) {
     server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
-    // The schedule is yearly: only the start-up pass and IDLE can bring mail in.
     let mut collector = ImapCollector::new("site", server.port());
     collector.keys = "mode = \"idle\"";
     let sandbox = sandbox_for(&[collector]);
     let daemon = sandbox.spawn_daemon();
     sandbox.wait_for_records(1, Duration::from_secs(15));
+    (sandbox, daemon)
+}
+
+#[test]
+fn daemon_with_idle_picks_up_an_appended_message_and_stops_on_sigterm() {
+    let server = dovecot(false);
+    let (sandbox, daemon) = idle_daemon(&server);
     std::thread::sleep(Duration::from_millis(500));
     server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
     sandbox.wait_for_records(2, Duration::from_secs(10));
@@ -593,4 +599,76 @@ fn batches_cut_by_bytes_store_every_message_once_and_acknowledge_it() {
     sandbox.assert_one_record_per_order(total);
     assert_all_seen(&server);
     assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+}
+
+/// Issue 14: unseen mail whose subject carries the keyword in another case or inside a word
+/// ("REORDER", "ORDERS", "order:") is listed by every pass's keyword search, found not ours
+/// and left unseen. The first look reads it; later passes, in new processes, read none of it.
+#[test]
+fn mail_skipped_once_is_not_fetched_again_and_stays_unseen() {
+    let server = dovecot(false);
+    let big = 256 * 1024;
+    let mut skipped = Vec::new();
+    for name in ["22-reorder.eml", "23-orders.eml", "24-lowercase-order.eml"] {
+        skipped.push(server.append(USER, PASSWORD, "INBOX", &padded(sample(name), big)));
+    }
+    server.append(USER, PASSWORD, "INBOX", &order_message(1, "7709745454", 1));
+    let sandbox = sandbox_for(&[ImapCollector::new("site", server.port())]);
+
+    assert_eq!(counts(&sandbox.collect()), [4, 1, 3, 0, 0]);
+    // Later passes: the keyword search lists the three again (the checkpoint is past them),
+    // and none of them is fetched or counted.
+    server.append(USER, PASSWORD, "INBOX", &order_message(2, "7709745454", 1));
+    assert_eq!(counts(&sandbox.collect()), [1, 1, 0, 0, 0]);
+    assert_eq!(counts(&sandbox.collect()), [0, 0, 0, 0, 0]);
+    // In Dovecot's log, in order: four appends, the first pass, an append, two passes. The
+    // first pass sent the three big messages, the two later ones not one of them.
+    let sent = bytes_sent_per_session(&server, 8);
+    assert!(sent[4] > 3 * big, "{sent:?}");
+    assert!(
+        sent[6] < big && sent[7] < big,
+        "a skipped message was fetched again: {sent:?}"
+    );
+    for uid in skipped {
+        assert!(flags_of(&server, "INBOX", uid).is_empty(), "UID {uid}");
+    }
+    assert_eq!(sandbox.records().len(), 2);
+}
+
+/// Issue 14: an IDLE collector runs its passes on the connection it idles on: one login for
+/// the daemon's whole life, however much mail IDLE brings; a connection the server drops is
+/// replaced, and the daemon logs out at SIGTERM.
+#[test]
+fn idle_collector_runs_every_pass_on_its_one_connection_and_reconnects_when_dropped() {
+    let server = dovecot(false);
+    let (sandbox, daemon) = idle_daemon(&server);
+    for n in 2..=4 {
+        server.append(USER, PASSWORD, "INBOX", &order_message(n, "7709745454", 1));
+        sandbox.wait_for_records(n, Duration::from_secs(10));
+    }
+    // Dovecot's log, once it holds `count` lines containing `what` (it is written a moment
+    // after the fact); never more.
+    let log_with = |what: &str, count: usize| {
+        let log = wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            let log = server.log();
+            match log.matches(what).count() {
+                n if n >= count => Ok(log),
+                n => Err(format!("{n} lines with {what:?}\n{log}")),
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(server.log().matches(what).count(), count, "{log}");
+    };
+    // Four appends, each a login of its own, and the daemon's one.
+    log_with("imap-login: Info: Login:", 5);
+
+    // The server drops the connection: the collector logs in again and IDLE brings mail in.
+    server.doveadm(&["kick", USER]);
+    server.append(USER, PASSWORD, "INBOX", &order_message(5, "7709745454", 1));
+    sandbox.wait_for_records(5, Duration::from_secs(15));
+    log_with("imap-login: Info: Login:", 7);
+    assert!(daemon.terminate().success());
+    // Every session but the kicked one logged out politely, the daemon's last one too.
+    log_with("Logged out", 6);
+    assert_all_seen(&server);
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::features::{Features, PROCESSED_KEYWORD};
+use super::idle::{self, Wake};
 use super::server::Server;
 use super::{ImapConfig, ImapError, TlsMode};
 
@@ -369,9 +370,25 @@ impl Connection {
         self.server.logout().await;
     }
 
-    /// Hands the session over for IDLE.
-    pub(super) fn into_session(self) -> (ImapSession, Duration) {
-        (self.server.session, self.server.timeout)
+    /// Forgets what the server announced so far (new mail, others' flag changes): a search
+    /// sent after this sees all of it.
+    pub(super) fn forget_announcements(&mut self) {
+        while self.server.session.unsolicited_responses.try_recv().is_ok() {}
+    }
+
+    /// Waits with IDLE on this connection ([`idle::idle_on`]) and hands it back.
+    pub(super) async fn idle(
+        self,
+        until: tokio::time::Instant,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<(Connection, Wake), ImapError> {
+        let mut connection = self;
+        let (server, wake) = connection
+            .server
+            .with_session(|session, timeout| idle::idle_on(session, timeout, until, interrupt))
+            .await?;
+        connection.server = server;
+        Ok((connection, wake))
     }
 }
 

@@ -1,88 +1,97 @@
-//! Waiting for new mail with IMAP IDLE (RFC 2177), on a connection of its own beside the
-//! collector's passes: the watcher only says "look now", the pass does the reading.
+//! Waiting for new mail with IMAP IDLE (RFC 2177) on the connection the collector's passes
+//! use: between two passes the connection idles, and the next pass runs on it as soon as the
+//! server announces a message, with no login, no SELECT and no second connection.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use async_imap::types::UnsolicitedResponse;
+use tokio::time::Instant;
 
-use super::ImapConfig;
-use super::{Connection, ImapError};
+use super::ImapError;
+use super::connection::{ImapSession, timed};
 
 /// IDLE is re-issued before servers drop it (RFC 2177 allows them to after 30 minutes).
-const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
-/// How one IDLE session ended (errors aside).
+/// Why a wait on the connection ended (errors aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleEnd {
-    /// `stop` was cancelled.
-    Stopped,
-    /// The renew deadline passed, or the server ended IDLE: start another session.
-    Renew,
-    /// The server does not offer IDLE; polling on the schedule is all there is.
-    Unsupported,
-    /// The server's IDLE only polls (Courier's default, every 60 s): no faster than a
-    /// schedule, and an extra connection held open for nothing.
-    OnlyPolls,
+pub enum Wake {
+    /// The server announced a new message (`* N EXISTS`): run a pass.
+    NewMail,
+    /// The deadline passed, or the renew time ([`IDLE_RENEW`]), or the server ended IDLE.
+    Deadline,
+    /// The caller's interrupt resolved (stop, or "collect now").
+    Interrupted,
 }
 
-/// Holds one IDLE session on `config`'s mailbox and notifies `new_mail` whenever the server
-/// announces a new message, until `stop`, the renew deadline or an error.
-pub async fn wait_for_mail(
-    config: &ImapConfig,
-    stop: &CancellationToken,
-    new_mail: &Notify,
-) -> Result<IdleEnd, ImapError> {
-    let mut connection = Connection::open(config).await?;
-    if connection.try_idle().await? {
-        new_mail.notify_one();
-    }
-    let features = connection.features();
-    if !features.idle || features.idle_polls {
-        connection.logout().await;
-        return Ok(if features.idle {
-            IdleEnd::OnlyPolls
-        } else {
-            IdleEnd::Unsupported
-        });
-    }
-    let (session, timeout) = connection.into_session();
-    let mut idle = session.idle();
-    let idle_error = |source| ImapError::Command {
-        command: "IDLE",
-        source,
+/// Holds IDLE on `session` (its mailbox selected) until the server announces a new message,
+/// `until` (at the latest [`IDLE_RENEW`] from now), or `interrupt` resolves; then ends IDLE
+/// and hands the session back. Mail announced before IDLE began (with the last pass's
+/// commands, or with IDLE's own start) wakes at once: no one would announce it again.
+pub(super) async fn idle_on(
+    session: ImapSession,
+    timeout: Duration,
+    until: Instant,
+    interrupt: impl Future<Output = ()>,
+) -> Result<(ImapSession, Wake), ImapError> {
+    // Whether the server announced new mail since this was last asked: `* N EXISTS` lines
+    // that came with other commands' answers wait in async-imap's unsolicited queue.
+    let queue = session.unsolicited_responses.clone();
+    let announced_new_mail = || {
+        let mut any = false;
+        while let Ok(response) = queue.try_recv() {
+            any |= matches!(response, UnsolicitedResponse::Exists(_));
+        }
+        any
     };
-    tokio::time::timeout(timeout, idle.init())
-        .await
-        .map_err(|_| ImapError::Timeout("IDLE"))?
-        .map_err(idle_error)?;
-    // NOTE: mail that arrived after the last pass listed the mailbox but before this session
-    // selected it is in the count SELECT gave, never announced as a new EXISTS: look once now
-    // that IDLE listens, so it waits for no schedule.
-    new_mail.notify_one();
-    let deadline = tokio::time::Instant::now() + IDLE_RENEW;
-    let end = loop {
-        let (wait, _interrupt) = idle.wait_with_timeout(IDLE_RENEW);
-        tokio::select! {
-            response = tokio::time::timeout_at(deadline, wait) => match response {
-                Ok(Ok(IdleResponse::NewData(data))) => {
-                    // Only `* N EXISTS` means new mail. NOTE: Dovecot follows it with
-                    // `* N RECENT` and echoes our own `\Seen` stores as `* N FETCH`; waking
-                    // on those ran three passes per message.
-                    if matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_))) {
-                        new_mail.notify_one();
-                    }
+    if announced_new_mail() {
+        return Ok((session, Wake::NewMail));
+    }
+    let mut idle = session.idle();
+    timed(timeout, "IDLE", idle.init()).await?;
+    let deadline = until.min(Instant::now() + IDLE_RENEW);
+    tokio::pin!(interrupt);
+    let wake = loop {
+        if announced_new_mail() {
+            break Wake::NewMail;
+        }
+        let (wait, stop) = idle.wait_with_timeout(IDLE_RENEW);
+        tokio::pin!(wait);
+        let ended = tokio::select! {
+            response = &mut wait => Ok(response),
+            () = &mut interrupt => Err(Wake::Interrupted),
+            () = tokio::time::sleep_until(deadline) => Err(Wake::Deadline),
+        };
+        match ended {
+            // Only `* N EXISTS` means new mail. NOTE: Dovecot follows it with `* N RECENT`
+            // and announces other sessions' flag changes as `* N FETCH`; waking on those
+            // would run empty passes.
+            Ok(Ok(IdleResponse::NewData(data))) => {
+                if matches!(
+                    data.parsed(),
+                    Response::MailboxData(MailboxDatum::Exists(_))
+                ) {
+                    break Wake::NewMail;
                 }
-                Ok(Ok(_)) | Err(_) => break IdleEnd::Renew,
-                Ok(Err(e)) => return Err(idle_error(e)),
-            },
-            _ = stop.cancelled() => break IdleEnd::Stopped,
+            }
+            Ok(Ok(_)) => break Wake::Deadline,
+            Ok(Err(source)) => {
+                return Err(ImapError::Command {
+                    command: "IDLE",
+                    source,
+                });
+            }
+            Err(wake) => {
+                // The stop source ends the wait at once; what it read meanwhile is kept.
+                drop(stop);
+                let _ = tokio::time::timeout(timeout, wait).await;
+                break wake;
+            }
         }
     };
-    if let Ok(Ok(mut session)) = tokio::time::timeout(timeout, idle.done()).await {
-        let _ = tokio::time::timeout(timeout, session.logout()).await;
-    }
-    Ok(end)
+    let session = timed(timeout, "IDLE", idle.done()).await?;
+    Ok((session, wake))
 }

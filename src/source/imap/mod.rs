@@ -115,6 +115,20 @@ impl ImapMailbox {
         self.connection.features()
     }
 
+    /// Waits with IDLE on this mailbox's connection until the server announces a new
+    /// message, `until` (or the renew time, [`idle::IDLE_RENEW`]), or `interrupt` resolves;
+    /// hands the mailbox back for the next pass. After an error the connection is gone.
+    pub async fn idle(
+        self,
+        until: tokio::time::Instant,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Result<(ImapMailbox, idle::Wake), ImapError> {
+        let mut mailbox = self;
+        let (connection, wake) = mailbox.connection.idle(until, interrupt).await?;
+        mailbox.connection = connection;
+        Ok((mailbox, wake))
+    }
+
     /// For a collector with `mode = "idle"`: tries IDLE once, so [`ImapMailbox::features`]
     /// says whether it pushes or only polls (and `collectors status` the mode in use).
     pub async fn try_idle(&mut self) -> Result<(), ImapError> {
@@ -147,25 +161,25 @@ impl Mailbox for ImapMailbox {
             None => 0,
         };
         let last_uid = self.last_uid;
-        // NOTE: `N:*` always matches the highest UID even when it is below N; filter it out.
-        let mut uids: Vec<u32> = self
-            .connection
-            .search(&format!("UID {}:*", last_uid + 1))
-            .await?
-            .into_iter()
-            .filter(|uid| *uid > last_uid)
-            .collect();
-        if last_uid > 0 {
-            // The keyword was validated as one word without quotes or backslashes.
-            let query = format!(
-                "UID 1:{last_uid} UNSEEN UNKEYWORD {QUARANTINE_KEYWORD} SUBJECT \"{}\"",
-                self.subject_keyword
-            );
-            uids.extend(self.connection.search(&query).await?);
-            uids.sort_unstable();
-            uids.dedup();
+        if last_uid == u32::MAX {
+            return Ok(Vec::new());
         }
-        Ok(uids)
+        // NOTE: `N:*` always matches the highest UID even when it is below N, which an OR
+        // cannot filter out afterwards: the range ends at the highest UID there can be.
+        let newer = format!("UID {}:{}", last_uid + 1, u32::MAX);
+        // One search, one round trip: newer messages, or older unseen ones with the keyword
+        // not set aside. The keyword was validated as one word without quotes or backslashes.
+        let query = if last_uid == 0 {
+            newer
+        } else {
+            format!(
+                "OR {newer} (UID 1:{last_uid} UNSEEN UNKEYWORD {QUARANTINE_KEYWORD} SUBJECT \"{}\")",
+                self.subject_keyword
+            )
+        };
+        // Whatever the server announced before this search, the search sees.
+        self.connection.forget_announcements();
+        Ok(self.connection.search(&query).await?)
     }
 
     /// One `UID FETCH (UID RFC822.SIZE)` for all of `uids`.

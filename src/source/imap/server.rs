@@ -3,6 +3,7 @@
 //! found or created, with the server's own words when it refuses.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
 use async_imap::types::{Capability, NameAttribute};
@@ -191,6 +192,23 @@ impl Server {
                 .and_then(|l| l.split(' ').nth(1))
                 .is_some_and(|word| word.eq_ignore_ascii_case("EXISTS"))
         }))
+    }
+
+    /// Lends the session by value to `f` (with the command timeout) and takes back the one it
+    /// returns: async-imap's IDLE handle owns the session it idles on. An error drops the
+    /// connection.
+    pub(super) async fn with_session<T, Fut>(
+        self,
+        f: impl FnOnce(ImapSession, Duration) -> Fut,
+    ) -> Result<(Server, T), ImapError>
+    where
+        Fut: Future<Output = Result<(ImapSession, T), ImapError>>,
+    {
+        // NOTE: the session moves out and back in; the other fields stay where they are.
+        let mut server = self;
+        let (session, value) = f(server.session, server.timeout).await?;
+        server.session = session;
+        Ok((server, value))
     }
 
     /// Logs out politely (errors ignored: the work is done).
