@@ -318,6 +318,19 @@ impl RecordRows {
         });
     }
 
+    /// Replaces the detail of the `created` event staged for `record_id`: a record that did
+    /// not come from a message (HTTP intake) words its creation otherwise.
+    pub(super) fn reword_created(&mut self, record_id: i64, detail: String) {
+        let created = EventKind::Created.as_str();
+        if let Some(event) = self
+            .events
+            .iter_mut()
+            .find(|e| e.record_id == record_id && e.event == created)
+        {
+            event.detail = Some(Cow::Owned(detail));
+        }
+    }
+
     /// Inserts every staged row; call before the transaction commits.
     pub(super) fn flush(&mut self, conn: &mut SqliteConnection) -> QueryResult<()> {
         insert_in_chunks!(conn, record_lines::table, &self.lines);
@@ -330,23 +343,6 @@ impl RecordRows {
         self.sources.clear();
         Ok(())
     }
-}
-
-/// Keeps the bytes record `record_id` was made from (the review page's `.eml` download, or
-/// an HTTP request's body), in the caller's transaction: a record never exists without its
-/// source. Batches of messages insert theirs in chunks instead (see `write.rs`).
-pub(super) fn insert_source(
-    conn: &mut SqliteConnection,
-    record_id: i64,
-    raw: &[u8],
-) -> QueryResult<()> {
-    diesel::insert_into(record_sources::table)
-        .values((
-            record_sources::record_id.eq(record_id),
-            record_sources::raw.eq(raw),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// [`RecordRows::add_source`] for a record released from quarantine entry `quarantine_id`:

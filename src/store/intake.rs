@@ -12,12 +12,12 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 
-use super::insert::{IdCache, insert_record, insert_source, now};
+use super::insert::{IdCache, RecordRows, now, stage_record};
 use super::rows::NewQuarantine;
-use super::schema::{http_intake, http_intake_bodies, quarantine, record_events, records};
+use super::schema::{http_intake, http_intake_bodies, quarantine, records};
 use super::write::{Incoming, QUARANTINE_OPEN, Unusable};
 use super::{Store, StoreError};
-use crate::domain::{EventKind, intake};
+use crate::domain::intake;
 use crate::notify::outbox;
 use crate::notify::rules::{NotifyRules, Trigger};
 
@@ -157,17 +157,15 @@ fn commit_request(
     let (record_id, quarantine_id, outcome) = match &incoming.record {
         Ok(record) => {
             let actor = crate::domain::api_actor(&request.token);
-            let id = insert_record(conn, ids, collector, queue, record, &actor)?;
-            // insert_record words its `created` event for a message; this one came over HTTP.
-            let detail = intake::created_over_http_detail(record, &request.token, key);
-            diesel::update(
-                record_events::table
-                    .filter(record_events::record_id.eq(id))
-                    .filter(record_events::event.eq(EventKind::Created.as_str())),
-            )
-            .set(record_events::detail.eq(detail))
-            .execute(conn)?;
-            insert_source(conn, id, &incoming.raw)?;
+            let mut rows = RecordRows::default();
+            let id = stage_record(conn, ids, collector, queue, record, &actor, &mut rows)?;
+            // stage_record words its `created` event for a message; this one came over HTTP.
+            rows.reword_created(
+                id,
+                intake::created_over_http_detail(record, &request.token, key),
+            );
+            rows.add_source(id, &incoming.raw);
+            rows.flush(conn)?;
             outbox::queue_for(conn, rules, id, Trigger::Created, &actor)?;
             let outcome = IntakeOutcome::Accepted {
                 record_id: id,

@@ -1,6 +1,6 @@
 //! An API token's secret: drawn once, shown once, stored and compared only as its SHA-256.
 
-use sha2::{Digest, Sha256};
+use crate::web::auth::{random_token, token_hash};
 
 /// The prefix every token carries, so a leaked one is recognisable in logs and secret scanners.
 const PREFIX: &str = "mit_";
@@ -9,11 +9,9 @@ const PREFIX: &str = "mit_";
 pub struct ApiSecret(String);
 
 impl ApiSecret {
-    /// A new secret: 32 random bytes (256 bits) as hex, after the prefix.
+    /// A new secret: 32 random bytes (256 bits) as hex, after the prefix (as session tokens).
     pub fn draw() -> ApiSecret {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("the OS random source works");
-        ApiSecret(format!("{PREFIX}{}", hex(&bytes)))
+        ApiSecret(format!("{PREFIX}{}", random_token()))
     }
 
     /// A secret as a caller presented it.
@@ -24,7 +22,7 @@ impl ApiSecret {
     /// What the store keys the token by. A plain SHA-256 is enough: the secret has 256 bits
     /// of entropy, so there is nothing for a slow hash to protect against guessing.
     pub fn hash(&self) -> String {
-        hex(&Sha256::digest(self.0.as_bytes()))
+        token_hash(&self.0)
     }
 
     /// The secret itself: printed once by `tokens add`, never logged.
@@ -37,10 +35,6 @@ impl std::fmt::Debug for ApiSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiSecret(..)")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
