@@ -43,6 +43,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod metrics;
 pub mod notify;
+pub mod secret;
 pub mod source;
 pub mod store;
 pub mod web;

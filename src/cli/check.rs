@@ -19,13 +19,7 @@ pub(super) fn run(config: &Config) -> anyhow::Result<()> {
         config.collectors.len(),
         config.storage
     );
-    let password = config
-        .storage_password
-        .as_ref()
-        .map(|secret| secret.read().map_err(anyhow::Error::msg))
-        .transpose()
-        .context("storage: the PostgreSQL password")?;
-    let answer = store::answers(&config.storage, password.as_deref())
+    let answer = store::answers(&config.storage)
         .with_context(|| format!("storage {}: the database does not answer", config.storage))?;
     match answer {
         Answer::NotCreatedYet => println!(

@@ -76,10 +76,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "collectors.toml";
 pub struct Config {
     /// The file this was read from (for messages).
     pub path: PathBuf,
-    /// Where records are stored (`[storage] url`).
+    /// Where records are stored (`[storage] url`; for PostgreSQL with the password's
+    /// reference, `password-env` / `password-file`).
     pub storage: StorageUrl,
-    /// The PostgreSQL password's reference (`[storage] password-env` / `password-file`).
-    pub storage_password: Option<Secret>,
+    /// How long a daemon's hold on a collector lasts unless renewed (`[storage] lease-secs`).
+    pub storage_lease: std::time::Duration,
     /// The declared `[[queue]]`s, in file order.
     pub queues: Vec<Queue>,
     /// The `[[collector]]`s, in file order.
@@ -176,12 +177,12 @@ impl Config {
 
         let Storage {
             url: storage,
-            password: storage_password,
+            lease: storage_lease,
         } = match &raw.storage {
             Some(storage) => storage.validate(&site, base, &probe)?,
             None => Storage {
                 url: StorageUrl::Sqlite(base.join("mailintake.db")),
-                password: None,
+                ..Storage::default()
             },
         };
         let (queues, queue_names) = validate_queues(&site, &raw.queue)?;
@@ -224,7 +225,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             storage,
-            storage_password,
+            storage_lease,
             queues,
             collectors,
             workflow: raw.workflow,

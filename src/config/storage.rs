@@ -1,7 +1,8 @@
 //! `[storage]`: where records are stored, and for PostgreSQL the password (by reference only,
 //! as for IMAP and SMTP) and the TLS mode.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -10,7 +11,6 @@ use super::collector::Probe;
 use super::endpoint::Endpoint;
 use super::error::{ConfigError, ErrorSite};
 use super::keyword::{Choice, pick};
-use crate::source::imap::Secret;
 use crate::store::{SslMode, StorageUrl};
 
 /// `[storage]` as written.
@@ -29,12 +29,29 @@ pub(super) struct RawStorage {
     password_file: Option<Spanned<String>>,
     /// PostgreSQL: libpq's sslmode, `disable` .. `verify-full`. Default: `prefer`.
     sslmode: Option<Spanned<Choice<SslMode>>>,
+    /// How long a daemon's hold on a collector lasts without renewal (seconds, 2..=3600).
+    /// Default: [`DEFAULT_LEASE_SECS`].
+    lease_secs: Option<Spanned<i64>>,
 }
 
-/// `[storage]` checked: the URL and, for PostgreSQL, the password's reference.
+/// `[storage] lease-secs` when unset: a dead daemon's collectors are taken over within two
+/// lease lengths, 30 s.
+pub const DEFAULT_LEASE_SECS: u64 = 15;
+
+/// `[storage]` checked: the URL (for PostgreSQL with the password's reference) and the
+/// lease length.
 pub(super) struct Storage {
     pub(super) url: StorageUrl,
-    pub(super) password: Option<Secret>,
+    pub(super) lease: Duration,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            url: StorageUrl::Sqlite(PathBuf::from("mailintake.db")),
+            lease: Duration::from_secs(DEFAULT_LEASE_SECS),
+        }
+    }
 }
 
 impl RawStorage {
@@ -64,6 +81,7 @@ impl RawStorage {
         let password = self.endpoint().password(site, base)?;
         match &mut url {
             StorageUrl::Postgres(pg) => {
+                pg.password = password.clone();
                 if let Some(mode) = &self.sslmode {
                     pg.sslmode = pick(site, mode, "storage.sslmode", "sslmode")?;
                 }
@@ -101,6 +119,19 @@ impl RawStorage {
         {
             return Err(site.at(span, key, e));
         }
-        Ok(Storage { url, password })
+        let lease = match &self.lease_secs {
+            None => Duration::from_secs(DEFAULT_LEASE_SECS),
+            Some(secs) if (2..=3600).contains(secs.get_ref()) => {
+                Duration::from_secs(secs.get_ref().unsigned_abs())
+            }
+            Some(secs) => {
+                return Err(site.at(
+                    secs.span(),
+                    "storage.lease-secs",
+                    format!("{} is out of range; give 2 to 3600 seconds", secs.get_ref()),
+                ));
+            }
+        };
+        Ok(Storage { url, lease })
     }
 }

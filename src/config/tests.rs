@@ -298,20 +298,20 @@ fn postgres_storage_takes_its_password_by_reference_and_an_sslmode() {
     );
     assert_eq!(pg.sslmode, crate::store::SslMode::VerifyFull);
     assert_eq!(
-        config.storage_password,
+        pg.password,
         Some(Secret::File(PathBuf::from("/etc/mi/secrets/db")))
     );
 
     let config = load(&postgres_storage("password-env = \"MI_DB_PASSWORD\"")).unwrap();
-    assert_eq!(
-        config.storage_password,
-        Some(Secret::Env("MI_DB_PASSWORD".into()))
-    );
     let StorageUrl::Postgres(pg) = &config.storage else {
         panic!()
     };
+    assert_eq!(pg.password, Some(Secret::Env("MI_DB_PASSWORD".into())));
     assert_eq!(pg.sslmode, crate::store::SslMode::Prefer, "libpq's default");
-    assert_eq!(load(GOOD).unwrap().storage_password, None);
+    assert_eq!(
+        load(GOOD).unwrap().storage_lease,
+        std::time::Duration::from_secs(15)
+    );
 }
 
 #[test]

@@ -153,7 +153,6 @@ fn check_database(storage: &StorageUrl) -> Result<()> {
     match blocking(|| store::open_checked(storage)) {
         Ok(_) => Ok(()),
         Err(e) if e.is_damage() => Err(e).context("refusing to start"),
-        Err(e @ store::StoreError::PostgresNotYet { .. }) => Err(e).context("refusing to start"),
         Err(e) => {
             warn!(error = %e, "cannot check the database yet; the collectors retry opening it");
             Ok(())

@@ -8,9 +8,9 @@
 //! Also the log (seed 004's Email_Sent / Sms_Sent, `notifications list`), `retry`, and the
 //! manual rules (`records notify ID --rule NAME`).
 
+use crate::store::AnyConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
 use super::people;
@@ -57,7 +57,7 @@ impl From<diesel::result::Error> for NotifyError {
 
 /// The fields rules see of record `id`, read inside the caller's transaction.
 fn record_fields(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rules: &NotifyRules,
     id: i64,
 ) -> QueryResult<RecordFields> {
@@ -118,7 +118,7 @@ fn record_fields(
 
 /// Writes one notification with its history event; returns its id.
 fn write(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     record_id: i64,
     out: &Outgoing,
     actor: &str,
@@ -158,7 +158,7 @@ fn write(
 
 /// Renders one rule for one record and writes it.
 fn queue_rule(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rules: &NotifyRules,
     rule: &super::rules::Rule,
     fields: &RecordFields,
@@ -175,7 +175,7 @@ fn queue_rule(
 /// Queues what the rules say for `trigger` on record `record_id`, inside the caller's
 /// transaction (the one that made the change). Returns how many notifications were written.
 pub(crate) fn queue_for(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rules: &NotifyRules,
     record_id: i64,
     trigger: Trigger,
@@ -188,7 +188,7 @@ pub(crate) fn queue_for(
 /// this record already: a corrected triage tells whom the new type concerns, and never tells
 /// the customer twice.
 pub(crate) fn queue_firing(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rules: &NotifyRules,
     record_id: i64,
     trigger: Trigger,
@@ -335,7 +335,7 @@ impl Store {
     /// Re-queues a failed notification (status queued, attempts 0, due now), with a history
     /// event on its record.
     pub fn retry_notification(&mut self, id: i64, actor: &str) -> Result<(), NotifyError> {
-        self.connection().immediate_transaction(|conn| {
+        self.connection().write_transaction(|conn| {
             let (record_id, rule, status, recipients): (i64, String, String, String) =
                 notifications::table
                     .find(id)
@@ -391,7 +391,7 @@ impl Store {
                 on: rule.on.as_str(),
             });
         }
-        self.connection().immediate_transaction(|conn| {
+        self.connection().write_transaction(|conn| {
             let exists: i64 = records::table
                 .filter(records::id.eq(record_id))
                 .count()

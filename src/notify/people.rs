@@ -7,9 +7,9 @@
 //! `phone` and `enabled` (optional; `false`, `no`, `0`, `disabled` or `停用` disable a row),
 //! in any order; fields may be quoted (`"..."`, `""` for a quote).
 
+use crate::store::AnyConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use serde::Serialize;
 
 use super::recipients::{Person, email_address};
@@ -93,7 +93,7 @@ impl NewPerson {
 
 /// The enabled people of `role` in `branch`, inside the caller's transaction.
 pub(crate) fn enabled(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     role: &str,
     branch: &str,
 ) -> QueryResult<Vec<Person>> {
@@ -110,7 +110,7 @@ pub(crate) fn enabled(
         .collect())
 }
 
-fn insert(conn: &mut SqliteConnection, person: &NewPerson) -> QueryResult<i64> {
+fn insert(conn: &mut AnyConnection, person: &NewPerson) -> QueryResult<i64> {
     diesel::insert_into(people::table)
         .values((
             people::name.eq(&person.name),
@@ -137,7 +137,7 @@ impl Store {
     pub fn import_people(&mut self, csv: &str) -> Result<usize, PeopleError> {
         let people = parse_csv(csv)?;
         let conn = self.connection();
-        conn.immediate_transaction(|conn| {
+        conn.write_transaction(|conn| {
             for person in &people {
                 insert(conn, person)?;
             }

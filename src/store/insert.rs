@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::store::{AnyConnection, on_backend};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 
 use super::rows::{NewEvent, NewLedgerEntry, NewLine, NewRecord, NewSource, NewTechCard, to_json};
@@ -44,7 +44,7 @@ impl IdCache {
 }
 
 fn find_or_create_counterparty(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cache: &mut HashMap<String, i64>,
     inn: &str,
 ) -> QueryResult<i64> {
@@ -71,7 +71,7 @@ fn find_or_create_counterparty(
 }
 
 fn find_or_create_contact(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cache: &mut HashMap<String, i64>,
     digits: &str,
     record: &Record,
@@ -80,7 +80,7 @@ fn find_or_create_contact(
         return Ok(*id);
     }
     // One statement: insert, or on a known number touch nothing and hand back its id.
-    let id = diesel::insert_into(contacts::table)
+    let id = on_backend!(conn, c => diesel::insert_into(contacts::table)
         .values((
             contacts::phone_digits.eq(digits),
             contacts::name.eq(record.contact_name.as_deref()),
@@ -91,7 +91,7 @@ fn find_or_create_contact(
         .do_update()
         .set(contacts::phone_digits.eq(excluded(contacts::phone_digits)))
         .returning(contacts::id)
-        .get_result(conn)?;
+        .get_result(c))?;
     cache.insert(digits.to_string(), id);
     Ok(id)
 }
@@ -99,7 +99,7 @@ fn find_or_create_contact(
 /// Inserts a record with its lines, extra works, tech cards and `created` event (and no
 /// source: the caller adds it).
 pub(super) fn insert_record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &mut IdCache,
     collector: &str,
     queue: &str,
@@ -116,7 +116,7 @@ pub(super) fn insert_record(
 /// notifications and the caller) and adds its lines, tech cards and `created` event to
 /// `rows`, which the caller flushes before its transaction ends.
 pub(super) fn stage_record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &mut IdCache,
     collector: &str,
     queue: &str,
@@ -225,7 +225,7 @@ pub(super) fn stage_record(
 
 /// The next service request number. Runs inside the write transaction, so numbers never
 /// collide.
-fn next_number(conn: &mut SqliteConnection, prefix: &str) -> QueryResult<String> {
+fn next_number(conn: &mut AnyConnection, prefix: &str) -> QueryResult<String> {
     let day = intake::number_day(prefix, chrono::Local::now().date_naive());
     let taken: i64 = records::table
         .filter(records::number.like(format!("{day}%")))
@@ -236,7 +236,7 @@ fn next_number(conn: &mut SqliteConnection, prefix: &str) -> QueryResult<String>
 
 /// Adds one entry to a record's history.
 pub(crate) fn add_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     record_id: i64,
     actor: &str,
     event: EventKind,
@@ -271,15 +271,15 @@ macro_rules! insert_in_chunks {
         let mut big = rows.chunks_exact(CHUNK_ROWS);
         for chunk in &mut big {
             let chunk: &[_; CHUNK_ROWS] = chunk.try_into().expect("an exact chunk");
-            diesel::insert_into($table).values(chunk).execute($conn)?;
+            on_backend!(&mut *$conn, c => diesel::insert_into($table).values(chunk).execute(c))?;
         }
         let mut small = big.remainder().chunks_exact(SMALL_CHUNK_ROWS);
         for chunk in &mut small {
             let chunk: &[_; SMALL_CHUNK_ROWS] = chunk.try_into().expect("an exact chunk");
-            diesel::insert_into($table).values(chunk).execute($conn)?;
+            on_backend!(&mut *$conn, c => diesel::insert_into($table).values(chunk).execute(c))?;
         }
         for row in small.remainder() {
-            diesel::insert_into($table).values(row).execute($conn)?;
+            on_backend!(&mut *$conn, c => diesel::insert_into($table).values(row).execute(c))?;
         }
     }};
 }
@@ -287,7 +287,7 @@ macro_rules! insert_in_chunks {
 /// Inserts a batch's ledger rows, in order, after the records and quarantine entries they
 /// point at.
 pub(super) fn insert_ledger_rows(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: &[NewLedgerEntry],
 ) -> QueryResult<()> {
     insert_in_chunks!(conn, ledger::table, rows);
@@ -332,7 +332,7 @@ impl RecordRows {
     }
 
     /// Inserts every staged row; call before the transaction commits.
-    pub(super) fn flush(&mut self, conn: &mut SqliteConnection) -> QueryResult<()> {
+    pub(super) fn flush(&mut self, conn: &mut AnyConnection) -> QueryResult<()> {
         insert_in_chunks!(conn, record_lines::table, &self.lines);
         insert_in_chunks!(conn, tech_cards::table, &self.tech_cards);
         insert_in_chunks!(conn, record_events::table, &self.events);
@@ -348,7 +348,7 @@ impl RecordRows {
 /// [`RecordRows::add_source`] for a record released from quarantine entry `quarantine_id`:
 /// its kept bytes are copied inside SQLite, never loaded here.
 pub(super) fn copy_quarantined_source(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     quarantine_id: i64,
     record_id: i64,
 ) -> QueryResult<()> {

@@ -8,9 +8,9 @@
 //! request's record or quarantine entry. Unique constraints enforce it (see the migration),
 //! not a look-up alone, so two writers on two connections cannot both store one request.
 
+use crate::store::{AnyConnection, on_backend};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sqlite::SqliteConnection;
 
 use super::insert::{IdCache, RecordRows, now, stage_record};
 use super::rows::NewQuarantine;
@@ -85,7 +85,7 @@ impl Store {
         let rules = &self.notify;
         let mut retried = false;
         loop {
-            let result = self.conn.immediate_transaction(|conn| {
+            let result = self.conn.write_transaction(|conn| {
                 commit_request(conn, ids, rules, collector, queue, request)
             });
             match result {
@@ -125,7 +125,7 @@ impl Store {
 }
 
 fn commit_request(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &mut IdCache,
     rules: &NotifyRules,
     collector: &str,
@@ -220,9 +220,7 @@ fn commit_request(
     if key.is_some() {
         // A keyed request is new by its key alone; it claims its body only if no request
         // has, so that a later copy without a key is its duplicate.
-        // NOTE: ON CONFLICT DO NOTHING is portable to PostgreSQL, not to diesel's
-        // MultiConnection: the PostgreSQL store will match on its connection here.
-        claim.on_conflict_do_nothing().execute(conn)?;
+        on_backend!(conn, c => claim.on_conflict_do_nothing().execute(c))?;
     } else {
         claim.execute(conn)?;
     }
@@ -232,7 +230,7 @@ fn commit_request(
 /// The answer to a duplicate of the request that made `record_id` or `quarantine_id`: its
 /// record, also when its quarantine entry has since been released as one.
 fn duplicate_of(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     record_id: Option<i64>,
     quarantine_id: Option<i64>,
 ) -> QueryResult<IntakeOutcome> {
@@ -262,7 +260,7 @@ fn duplicate_of(
     })
 }
 
-fn number_of(conn: &mut SqliteConnection, record_id: i64) -> QueryResult<Option<String>> {
+fn number_of(conn: &mut AnyConnection, record_id: i64) -> QueryResult<Option<String>> {
     records::table
         .find(record_id)
         .select(records::number)
@@ -306,7 +304,7 @@ mod tests {
     fn the_database_refuses_a_key_or_a_body_claim_twice() {
         let (_dir, mut store, id) = store_with_a_lead();
         let conn = &mut store.conn;
-        let insert = |conn: &mut SqliteConnection, key| {
+        let insert = |conn: &mut AnyConnection, key| {
             diesel::insert_into(http_intake::table)
                 .values(row(key, id))
                 .execute(conn)
@@ -316,7 +314,7 @@ mod tests {
         // Requests without a key are told apart by their body, not here.
         insert(conn, None).unwrap();
         insert(conn, None).unwrap();
-        let claim = |conn: &mut SqliteConnection| {
+        let claim = |conn: &mut AnyConnection| {
             diesel::insert_into(http_intake_bodies::table)
                 .values((
                     http_intake_bodies::collector.eq("c"),

@@ -190,21 +190,30 @@ impl Store {
     /// in the file the store was configured with, and no store in this process has found that
     /// file damaged.
     pub fn confirm_committed(&mut self) -> Result<(), StoreError> {
-        if let Some(reason) = alarm(&self.home.path) {
-            return Err(self.damaged(reason));
+        let Some(home) = &mut self.home else {
+            return Ok(());
+        };
+        if let Some(reason) = alarm(&home.path) {
+            return Err(damaged(&home.path, reason));
         }
-        self.home.confirm()
+        home.confirm()
     }
 
     /// If `error` means the database is damaged, raises the alarm for it: every store on
     /// the file refuses [`confirm_committed`](Store::confirm_committed) from then on.
     pub fn alarm_on_damage(&self, error: &StoreError) {
-        alarm_on_damage(&self.home.path, error);
+        if let Some(home) = &self.home {
+            alarm_on_damage(&home.path, error);
+        }
     }
 
     /// Runs `PRAGMA quick_check` (at start-up: it reads the whole file). A damaged database
     /// is refused and the alarm raised; a sound one clears an old damage note.
+    /// PostgreSQL keeps its own checksums and WAL: nothing to check here.
     pub fn quick_check(&mut self) -> Result<(), StoreError> {
+        let Some(path) = self.home.as_ref().map(|home| home.path.clone()) else {
+            return Ok(());
+        };
         let findings = diesel::sql_query("PRAGMA quick_check")
             .load::<Finding>(&mut self.conn)
             .map_err(StoreError::from)
@@ -216,22 +225,22 @@ impl Store {
             .collect();
         if findings.is_empty() {
             // NOTE: a note left by a run before this one; the file has since been repaired.
-            let _ = std::fs::remove_file(note_path(&self.home.path));
+            let _ = std::fs::remove_file(note_path(&path));
             return Ok(());
         }
         let mut reason = findings[..findings.len().min(FINDINGS_QUOTED)].join("; ");
         if findings.len() > FINDINGS_QUOTED {
             reason.push_str(&format!("; and {} more", findings.len() - FINDINGS_QUOTED));
         }
-        raise(&self.home.path, &reason);
-        Err(self.damaged(reason))
+        raise(&path, &reason);
+        Err(damaged(&path, reason))
     }
+}
 
-    fn damaged(&self, reason: String) -> StoreError {
-        StoreError::Damaged {
-            path: self.home.path.display().to_string(),
-            reason,
-        }
+fn damaged(path: &Path, reason: String) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        reason,
     }
 }
 

@@ -2,9 +2,9 @@
 //! event each change leaves (seed 000's 服务指派, seed 001's accept/reject). The rules are
 //! [`crate::domain::workflow`]'s; this file reads, asks and writes in one transaction.
 
+use crate::store::AnyConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::insert::{add_event, now};
 use super::rows::{Cell, to_json};
@@ -38,7 +38,7 @@ pub struct TriageFilter {
 
 /// Reads a record's service request and description, inside the caller's transaction.
 fn service_of(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
 ) -> Result<(ServiceRequest, Option<String>), StoreError> {
     let (service, description): (Option<String>, Option<String>) = records::table
@@ -69,7 +69,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let rules = &self.notify;
-        self.conn.immediate_transaction(|conn| {
+        self.conn.write_transaction(|conn| {
             let (before, description) = service_of(conn, id)?;
             let triaged_before = diesel::select(diesel::dsl::exists(
                 record_events::table
@@ -126,7 +126,7 @@ impl Store {
         actor: &str,
     ) -> Result<String, StoreError> {
         let rules = &self.notify;
-        self.conn.immediate_transaction(|conn| {
+        self.conn.write_transaction(|conn| {
             let old: String = records::table
                 .find(id)
                 .select(records::status)

@@ -1,8 +1,10 @@
 //! Store stage: records, the exactly-once ledger and the quarantine, in SQL via diesel.
 //!
-//! SQLite is the default backend (a file, created and migrated on first use). Queries use
-//! the diesel DSL only, so a second backend adds migrations, not rewrites.
+//! SQLite is the default backend (a file, created and migrated on first use); PostgreSQL
+//! serves several daemons sharing the work. Queries are written once, against
+//! [`AnyConnection`] (see `backend.rs`); each backend has its own migrations.
 
+mod backend;
 mod insert;
 mod intake;
 mod integrity;
@@ -23,17 +25,17 @@ mod url;
 mod users;
 mod write;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::domain::UnknownCustomer;
 use crate::notify::rules::NotifyRules;
+pub(crate) use backend::on_backend;
+pub use backend::{AnyConnection, MultiBackend};
 pub(crate) use insert::{add_event, now};
 pub use intake::{IntakeOrigin, IntakeOutcome, IntakeRequest};
 pub use integrity::{damage_note, open_checked};
@@ -54,7 +56,7 @@ pub use url::{PostgresUrl, SslMode, StorageUrl, StorageUrlError};
 pub use users::{Session, User};
 pub use write::{Committed, Incoming, Unusable};
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,11 +85,10 @@ pub enum StoreError {
         #[source]
         source: diesel::ConnectionError,
     },
-    /// The config names a PostgreSQL database, which only `mailintake check` can use yet.
-    #[error(
-        "{url}: storing in PostgreSQL is not supported by this version yet (`mailintake check` tests the connection); use sqlite://FILE"
-    )]
-    PostgresNotYet { url: String },
+    /// The PostgreSQL password could not be read (the message names the variable or file,
+    /// never the value).
+    #[error("cannot open the database {url}: the password: {message}")]
+    Password { url: String, message: String },
     #[error("cannot migrate the database {url}: {message}")]
     Migrate { url: String, message: String },
     #[error("database error: {0}")]
@@ -138,13 +139,13 @@ enum MigrationFailure {
     Database(#[from] diesel::result::Error),
 }
 
-fn is_locked(error: &MigrationFailure) -> bool {
+fn is_locked(error: &dyn std::fmt::Display) -> bool {
     let text = error.to_string();
     text.contains("database is locked") || text.contains("database is busy")
 }
 
-/// Per-connection settings and pending migrations.
-fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailure> {
+/// SQLite's per-connection settings.
+fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
     // second writer wait instead of failing with "database is locked"; synchronous = FULL
     // fsyncs the WAL at every commit, so nothing acknowledged after a commit can vanish in
@@ -155,22 +156,122 @@ fn prepare_connection(conn: &mut SqliteConnection) -> Result<(), MigrationFailur
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES};",
         BUSY_TIMEOUT.as_millis()
-    ))?;
-    // NOTE: two processes opening a fresh file at once would both see the migrations as
-    // pending; taking the write lock first makes the second wait and then find none.
-    conn.immediate_transaction(|conn| {
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(drop)
-            .map_err(MigrationFailure::Migration)
-    })
+    ))
+}
+
+/// The key of the PostgreSQL session lock held while migrating (another constant than the
+/// write lock's), so daemons starting at once migrate one after another.
+const MIGRATION_LOCK_KEY: i64 = 0x6d69_6d69_6772_6174;
+
+/// Applies the pending migrations of the connection's backend, one process at a time;
+/// returns the versions applied (none when the schema was current).
+fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, MigrationFailure> {
+    let applied = match conn {
+        // NOTE: two processes opening a fresh file at once would both see the migrations
+        // as pending; taking the write lock first makes the second wait and then find none.
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|versions| versions.iter().map(ToString::to_string).collect())
+                .map_err(MigrationFailure::Migration)
+        })?,
+        // NOTE: a session lock, not a transaction's: diesel runs each migration in its own
+        // transaction, and the lock must cover the look at what is pending as well.
+        AnyConnection::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|versions| versions.iter().map(ToString::to_string).collect())
+                .map_err(MigrationFailure::Migration);
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result?
+        }
+    };
+    Ok(applied)
+}
+
+/// Opens a connection to `url` with the backend's per-connection settings, without
+/// migrating (`mailintake db copy` and the store migrate on their own terms).
+pub fn connect(url: &StorageUrl) -> Result<AnyConnection, StoreError> {
+    let connect_error = |source| StoreError::Connect {
+        url: url.to_string(),
+        source,
+    };
+    match url {
+        StorageUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let mut conn =
+                SqliteConnection::establish(&path.to_string_lossy()).map_err(connect_error)?;
+            let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+            loop {
+                match configure_sqlite(&mut conn) {
+                    Ok(()) => break,
+                    // NOTE: switching a fresh file to WAL answers SQLITE_BUSY while another
+                    // process sets it up too, without asking the busy handler: retry a while.
+                    Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => return Err(StoreError::Query(e)),
+                }
+            }
+            Ok(AnyConnection::Sqlite(conn))
+        }
+        StorageUrl::Postgres(pg) => {
+            let password = pg
+                .password
+                .as_ref()
+                .map(crate::secret::Secret::read)
+                .transpose()
+                .map_err(|message| StoreError::Password {
+                    url: url.to_string(),
+                    message,
+                })?;
+            let conn: PgConnection =
+                connect_postgres(pg, password.as_deref()).map_err(connect_error)?;
+            Ok(AnyConnection::Postgres(conn))
+        }
+    }
+}
+
+/// Applies the pending migrations to the database at `url` (creating a SQLite file), and
+/// returns the versions applied: `mailintake migrate`.
+pub fn migrate(url: &StorageUrl) -> Result<Vec<String>, StoreError> {
+    let mut conn = connect(url)?;
+    migrate_connection(&mut conn, url)
+}
+
+fn migrate_connection(
+    conn: &mut AnyConnection,
+    url: &StorageUrl,
+) -> Result<Vec<String>, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match run_migrations(conn) {
+            Ok(applied) => return Ok(applied),
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(MigrationFailure::Database(e)) => return Err(StoreError::Query(e)),
+            Err(e) => {
+                return Err(StoreError::Migrate {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
 }
 
 /// An open database.
 pub struct Store {
-    conn: SqliteConnection,
+    conn: AnyConnection,
     ids: insert::IdCache,
-    /// The files the connection opened, checked before acknowledging.
-    home: integrity::Home,
+    /// The files the connection opened, checked before acknowledging (SQLite only).
+    home: Option<integrity::Home>,
     /// The `[[notify]]` rules whose notifications each change writes in its transaction.
     notify: Arc<NotifyRules>,
 }
@@ -183,7 +284,7 @@ impl Store {
 
     /// The connection, for the notify stage's outbox and directory (`crate::notify`), which
     /// write inside the store's transactions and read their own tables.
-    pub(crate) fn connection(&mut self) -> &mut SqliteConnection {
+    pub(crate) fn connection(&mut self) -> &mut AnyConnection {
         &mut self.conn
     }
 
@@ -195,53 +296,27 @@ impl Store {
 
     /// Opens (creating and migrating if needed) the database at `url`.
     ///
-    /// A file found damaged on the way raises the damage alarm (see `integrity.rs`).
+    /// A SQLite file found damaged on the way raises the damage alarm (see `integrity.rs`).
     pub fn open(url: &StorageUrl) -> Result<Store, StoreError> {
-        match url {
-            StorageUrl::Sqlite(path) => {
-                Store::open_sqlite(path, url).inspect_err(|e| integrity::alarm_on_damage(path, e))
+        let opened = connect(url).and_then(|mut conn| {
+            migrate_connection(&mut conn, url)?;
+            Ok(conn)
+        });
+        let conn = match (opened, url) {
+            (Ok(conn), _) => conn,
+            (Err(e), StorageUrl::Sqlite(path)) => {
+                integrity::alarm_on_damage(path, &e);
+                return Err(e);
             }
-            StorageUrl::Postgres(_) => Err(StoreError::PostgresNotYet {
-                url: url.to_string(),
-            }),
-        }
-    }
-
-    fn open_sqlite(path: &Path, url: &StorageUrl) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let mut conn = SqliteConnection::establish(&path.to_string_lossy()).map_err(|source| {
-            StoreError::Connect {
-                url: url.to_string(),
-                source,
-            }
-        })?;
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match prepare_connection(&mut conn) {
-                Ok(()) => break,
-                // NOTE: switching a fresh file to WAL answers SQLITE_BUSY while another
-                // process sets it up too, without asking the busy handler: retry a while.
-                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(MigrationFailure::Database(e)) => return Err(StoreError::Query(e)),
-                Err(e) => {
-                    return Err(StoreError::Migrate {
-                        url: url.to_string(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
+            (Err(e), StorageUrl::Postgres(_)) => return Err(e),
+        };
         Ok(Store {
             conn,
             ids: insert::IdCache::default(),
-            home: integrity::Home::of(path),
+            home: match url {
+                StorageUrl::Sqlite(path) => Some(integrity::Home::of(path)),
+                StorageUrl::Postgres(_) => None,
+            },
             notify: Arc::default(),
         })
     }

@@ -10,9 +10,9 @@
 //! out after a crash mid-send. A row that was sent but not marked before such a crash is sent
 //! again then, with the same `Message-ID`, so the copy is recognisable.
 
+use crate::store::AnyConnection;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use super::insert::{add_event, now};
 use super::rows::{Cell, to_json};
@@ -79,7 +79,7 @@ pub enum Attempt<'a> {
 /// `failure` when it can never be sent (no recipient resolved). Inside the caller's
 /// transaction.
 pub(crate) fn insert_notification(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     new: &NewNotification<'_>,
     failure: Option<&str>,
 ) -> QueryResult<i64> {
@@ -134,26 +134,41 @@ impl Store {
         hold_until: NaiveDateTime,
     ) -> Result<Vec<Claimed>, StoreError> {
         let at = now();
-        let rows: Vec<ClaimRow> = self.conn.immediate_transaction(|conn| {
-            let mut query = notifications::table
-                .filter(notifications::status.eq(QUEUED))
-                .filter(
-                    notifications::claimed_until
-                        .is_null()
-                        .or(notifications::claimed_until.le(at)),
-                )
-                .into_boxed();
-            if due == Due::ByBackoff {
-                query = query.filter(notifications::next_attempt_at.le(at));
+        // A notification waiting out its backoff is due only when asked for all queued ones.
+        let due_by = match due {
+            Due::ByBackoff => at,
+            // NOTE: a date both backends store and compare as dates (SQLite keeps text).
+            Due::IgnoringBackoff => chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|day| day.and_hms_opt(0, 0, 0))
+                .expect("a valid date"),
+        };
+        // NOTE: a claim is its own short transaction without the store's write lock; on
+        // PostgreSQL the rows are locked as they are chosen, and rows another daemon's
+        // dispatcher is claiming right now are skipped rather than waited for (SQLite has
+        // one writer at a time anyway).
+        let rows: Vec<ClaimRow> = self.conn.row_transaction(|conn| {
+            macro_rules! due_ids {
+                () => {
+                    notifications::table
+                        .filter(notifications::status.eq(QUEUED))
+                        .filter(
+                            notifications::claimed_until
+                                .is_null()
+                                .or(notifications::claimed_until.le(at)),
+                        )
+                        .filter(notifications::next_attempt_at.le(due_by))
+                        .order((
+                            notifications::next_attempt_at.asc(),
+                            notifications::id.asc(),
+                        ))
+                        .limit(limit)
+                        .select(notifications::id)
+                };
             }
-            let ids: Vec<i64> = query
-                .order((
-                    notifications::next_attempt_at.asc(),
-                    notifications::id.asc(),
-                ))
-                .limit(limit)
-                .select(notifications::id)
-                .load(conn)?;
+            let ids: Vec<i64> = match conn {
+                AnyConnection::Postgres(c) => due_ids!().for_update().skip_locked().load(c)?,
+                AnyConnection::Sqlite(c) => due_ids!().load(c)?,
+            };
             diesel::update(notifications::table.filter(notifications::id.eq_any(&ids)))
                 .set((
                     notifications::attempts.eq(notifications::attempts + 1),
@@ -204,7 +219,7 @@ impl Store {
         let at = now();
         let row = notifications::table.find(claimed.id);
         let to = claimed.recipients.join(", ");
-        self.conn.immediate_transaction(|conn| {
+        self.conn.write_transaction(|conn| {
             match attempt {
                 Attempt::Sent { reply } => {
                     diesel::update(row)

@@ -69,6 +69,7 @@ mod tests {
             port: 5433,
             database: "intake db".into(),
             sslmode: SslMode::VerifyFull,
+            password: None,
         };
         assert_eq!(
             conninfo(&url, Some(r"pa\ss' word")),

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel::sqlite::SqliteConnection;
 
+use super::StoreError;
 use super::url::StorageUrl;
-use super::{StoreError, postgres};
 
 /// What the database said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +25,13 @@ struct Version {
     version: String,
 }
 
-/// Asks the database at `url` a query that reads it. `password` is the PostgreSQL
-/// password read from `[storage]` (none for SQLite, or a server that asks for none).
-pub fn answers(url: &StorageUrl, password: Option<&str>) -> Result<Answer, StoreError> {
+/// Asks the database at `url` a query that reads it (for PostgreSQL with the password its
+/// `[storage]` names).
+pub fn answers(url: &StorageUrl) -> Result<Answer, StoreError> {
     match url {
         StorageUrl::Sqlite(path) => sqlite_answers(path, url),
-        StorageUrl::Postgres(pg) => {
-            let mut conn =
-                postgres::connect_postgres(pg, password).map_err(|e| connect_error(url, e))?;
+        StorageUrl::Postgres(_) => {
+            let mut conn = super::connect(url)?;
             let version: Version =
                 diesel::sql_query("SELECT current_setting('server_version') AS version")
                     .get_result(&mut conn)?;

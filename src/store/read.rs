@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use crate::store::MultiBackend;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -372,7 +372,7 @@ impl PagePosition {
 }
 
 /// The records `filter` selects (its limit and offset aside), unordered.
-fn filtered(filter: &RecordFilter) -> records::BoxedQuery<'_, Sqlite> {
+fn filtered(filter: &RecordFilter) -> records::BoxedQuery<'_, MultiBackend> {
     let mut query = records::table.into_boxed();
     if let Some(queue) = &filter.queue {
         query = query.filter(records::queue.eq(queue));

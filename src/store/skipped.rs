@@ -4,8 +4,10 @@
 //! batch's commit, outside its transaction.
 
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 
 use super::insert::now;
+use super::on_backend;
 use super::schema::skipped_messages;
 use super::{Store, StoreError};
 
@@ -46,9 +48,15 @@ impl Store {
                         )
                     })
                     .collect();
-                diesel::replace_into(skipped_messages::table)
-                    .values(rows)
-                    .execute(conn)?;
+                on_backend!(&mut *conn, c => diesel::insert_into(skipped_messages::table)
+                    .values(&rows)
+                    .on_conflict((skipped_messages::collector, skipped_messages::source_key))
+                    .do_update()
+                    .set((
+                        skipped_messages::rules.eq(excluded(skipped_messages::rules)),
+                        skipped_messages::skipped_at.eq(excluded(skipped_messages::skipped_at)),
+                    ))
+                    .execute(c))?;
             }
             Ok::<_, diesel::result::Error>(())
         })?;

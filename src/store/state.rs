@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+
+use super::on_backend;
 use diesel::upsert::excluded;
 use serde::Serialize;
 
@@ -58,14 +60,14 @@ pub enum RunOutcome<'a> {
 
 impl Store {
     fn ensure_state_row(&mut self, collector: &str) -> QueryResult<()> {
-        diesel::insert_into(collector_state::table)
+        on_backend!(&mut self.conn, c => diesel::insert_into(collector_state::table)
             .values((
                 collector_state::collector.eq(collector),
                 collector_state::updated_at.eq(now()),
             ))
             .on_conflict(collector_state::collector)
             .do_nothing()
-            .execute(&mut self.conn)?;
+            .execute(c))?;
         Ok(())
     }
 
@@ -96,7 +98,7 @@ impl Store {
         uidvalidity: u32,
         last_uid: u32,
     ) -> Result<(), StoreError> {
-        diesel::insert_into(collector_state::table)
+        on_backend!(&mut self.conn, c => diesel::insert_into(collector_state::table)
             .values((
                 collector_state::collector.eq(collector),
                 collector_state::uidvalidity.eq(i64::from(uidvalidity)),
@@ -110,7 +112,7 @@ impl Store {
                 collector_state::last_uid.eq(excluded(collector_state::last_uid)),
                 collector_state::updated_at.eq(excluded(collector_state::updated_at)),
             ))
-            .execute(&mut self.conn)?;
+            .execute(c))?;
         Ok(())
     }
 
@@ -171,8 +173,10 @@ impl Store {
         diesel::update(collector_state::table.find(collector))
             .filter(
                 collector_state::mode
-                    .is_not(mode)
-                    .or(collector_state::fallbacks.is_not(&fallbacks)),
+                    .is_null()
+                    .or(collector_state::mode.ne(mode))
+                    .or(collector_state::fallbacks.is_null())
+                    .or(collector_state::fallbacks.ne(&fallbacks)),
             )
             .set((
                 collector_state::mode.eq(mode),

@@ -30,7 +30,7 @@ pub struct ApiToken {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = api_tokens)]
-#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(check_for_backend(crate::store::MultiBackend))]
 struct TokenRow {
     id: i64,
     name: String,

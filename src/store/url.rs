@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// PostgreSQL's port when the URL gives none.
 pub const DEFAULT_POSTGRES_PORT: u16 = 5432;
 
@@ -34,6 +36,10 @@ pub struct PostgresUrl {
     pub port: u16,
     pub database: String,
     pub sslmode: SslMode,
+    /// Where the password is read when connecting (`[storage] password-env` /
+    /// `password-file`); none when the server asks for none, or libpq finds it itself
+    /// (`PGPASSWORD`, `~/.pgpass`).
+    pub password: Option<Secret>,
 }
 
 /// libpq's `sslmode`: whether TLS is used, and how far the server's certificate is checked.
@@ -160,6 +166,7 @@ impl PostgresUrl {
             port,
             database: part(database, "a database name")?,
             sslmode: SslMode::default(),
+            password: None,
         })
     }
 }
@@ -217,6 +224,7 @@ mod tests {
             port,
             database: database.into(),
             sslmode: SslMode::Prefer,
+            password: None,
         })
     }
 

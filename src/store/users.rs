@@ -9,7 +9,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
 use super::schema::{sessions, user_queues, users};
-use super::{Store, StoreError, insert::now, read::as_utc};
+use super::{AnyConnection, Store, StoreError, insert::now, on_backend, read::as_utc};
 use crate::domain::Role;
 
 /// A user as `users list` shows it (no password hash).
@@ -54,7 +54,7 @@ impl Store {
         password_hash: &str,
         queues: &[String],
     ) -> Result<(), StoreError> {
-        self.conn.immediate_transaction(|conn| {
+        self.conn.write_transaction(|conn| {
             let id: i64 = diesel::insert_into(users::table)
                 .values((
                     users::name.eq(name),
@@ -72,9 +72,10 @@ impl Store {
                     other => StoreError::Query(other),
                 })?;
             for queue in queues {
-                diesel::insert_or_ignore_into(user_queues::table)
+                on_backend!(&mut *conn, c => diesel::insert_into(user_queues::table)
                     .values((user_queues::user_id.eq(id), user_queues::queue.eq(queue)))
-                    .execute(conn)?;
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
             }
             Ok(())
         })
@@ -102,9 +103,9 @@ impl Store {
     fn update_user(
         &mut self,
         name: &str,
-        change: impl FnOnce(&mut SqliteConnection, i64) -> QueryResult<usize>,
+        change: impl FnOnce(&mut AnyConnection, i64) -> QueryResult<usize>,
     ) -> Result<bool, StoreError> {
-        Ok(self.conn.immediate_transaction(|conn| {
+        Ok(self.conn.write_transaction(|conn| {
             let Some(id) = users::table
                 .filter(users::name.eq(name))
                 .select(users::id)

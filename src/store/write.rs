@@ -1,7 +1,7 @@
 //! Writing: a batch of decoded messages committed in one transaction.
 
+use crate::store::AnyConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 
 use std::collections::HashMap;
 
@@ -96,7 +96,7 @@ impl Store {
     ) -> Result<Vec<Committed>, StoreError> {
         let ids = &mut self.ids;
         let rules = &self.notify;
-        let result = self.conn.immediate_transaction(|conn| {
+        let result = self.conn.write_transaction(|conn| {
             let fingerprints: Vec<String> = items
                 .iter()
                 .map(|item| item.envelope.fingerprint.to_string())
@@ -168,7 +168,7 @@ impl Ledger {
     /// the acknowledgement), or the same content under another position (a copy delivered
     /// twice).
     fn load(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         collector: &str,
         items: &[Incoming],
         fingerprints: &[String],
@@ -245,7 +245,7 @@ struct Batch<'a> {
 }
 
 fn commit_one<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &mut IdCache,
     rules: &NotifyRules,
     ledger: &mut Ledger,
@@ -339,7 +339,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let ids = &mut self.ids;
         let rules = &self.notify;
-        let result = self.conn.immediate_transaction(|conn| {
+        let result = self.conn.write_transaction(|conn| {
             let collector: String = quarantine::table
                 .find(quarantine_id)
                 .select(quarantine::collector)
@@ -393,7 +393,7 @@ impl Store {
     /// Marks an open quarantine entry dismissed; its bytes and reason stay. An entry that is
     /// not open (released, or dismissed already) is refused.
     pub fn dismiss_quarantine(&mut self, quarantine_id: i64) -> Result<(), StoreError> {
-        self.conn.immediate_transaction(|conn| {
+        self.conn.write_transaction(|conn| {
             let status: String = quarantine::table
                 .find(quarantine_id)
                 .select(quarantine::status)

@@ -2,11 +2,12 @@
 //! it once it is committed. The config reads `[collector.imap]` and `[collector.after]` into
 //! these; the source takes them as they are and never reads the config itself.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use crate::secret::Secret;
 
 /// An IMAP mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,38 +40,6 @@ pub enum TlsMode {
     Starttls,
     /// No TLS: only to a loopback host, or with `allow-insecure = true`.
     None,
-}
-
-/// A secret given by reference, never inline.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    /// The value of an environment variable.
-    Env(String),
-    /// The contents of a file (trailing newline removed), e.g. a systemd credential.
-    File(PathBuf),
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Env(name) => write!(f, "Secret::Env({name})"),
-            Secret::File(path) => write!(f, "Secret::File({})", path.display()),
-        }
-    }
-}
-
-impl Secret {
-    /// Reads the secret now (at connect time, so a rotated credential is picked up).
-    pub fn read(&self) -> Result<String, String> {
-        match self {
-            Secret::Env(name) => {
-                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
-            }
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| format!("cannot read password file {}: {e}", path.display())),
-        }
-    }
 }
 
 /// What happens to a message once it is stored.
