@@ -32,6 +32,13 @@ pub(crate) use on_backend;
 /// shared by all daemons; this one spells "mailintk").
 const WRITE_LOCK_KEY: i64 = 0x6d61_696c_696e_746b;
 
+/// Whether a PostgreSQL transaction takes the store's write lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteLock {
+    Take,
+    Leave,
+}
+
 impl AnyConnection {
     /// Runs `body` in a transaction that holds the database's write lock from its first
     /// statement, so writers run one after another, as the store's logic assumes: the
@@ -48,20 +55,7 @@ impl AnyConnection {
         F: FnOnce(&mut AnyConnection) -> Result<T, E>,
         E: From<diesel::result::Error>,
     {
-        match self {
-            AnyConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-            }
-            AnyConnection::Postgres(c) => {
-                AnsiTransactionManager::begin_transaction(c)?;
-                if let Err(e) =
-                    c.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
-                {
-                    let _ = AnsiTransactionManager::rollback_transaction(c);
-                    return Err(e.into());
-                }
-            }
-        }
+        self.begin(WriteLock::Take)?;
         self.finish_transaction(body)
     }
 
@@ -74,13 +68,26 @@ impl AnyConnection {
         F: FnOnce(&mut AnyConnection) -> Result<T, E>,
         E: From<diesel::result::Error>,
     {
+        self.begin(WriteLock::Leave)?;
+        self.finish_transaction(body)
+    }
+
+    fn begin(&mut self, lock: WriteLock) -> QueryResult<()> {
         match self {
             AnyConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
             }
-            AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+            AnyConnection::Postgres(c) => {
+                AnsiTransactionManager::begin_transaction(c)?;
+                if lock == WriteLock::Leave {
+                    return Ok(());
+                }
+                c.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
+                    .inspect_err(|_| {
+                        let _ = AnsiTransactionManager::rollback_transaction(c);
+                    })
+            }
         }
-        self.finish_transaction(body)
     }
 
     /// Runs `body` in the transaction just begun; commits on `Ok`, rolls back on `Err`
