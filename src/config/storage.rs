@@ -11,6 +11,7 @@ use super::collector::Probe;
 use super::endpoint::Endpoint;
 use super::error::{ConfigError, ErrorSite};
 use super::keyword::{Choice, pick};
+use crate::source::imap::add_ca_file;
 use crate::store::{SslMode, StorageUrl};
 
 /// `[storage]` as written.
@@ -27,8 +28,12 @@ pub(super) struct RawStorage {
     password_env: Option<Spanned<String>>,
     /// PostgreSQL: file holding the password; relative to the config's folder.
     password_file: Option<Spanned<String>>,
-    /// PostgreSQL: libpq's sslmode, `disable` .. `verify-full`. Default: `prefer`.
+    /// PostgreSQL: `verify-if-offered` or libpq's sslmode, `disable` .. `verify-full`.
+    /// Default: `verify-if-offered`.
     sslmode: Option<Spanned<Choice<SslMode>>>,
+    /// PostgreSQL: PEM file of the CAs that sign the server's certificate; relative to the
+    /// config's folder. Default: `~/.postgresql/root.crt` if present, else the system's CAs.
+    ca_file: Option<Spanned<String>>,
     /// How long a daemon's hold on a collector lasts without renewal (seconds, 2..=3600).
     /// Default: [`DEFAULT_LEASE_SECS`].
     lease_secs: Option<Spanned<i64>>,
@@ -82,6 +87,7 @@ impl RawStorage {
         match &mut url {
             StorageUrl::Postgres(pg) => {
                 pg.password = password.clone();
+                pg.ca_file = self.ca_file.as_ref().map(|file| base.join(file.get_ref()));
                 if let Some(mode) = &self.sslmode {
                     pg.sslmode = pick(site, mode, "storage.sslmode", "sslmode")?;
                 }
@@ -97,6 +103,7 @@ impl RawStorage {
                         "storage.password-file",
                     ),
                     (self.sslmode.as_ref().map(Spanned::span), "storage.sslmode"),
+                    (self.ca_file.as_ref().map(Spanned::span), "storage.ca-file"),
                 ];
                 if let Some((Some(span), key)) =
                     postgres_only.into_iter().find(|(s, _)| s.is_some())
@@ -118,6 +125,12 @@ impl RawStorage {
             && let Err(e) = secret.read()
         {
             return Err(site.at(span, key, e));
+        }
+        if let (Probe::Sources, Some(file), StorageUrl::Postgres(pg)) = (probe, &self.ca_file, &url)
+            && let Some(path) = &pg.ca_file
+        {
+            add_ca_file(&mut rustls::RootCertStore::empty(), path)
+                .map_err(|e| site.at(file.span(), "storage.ca-file", e.to_string()))?;
         }
         let lease = match &self.lease_secs {
             None => Duration::from_secs(DEFAULT_LEASE_SECS),

@@ -307,7 +307,11 @@ fn postgres_storage_takes_its_password_by_reference_and_an_sslmode() {
         panic!()
     };
     assert_eq!(pg.password, Some(Secret::Env("MI_DB_PASSWORD".into())));
-    assert_eq!(pg.sslmode, crate::store::SslMode::Prefer, "libpq's default");
+    assert_eq!(
+        pg.sslmode,
+        crate::store::SslMode::VerifyIfOffered,
+        "verified TLS whenever the server offers it"
+    );
     assert_eq!(
         load(GOOD).unwrap().storage_lease,
         std::time::Duration::from_secs(15)
@@ -325,7 +329,7 @@ fn storage_keys_errors_name_file_line_and_key() {
     );
     assert_eq!(
         error_text(&postgres_storage("sslmode = \"sometimes\"")),
-        "/etc/mi/collectors.toml:4:11: storage.sslmode: unknown sslmode `sometimes`; expected disable, allow, prefer, require, verify-ca or verify-full"
+        "/etc/mi/collectors.toml:4:11: storage.sslmode: unknown sslmode `sometimes`; expected verify-if-offered, disable, allow, prefer, require, verify-ca or verify-full"
     );
     assert_eq!(
         error_text(&postgres_storage(

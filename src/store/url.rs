@@ -40,18 +40,26 @@ pub struct PostgresUrl {
     /// `password-file`); none when the server asks for none, or libpq finds it itself
     /// (`PGPASSWORD`, `~/.pgpass`).
     pub password: Option<Secret>,
+    /// The CA certificates (PEM) the server's certificate is checked against
+    /// (`[storage] ca-file`); default: `~/.postgresql/root.crt` when it exists, else the
+    /// system's bundle.
+    pub ca_file: Option<PathBuf>,
 }
 
-/// libpq's `sslmode`: whether TLS is used, and how far the server's certificate is checked.
-/// NOTE: only `verify-ca` and `verify-full` check the certificate (libpq reads the CAs from
-/// `~/.postgresql/root.crt`); `prefer`, libpq's default and ours, takes TLS when the server
-/// offers it, unverified, and falls back to clear text.
+/// Whether TLS is used, and how far the server's certificate is checked: libpq's `sslmode`
+/// words, and ours as the default.
+/// NOTE: of libpq's own modes only `verify-ca` and `verify-full` check the certificate;
+/// `prefer`, libpq's default, takes TLS when the server offers it but accepts any
+/// certificate. Ours, `verify-if-offered`, verifies the certificate and the host name
+/// whenever the server speaks TLS, and uses clear text only with a server that offers no
+/// TLS at all (a local server, typically).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
+    #[default]
+    VerifyIfOffered,
     Disable,
     Allow,
-    #[default]
     Prefer,
     Require,
     VerifyCa,
@@ -59,9 +67,10 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    /// The word libpq (and the config) uses.
+    /// The word the config uses.
     pub fn as_str(self) -> &'static str {
         match self {
+            SslMode::VerifyIfOffered => "verify-if-offered",
             SslMode::Disable => "disable",
             SslMode::Allow => "allow",
             SslMode::Prefer => "prefer",
@@ -69,6 +78,14 @@ impl SslMode {
             SslMode::VerifyCa => "verify-ca",
             SslMode::VerifyFull => "verify-full",
         }
+    }
+
+    /// Whether the server's certificate is checked when TLS is used.
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            SslMode::VerifyIfOffered | SslMode::VerifyCa | SslMode::VerifyFull
+        )
     }
 }
 
@@ -167,6 +184,7 @@ impl PostgresUrl {
             database: part(database, "a database name")?,
             sslmode: SslMode::default(),
             password: None,
+            ca_file: None,
         })
     }
 }
@@ -223,8 +241,9 @@ mod tests {
             host: host.into(),
             port,
             database: database.into(),
-            sslmode: SslMode::Prefer,
+            sslmode: SslMode::VerifyIfOffered,
             password: None,
+            ca_file: None,
         })
     }
 

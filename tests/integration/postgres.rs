@@ -732,8 +732,9 @@ fn the_sample_mail_is_stored_in_postgres_as_in_sqlite() {
     let sqlite = sandbox_storing_in("url = \"sqlite://data/mailintake.db\"\n");
     deliver_samples(&sqlite);
     let db = Postgres::shared().fresh_database();
+    // No sslmode: the default verifies TLS when offered, and this server offers none.
     let postgres = sandbox_storing_in(&format!(
-        "url = \"{}\"\npassword-env = \"MAILINTAKE_TEST_DB_PASSWORD\"\nsslmode = \"disable\"\n",
+        "url = \"{}\"\npassword-env = \"MAILINTAKE_TEST_DB_PASSWORD\"\n",
         db.url
     ));
     deliver_samples(&postgres);
@@ -772,6 +773,62 @@ fn the_sample_mail_is_stored_in_postgres_as_in_sqlite() {
         .unwrap();
     assert!(again.status.success(), "{}", output_text(&again));
     assert_eq!(json(&postgres), stored);
+}
+
+/// `check` against `server` with these `[storage]` lines (after url and password-env).
+fn check_with(server: &Postgres, storage: &str) -> (bool, String) {
+    let db = server.fresh_database();
+    let sandbox = sandbox_storing_in(&format!(
+        "url = \"{}\"\npassword-env = \"MAILINTAKE_TEST_DB_PASSWORD\"\n{storage}",
+        db.url
+    ));
+    let out = sandbox
+        .command(&["check"])
+        .env("MAILINTAKE_TEST_DB_PASSWORD", &db.password)
+        .output()
+        .unwrap();
+    (out.status.success(), output_text(&out))
+}
+
+#[test]
+fn tls_is_verified_whenever_the_server_offers_it() {
+    let server = Postgres::start(PostgresOptions {
+        tls: true,
+        ..PostgresOptions::default()
+    });
+    // The default mode meets a TLS server whose CA it does not know: refused, not
+    // downgraded to an unverified or clear-text connection.
+    let (ok, text) = check_with(&server, "");
+    assert!(!ok, "{text}");
+    assert!(text.contains("certificate verify failed"), "{text}");
+    assert!(!server.log().contains("SSL enabled"), "{}", server.log());
+
+    // With the CA that signed the server's certificate: TLS, verified.
+    let (ok, text) = check_with(
+        &server,
+        &format!("ca-file = \"{}\"\n", server.ca_file().display()),
+    );
+    assert!(ok, "{text}");
+    assert!(
+        server.log().lines().any(
+            |line| line.contains("connection authorized: user=mailintake")
+                && line.contains("SSL enabled")
+        ),
+        "{}",
+        server.log()
+    );
+
+    // `prefer` takes the same connection without checking the certificate.
+    let (ok, text) = check_with(&server, "sslmode = \"prefer\"\n");
+    assert!(ok, "{text}");
+
+    // A server offering no TLS: clear text by default, refused by verify-full.
+    let plain = Postgres::shared();
+    let (ok, text) = check_with(plain, "");
+    assert!(ok, "{text}");
+    let (ok, text) = check_with(plain, "sslmode = \"verify-full\"\n");
+    assert!(!ok, "{text}");
+    assert!(text.contains("server does not support SSL"), "{text}");
 }
 
 #[test]

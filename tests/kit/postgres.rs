@@ -36,6 +36,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::dovecot::make_certificates;
 use super::imap_server::{check_traversable, free_ports, random_hex, run_ok};
 
 /// The superuser every harness creates (its name is also its TCP login).
@@ -50,6 +51,9 @@ pub struct PostgresOptions {
     /// false (tests): `fsync = off`. true (benchmarks): PostgreSQL's defaults, so commits
     /// reach the disk as they would in production.
     pub durable: bool,
+    /// true: the server speaks TLS with a certificate for `127.0.0.1` signed by a private CA
+    /// ([`Postgres::ca_file`]), and logs each connection (with its TLS version).
+    pub tls: bool,
 }
 
 /// A running PostgreSQL server. One made by [`Postgres::start`] is stopped on drop; the
@@ -62,6 +66,7 @@ pub struct Postgres {
     log_file: PathBuf,
     /// The postmaster's pid, which the watcher and `drop` signal.
     pid: u32,
+    ca_file: Option<PathBuf>,
     // Last field: removed after `drop` has stopped the server.
     dir: tempfile::TempDir,
 }
@@ -124,11 +129,27 @@ impl Postgres {
         );
         fs::remove_file(&password_file).unwrap();
 
+        let tls = options.tls.then(|| {
+            let folder = base.join("tls");
+            fs::create_dir_all(&folder).unwrap();
+            let ca = make_certificates(&folder);
+            let key = folder.join("server.key");
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+            give_to_server_user(&key);
+            (ca, folder)
+        });
         let log_file = log_dir.join("postgres.log");
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
             let [port] = free_ports::<1>();
-            let settings = server_settings(port, &socket_dir, options);
+            let mut settings = server_settings(port, &socket_dir, options);
+            if let Some((_, folder)) = &tls {
+                settings += &format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+                    folder.join("server.pem").display(),
+                    folder.join("server.key").display()
+                );
+            }
             let started = as_server_user(&bin.join("pg_ctl"))
                 .arg("start")
                 .args(["--wait", "--timeout", "60", "--silent"])
@@ -149,6 +170,7 @@ impl Postgres {
                     socket_dir,
                     log_file,
                     pid,
+                    ca_file: tls.map(|(ca, _)| ca),
                     dir,
                 };
             }
@@ -212,6 +234,11 @@ impl Postgres {
     /// The loopback TCP port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The private CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> &Path {
+        self.ca_file.as_deref().expect("started with tls: true")
     }
 
     /// The temp folder holding the server's data, socket and log.
