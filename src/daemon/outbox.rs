@@ -52,6 +52,7 @@ pub(super) async fn run(
                 Ok(None) => LOOK_AGAIN,
                 Err(e) => {
                     error!(error = %e, "cannot read the outbox");
+                    blocking(|| store.heal());
                     LOOK_AGAIN
                 }
             },
@@ -61,6 +62,7 @@ pub(super) async fn run(
             }
             Err(e) => {
                 error!(error = %e, "sending notifications failed");
+                blocking(|| store.heal());
                 LOOK_AGAIN
             }
         };

@@ -274,6 +274,8 @@ pub struct Store {
     home: Option<integrity::Home>,
     /// The `[[notify]]` rules whose notifications each change writes in its transaction.
     notify: Arc<NotifyRules>,
+    /// Where the connection goes, for [`Store::heal`].
+    url: StorageUrl,
 }
 
 impl Store {
@@ -318,6 +320,29 @@ impl Store {
                 StorageUrl::Postgres(_) => None,
             },
             notify: Arc::default(),
+            url: url.clone(),
         })
+    }
+
+    /// After an error: if the connection to a PostgreSQL server is gone (the server
+    /// restarted, the network dropped it), opens a new one, so a long-lived store (the review
+    /// page's, the notification dispatcher's) works again from the next call. Returns
+    /// whether it reconnected. A SQLite connection is never lost this way.
+    pub fn heal(&mut self) -> bool {
+        if !self.conn.is_postgres() || self.conn.batch_execute("SELECT 1").is_ok() {
+            return false;
+        }
+        match connect(&self.url) {
+            Ok(conn) => {
+                tracing::info!(database = %self.url, "reconnected to the database");
+                self.conn = conn;
+                self.ids.clear();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(database = %self.url, error = %e, "cannot reconnect to the database yet");
+                false
+            }
+        }
     }
 }

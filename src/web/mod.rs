@@ -93,7 +93,11 @@ impl AppState {
                 .store
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut store)
+            let result = work(&mut store);
+            if result.is_err() {
+                store.heal();
+            }
+            result
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?

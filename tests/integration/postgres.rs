@@ -23,8 +23,9 @@ use diesel_migrations::MigrationHarness;
 use mailintake::store::{POSTGRES_MIGRATIONS, StorageUrl, Store};
 
 use crate::kit::postgres::{Postgres, PostgresOptions};
-use crate::kit::process::wait_until;
+use crate::kit::process::{Daemon, wait_until};
 use crate::kit::sandbox::{Sandbox, repo};
+use crate::kit::web::{Client, logged_address};
 
 /// The table diesel keeps its migration versions in: not part of the schema compared.
 const DIESEL_TABLE: &str = "__diesel_schema_migrations";
@@ -829,6 +830,58 @@ fn tls_is_verified_whenever_the_server_offers_it() {
     let (ok, text) = check_with(plain, "sslmode = \"verify-full\"\n");
     assert!(!ok, "{text}");
     assert!(text.contains("server does not support SSL"), "{text}");
+}
+
+#[test]
+fn the_review_page_answers_again_after_the_database_restarts() {
+    let server = Postgres::start(PostgresOptions::default());
+    let db = server.fresh_database();
+    let sandbox = sandbox_storing_in(&format!(
+        "url = \"{}\"\npassword-env = \"MAILINTAKE_TEST_DB_PASSWORD\"\n",
+        db.url
+    ));
+    let log = sandbox.path("daemon.log");
+    let mut daemon = Daemon::spawn(
+        sandbox
+            .command(&["serve"])
+            .env("MAILINTAKE_TEST_DB_PASSWORD", &db.password)
+            .env("MAILINTAKE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap()),
+    );
+    let mut client = Client::new(logged_address(&log).parse().unwrap());
+    let healthz = |client: &mut Client| client.get("/healthz").status;
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || match healthz(&mut client) {
+            200 => Ok(()),
+            other => Err(format!("healthz {other}")),
+        },
+    );
+
+    server.restart();
+    // The page's connection was cut: the first request may fail, later ones must not.
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || match healthz(&mut client) {
+            200 => Ok(()),
+            other => Err(format!(
+                "healthz {other}; log: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            )),
+        },
+    );
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap()
+            .contains("reconnected to the database"),
+        "{}",
+        fs::read_to_string(&log).unwrap()
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(20)).success());
 }
 
 #[test]
