@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::kit::postgres::Postgres;
 use crate::kit::process::wait_until;
 use crate::kit::sandbox::{HTTP_SECTION, Sandbox, success_json};
 use crate::kit::smtp::SmtpServer;
@@ -511,16 +512,14 @@ fn tokens_collectors_methods_and_sizes_are_checked_in_order_with_json_errors() {
     assert!(route["responses"]["422"].is_object(), "{document}");
 }
 
-#[test]
-fn a_hundred_concurrent_requests_with_fifty_keys_make_fifty_records() {
-    let sandbox = sandbox("");
-    let shop = token(&sandbox, &["--name", "shop-site", "--collector", "orders"]);
-    let served = Served::start(&sandbox);
-
+/// 100 concurrent requests with 50 keys, spread over `servers` in turn: exactly 50 records,
+/// each key answered with one id, 50 created and 50 duplicates.
+fn fifty_keys_make_fifty_records(sandbox: &Sandbox, servers: &[Served]) {
+    let shop = token(sandbox, &["--name", "shop-site", "--collector", "orders"]);
     let answers: Vec<(String, u16, i64)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..100)
             .map(|i| {
-                let (served, shop) = (&served, &shop);
+                let (served, shop) = (&servers[i % servers.len()], &shop);
                 scope.spawn(move || {
                     let key = format!("order-{}", i % 50);
                     // Every request a body of its own: only the key makes duplicates here.
@@ -554,6 +553,29 @@ fn a_hundred_concurrent_requests_with_fifty_keys_make_fifty_records() {
     let stored: BTreeSet<i64> = records.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     let answered: BTreeSet<i64> = by_key.values().flatten().copied().collect();
     assert_eq!(stored, answered);
+}
+
+#[test]
+fn a_hundred_concurrent_requests_with_fifty_keys_make_fifty_records() {
+    let sandbox = sandbox("");
+    let served = Served::start(&sandbox);
+    fifty_keys_make_fifty_records(&sandbox, &[served]);
+}
+
+#[test]
+fn two_servers_sharing_one_postgres_database_make_one_record_per_key() {
+    let db = Postgres::shared().fresh_database();
+    let sandbox = sandbox("");
+    std::fs::write(sandbox.path("db-password"), &db.password).unwrap();
+    let config = std::fs::read_to_string(sandbox.path("collectors.toml"))
+        .unwrap()
+        .replace(
+            "url = \"sqlite://data/mailintake.db\"\n",
+            &format!("url = \"{}\"\npassword-file = \"db-password\"\n", db.url),
+        );
+    std::fs::write(sandbox.path("collectors.toml"), config).unwrap();
+    let servers = [Served::start(&sandbox), Served::start(&sandbox)];
+    fifty_keys_make_fifty_records(&sandbox, &servers);
 }
 
 /// The review page's address, from the daemon's log.
