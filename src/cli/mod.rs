@@ -13,6 +13,7 @@ mod check;
 mod collect;
 mod collectors;
 mod contacts;
+mod db;
 mod notifications;
 mod parse;
 mod people;
@@ -36,6 +37,7 @@ pub use collect::CollectArgs;
 pub use collectors::CollectorsCommand;
 pub(crate) use collectors::{StatusRow, states_and_damage, status_rows};
 pub use contacts::ContactsCommand;
+pub use db::DbCommand;
 pub use notifications::NotificationsCommand;
 pub use parse::ParseArgs;
 pub use people::PeopleCommand;
@@ -111,6 +113,11 @@ pub enum Command {
     People {
         #[command(subcommand)]
         command: PeopleCommand,
+    },
+    /// The database itself: copy an installation between SQLite and PostgreSQL (no config)
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
     },
 }
 
@@ -225,6 +232,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
         Command::Check => check::run(&Config::load_and_probe(&cli.config_path())?),
+        Command::Db { command } => db::run(command),
     }
 }
 

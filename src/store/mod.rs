@@ -5,6 +5,7 @@
 //! [`AnyConnection`] (see `backend.rs`); each backend has its own migrations.
 
 mod backend;
+mod copy;
 mod insert;
 mod intake;
 mod integrity;
@@ -36,6 +37,7 @@ use crate::domain::UnknownCustomer;
 use crate::notify::rules::NotifyRules;
 pub(crate) use backend::on_backend;
 pub use backend::{AnyConnection, MultiBackend};
+pub use copy::{CopiedTable, CopyError, End, copy_database};
 pub(crate) use insert::{add_event, now};
 pub use intake::{IntakeOrigin, IntakeOutcome, IntakeRequest};
 pub use integrity::{damage_note, open_checked};

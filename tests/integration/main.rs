@@ -16,6 +16,7 @@ mod corpus;
 mod courier;
 mod courier_harness;
 mod daemon;
+mod db_copy;
 mod dovecot_harness;
 mod durable;
 mod formats;
