@@ -42,35 +42,41 @@ pub struct CopyArgs {
     /// Environment variable holding the password of the --to PostgreSQL database
     #[arg(long, value_name = "VAR")]
     to_password_env: Option<String>,
-    /// libpq's sslmode for the PostgreSQL end(s): disable, allow, prefer, require,
-    /// verify-ca, verify-full
-    #[arg(long, value_name = "MODE", value_parser = parse_sslmode, default_value = "prefer")]
+    /// TLS for the PostgreSQL end(s), as `[storage] sslmode`: verify-if-offered (the
+    /// certificate verified whenever the server speaks TLS), or libpq's disable, allow,
+    /// prefer, require, verify-ca, verify-full
+    #[arg(long, value_name = "MODE", value_parser = parse_sslmode, default_value = "verify-if-offered")]
     sslmode: SslMode,
+    /// PEM file of the CAs that sign the PostgreSQL server's certificate (as `[storage]
+    /// ca-file`)
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 fn parse_sslmode(text: &str) -> Result<SslMode, String> {
-    use SslMode::*;
-    [Disable, Allow, Prefer, Require, VerifyCa, VerifyFull]
+    SslMode::ALL
         .into_iter()
         .find(|mode| mode.as_str() == text)
         .ok_or_else(|| {
-            "expected disable, allow, prefer, require, verify-ca or verify-full".to_string()
+            let words: Vec<&str> = SslMode::ALL.iter().map(|mode| mode.as_str()).collect();
+            format!("expected one of {}", words.join(", "))
         })
 }
 
 /// `--from`/`--to` parsed against the current folder, with the password variable and
-/// sslmode for PostgreSQL; `flag` names the option in errors.
+/// TLS settings for PostgreSQL; `flag` names the option in errors.
 fn storage_url(
     flag: &str,
     text: &str,
     password_env: Option<&String>,
-    sslmode: SslMode,
+    args: &CopyArgs,
 ) -> Result<StorageUrl> {
     let cwd = std::env::current_dir().context("the current folder")?;
     let mut url = StorageUrl::parse(text, &cwd).map_err(|e| anyhow!("--{flag}: {e}"))?;
     match (&mut url, password_env) {
         (StorageUrl::Postgres(pg), password) => {
-            pg.sslmode = sslmode;
+            pg.sslmode = args.sslmode;
+            pg.ca_file = args.ca_file.clone();
             pg.password = password.map(|var| Secret::Env(var.clone()));
         }
         (StorageUrl::Sqlite(_), Some(_)) => {
@@ -88,13 +94,8 @@ pub(super) fn run(command: &DbCommand) -> Result<()> {
 }
 
 fn copy(args: &CopyArgs) -> Result<()> {
-    let from = storage_url(
-        "from",
-        &args.from,
-        args.from_password_env.as_ref(),
-        args.sslmode,
-    )?;
-    let to = storage_url("to", &args.to, args.to_password_env.as_ref(), args.sslmode)?;
+    let from = storage_url("from", &args.from, args.from_password_env.as_ref(), args)?;
+    let to = storage_url("to", &args.to, args.to_password_env.as_ref(), args)?;
     let copied = store::copy_database(&from, &to, args.force).map_err(|e| match e {
         CopyError::NotEmpty { .. } => anyhow!("{e}; use --force to replace its content"),
         other => anyhow::Error::new(other),

@@ -20,7 +20,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -73,7 +72,7 @@ fn after_failure(
         return None;
     }
     let delay = chrono::TimeDelta::from_std(settings.retry.after(attempts)).ok()?;
-    Some(Utc::now().naive_utc() + delay)
+    Some(crate::store::now() + delay)
 }
 
 /// Sends the due notifications (`due`) until none is left, `deadline` passes, or `stop` is
@@ -97,7 +96,7 @@ pub async fn dispatch(
         Due::IgnoringBackoff => i64::MAX,
     };
     loop {
-        let hold = Utc::now().naive_utc() + CLAIM;
+        let hold = crate::store::now() + CLAIM;
         let claimed = blocking(|| store.claim_notifications(due, limit, hold))?;
         let full = claimed.len() as i64 == limit;
         let mut rows = claimed.iter();

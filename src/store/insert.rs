@@ -20,8 +20,12 @@ use crate::domain::intake::{self, CounterpartyLink};
 use crate::domain::{EventKind, UnknownCustomer, status};
 use crate::mapping::Record;
 
+/// The time stored with what happens now, to the microsecond: what PostgreSQL's
+/// `TIMESTAMP` keeps, so both backends hold the same values (and `db copy` moves them
+/// unchanged).
 pub(crate) fn now() -> NaiveDateTime {
-    Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    Utc::now().naive_utc().trunc_subsecs(6)
 }
 
 /// Counterparty ids by INN and contact ids by phone digits, learnt from the database, and

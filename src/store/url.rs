@@ -67,6 +67,17 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// Every mode, the default first.
+    pub const ALL: [SslMode; 7] = [
+        SslMode::VerifyIfOffered,
+        SslMode::Disable,
+        SslMode::Allow,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
     /// The word the config uses.
     pub fn as_str(self) -> &'static str {
         match self {
