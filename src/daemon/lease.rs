@@ -159,17 +159,21 @@ impl Keeper {
         self.release();
     }
 
+    /// The collectors whose lease this daemon holds (`held`), or the others.
+    fn collectors(&self, held: bool) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.held.is_some() == held)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     fn tick(&mut self, collectors: &Shutdown) {
         let started = Instant::now();
         if self.renew(started).is_err() || collectors.is_cancelled() {
             return;
         }
-        let free: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.held.is_none())
-            .map(|(name, _)| name.clone())
-            .collect();
+        let free = self.collectors(false);
         let (me, length) = (self.me.clone(), self.length);
         for name in free {
             let Some(store) = self.store() else { return };
@@ -199,12 +203,7 @@ impl Keeper {
     /// Renews the held leases; those another daemon took over, or that could not be renewed
     /// before they ran out, are lost. `Err` when the database did not answer.
     fn renew(&mut self, started: Instant) -> Result<(), ()> {
-        let held: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.held.is_some())
-            .map(|(name, _)| name.clone())
-            .collect();
+        let held = self.collectors(true);
         let (me, length) = (self.me.clone(), self.length);
         let renewed = match self.store() {
             Some(store) => blocking(|| store.renew_leases(&held, &me, length))
@@ -257,12 +256,7 @@ impl Keeper {
 
     /// Gives back every held lease (graceful stop: the collectors have finished).
     fn release(&mut self) {
-        let held: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.held.is_some())
-            .map(|(name, _)| name.clone())
-            .collect();
+        let held = self.collectors(true);
         if held.is_empty() {
             return;
         }
