@@ -29,8 +29,8 @@ pub struct CollectArgs {
     json: bool,
 }
 
-/// Runs `collect`: one pass of the chosen collectors; fails if any of them failed, or if
-/// every one was skipped because a daemon holds its lease.
+/// Runs `collect`: one pass of the chosen collectors; fails if any of them failed (one
+/// skipped because another process holds its lease did not fail).
 pub(super) fn run(config: &Config, args: &CollectArgs) -> Result<()> {
     collect_once(config, &args.collector, args.json)
 }
@@ -56,10 +56,10 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
         .iter()
         .filter(|c| names.is_empty() || names.contains(&c.name))
         .collect();
-    let mut skipped = 0;
     for &collector in &chosen {
+        // NOTE: a collector another process runs now is not a failure: its mail is being
+        // collected (two `collect` runs started at once both succeed).
         let Some(leases) = leases.take(collector, json)? else {
-            skipped += 1;
             continue;
         };
         // One broken collector does not stop the others; the exit status reports it.
@@ -101,9 +101,6 @@ fn collect_once(config: &Config, names: &[String], json: bool) -> Result<()> {
                 if error.is_some() { "; then failed" } else { "" }
             );
         }
-    }
-    if skipped > 0 && skipped == chosen.len() {
-        bail!("every collector chosen is held by a running daemon: nothing collected");
     }
     if !failures.is_empty() {
         bail!(
@@ -150,6 +147,15 @@ impl Leases {
         };
         match store.acquire_lease(&collector.name, &self.me, self.length)? {
             crate::store::Acquisition::Acquired => Ok(Some(Taken(self))),
+            // NOTE: a holder on this host whose process is gone (a killed `collect`) can
+            // hold nothing: its lease is taken at once rather than after it expires.
+            crate::store::Acquisition::Held(lease)
+                if lease.host == self.me.host
+                    && !std::path::Path::new(&format!("/proc/{}", lease.pid)).exists()
+                    && store.take_over_lease(&lease, &self.me, self.length)? =>
+            {
+                Ok(Some(Taken(self)))
+            }
             crate::store::Acquisition::Held(lease) => {
                 let line = format!(
                     "{}: held by {}:{} until {}, skipped",

@@ -168,4 +168,30 @@ impl Store {
             .select(Lease::as_select())
             .load(&mut self.conn)?)
     }
+
+    /// Takes over `lease` (as read from the table) for `me` whatever its expiry, if it is
+    /// still held by the same holder: for a holder known to be dead. `false` when it changed
+    /// hands meanwhile.
+    pub fn take_over_lease(
+        &mut self,
+        lease: &Lease,
+        me: &LeaseHolder,
+        length: Duration,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let taken = diesel::update(
+            collector_leases::table
+                .find(&lease.collector)
+                .filter(collector_leases::holder.eq(&lease.holder)),
+        )
+        .set((
+            collector_leases::holder.eq(&me.id),
+            collector_leases::host.eq(&me.host),
+            collector_leases::pid.eq(me.pid),
+            collector_leases::acquired_at.eq(at),
+            collector_leases::expires_at.eq(until(at, length)),
+        ))
+        .execute(&mut self.conn)?;
+        Ok(taken == 1)
+    }
 }
