@@ -1,5 +1,5 @@
 //! `mailintake collectors status`: each configured collector's last run, last success, last
-//! error, counts and next run, the mode in use and the server's fallbacks. `collectors probe`
+//! error, counts and next run, the daemon holding it (its lease), the mode in use and the server's fallbacks. `collectors probe`
 //! lives in `probe.rs`.
 
 use anyhow::Result;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::table::{or_dash, print_table};
 use super::{open_store, print_json_sorted_keys};
 use crate::config::{CollectMode, Collector, Config};
-use crate::store::{CollectorState, damage_note};
+use crate::store::{CollectorState, Lease, damage_note};
 
 #[derive(Debug, Subcommand)]
 pub enum CollectorsCommand {
@@ -51,10 +51,24 @@ pub(crate) struct StatusRow<'a> {
     pub(crate) fallbacks: Vec<String>,
     /// When the last run failed: what it had committed before the error.
     pub(crate) last_error_counts: Option<serde_json::Value>,
+    /// The daemon running the collector now (its lease); `null` when none does (never
+    /// leased, released, or expired).
+    pub(crate) holder: Option<Holder<'a>>,
+}
+
+/// Which daemon holds a collector's lease, in `collectors status --json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Holder<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) pid: i64,
 }
 
 impl<'a> StatusRow<'a> {
-    fn new(config: &'a Collector, state: Option<&'a CollectorState>) -> Self {
+    fn new(
+        config: &'a Collector,
+        state: Option<&'a CollectorState>,
+        lease: Option<&'a Lease>,
+    ) -> Self {
         let (collector, queue) = (config.name.as_str(), config.queue.as_str());
         let utc = |at: Option<chrono::NaiveDateTime>| at.map(|t| t.and_utc());
         let configured_mode = match config.mode {
@@ -80,6 +94,10 @@ impl<'a> StatusRow<'a> {
             last_error_counts: state
                 .filter(|s| s.last_error.is_some())
                 .and_then(|s| stored_counts(collector, s.failed_report.as_deref()?)),
+            holder: lease.map(|l| Holder {
+                host: &l.host,
+                pid: l.pid,
+            }),
         }
     }
 }
@@ -93,17 +111,34 @@ fn stored_counts(collector: &str, report: &str) -> Option<serde_json::Value> {
         .filter(|counts: &serde_json::Value| !counts.is_null())
 }
 
-/// Every collector's state. When a process found the database damaged, its note is each
-/// collector's last error (every one has stopped acknowledging), and a database that can no
-/// longer be read shows the collectors without their state rather than failing.
-pub(crate) fn states_and_damage(config: &Config) -> Result<(Vec<CollectorState>, Option<String>)> {
+/// What the database says about the collectors: their state, their running leases, and the
+/// damage note of a database found damaged.
+pub(crate) struct Observed {
+    pub(crate) states: Vec<CollectorState>,
+    pub(crate) leases: Vec<Lease>,
+    pub(crate) damage: Option<String>,
+}
+
+/// Every collector's state and lease. When a process found the database damaged, its note is
+/// each collector's last error (every one has stopped acknowledging), and a database that can
+/// no longer be read shows the collectors without their state rather than failing.
+pub(crate) fn states_and_damage(config: &Config) -> Result<Observed> {
     let damage = damage_note(&config.storage);
-    let states = open_store(config).and_then(|mut store| Ok(store.collector_states()?));
-    match (states, damage) {
-        (Ok(states), damage) => Ok((states, damage)),
+    let read = open_store(config)
+        .and_then(|mut store| Ok((store.collector_states()?, store.running_leases()?)));
+    match (read, damage) {
+        (Ok((states, leases)), damage) => Ok(Observed {
+            states,
+            leases,
+            damage,
+        }),
         (Err(e), Some(damage)) => {
             tracing::warn!(error = %format!("{e:#}"), "cannot read the collectors' state");
-            Ok((Vec::new(), Some(damage)))
+            Ok(Observed {
+                states: Vec::new(),
+                leases: Vec::new(),
+                damage: Some(damage),
+            })
         }
         (Err(e), None) => Err(e),
     }
@@ -115,8 +150,8 @@ pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
         CollectorsCommand::Status { json } => json,
         CollectorsCommand::Probe { name, json } => return super::probe::run(config, name, *json),
     };
-    let (states, damage) = states_and_damage(config)?;
-    let rows = status_rows(config, &states, damage.as_deref());
+    let observed = states_and_damage(config)?;
+    let rows = status_rows(config, &observed);
     if *json {
         return print_json_sorted_keys(&rows);
     }
@@ -127,18 +162,15 @@ pub(super) fn run(config: &Config, command: &CollectorsCommand) -> Result<()> {
 
 /// A row per configured collector, in file order; a damage note stands as every one's last
 /// error.
-pub(crate) fn status_rows<'a>(
-    config: &'a Config,
-    states: &'a [CollectorState],
-    damage: Option<&'a str>,
-) -> Vec<StatusRow<'a>> {
+pub(crate) fn status_rows<'a>(config: &'a Config, observed: &'a Observed) -> Vec<StatusRow<'a>> {
     config
         .collectors
         .iter()
         .map(|c| {
-            let state = states.iter().find(|s| s.collector == c.name);
-            let mut row = StatusRow::new(c, state);
-            if let Some(damage) = damage {
+            let state = observed.states.iter().find(|s| s.collector == c.name);
+            let lease = observed.leases.iter().find(|l| l.collector == c.name);
+            let mut row = StatusRow::new(c, state, lease);
+            if let Some(damage) = observed.damage.as_deref() {
                 row.last_error = Some(damage);
             }
             row
@@ -200,6 +232,9 @@ fn print_status_table(rows: &[StatusRow]) {
                 time(r.last_success),
                 time(r.next_run),
                 counts_text(r.counts.as_ref()),
+                r.holder
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |h| format!("{}:{}", h.host, h.pid)),
                 or_dash(r.last_error),
             ]
         })
@@ -211,6 +246,7 @@ fn print_status_table(rows: &[StatusRow]) {
             "LAST SUCCESS",
             "NEXT RUN",
             "LAST COUNTS",
+            "HOLDER",
             "LAST ERROR",
         ],
         table,

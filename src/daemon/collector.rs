@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{error, warn};
 
+use super::lease::Slot;
 use crate::config::{CollectMode, Collector, NotifyRules, StorageUrl};
 use crate::domain::UnknownCustomer;
 use crate::ingest::{
@@ -293,35 +294,38 @@ pub(super) async fn open_store(url: &StorageUrl, name: &str, stop: &Shutdown) ->
     }
 }
 
-/// One collector's task: opens its store, then [`drive`]s its passes until `stop`.
+/// One collector's task: waits for its lease, opens its store, then [`drive`]s its passes
+/// until the lease is lost (then waits for it again) or `stop`.
 pub(super) async fn run(
     collector: Collector,
     storage: StorageUrl,
     unknown_customer: Option<UnknownCustomer>,
     notify: Arc<NotifyRules>,
     stop: Shutdown,
-    pushed: Arc<Notify>,
+    (mut slot, pushed): (Slot, Arc<Notify>),
     outbox: Arc<Notify>,
 ) {
-    let Some(mut store) = open_store(&storage, &collector.name, &stop).await else {
-        return;
-    };
-    store.set_unknown_customer(unknown_customer.clone());
-    store.set_notify_rules(notify.clone());
-    let cadence = Cadence::of(&collector);
-    let pass = CollectorPass {
-        collector,
-        storage,
-        unknown_customer,
-        notify,
-        store: Some(store),
-        stop: stop.clone(),
-        outbox,
-        held: None,
-        idle_backoff: Backoff::default(),
-        told_no_push: false,
-    };
-    drive(pass, cadence, &stop, &pushed).await;
+    while let Some(held) = slot.held(&stop).await {
+        let Some(mut store) = open_store(&storage, &collector.name, &held).await else {
+            continue;
+        };
+        store.set_unknown_customer(unknown_customer.clone());
+        store.set_notify_rules(notify.clone());
+        let cadence = Cadence::of(&collector);
+        let pass = CollectorPass {
+            collector: collector.clone(),
+            storage: storage.clone(),
+            unknown_customer: unknown_customer.clone(),
+            notify: notify.clone(),
+            store: Some(store),
+            stop: held.clone(),
+            outbox: outbox.clone(),
+            held: None,
+            idle_backoff: Backoff::default(),
+            told_no_push: false,
+        };
+        drive(pass, cadence, &held, &pushed).await;
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! to a token and a channel. Stopping lets the batch in flight commit and acknowledge;
 //! reloading re-reads `collectors.toml` (a broken file is rejected and the running
 //! configuration stays). Beside the collectors one task delivers queued notifications
-//! (`outbox.rs`), woken by passes that stored records. systemd is told READY, RELOADING, STOPPING and pinged for its
+//! (`outbox.rs`), woken by passes that stored records. Several daemons may share one
+//! database: a collector runs only in the daemon that holds its lease (`lease.rs`). systemd is told READY, RELOADING, STOPPING and pinged for its
 //! watchdog (`systemd.rs`).
 
 use std::path::{Path, PathBuf};
@@ -27,10 +28,12 @@ use crate::source::blocking;
 use crate::store;
 
 mod collector;
+mod lease;
 mod outbox;
 mod systemd;
 
 pub use collector::{Backoff, schedule_of};
+pub use lease::{IGNORE_LEASES_ENV, holding, leases_ignored, this_process};
 
 /// How long shutdown waits for passes in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
@@ -72,6 +75,9 @@ impl Signals {
 struct Running {
     stop: Shutdown,
     tasks: JoinSet<()>,
+    /// The lease keeper and the token that makes it release its leases (none when leases
+    /// are ignored).
+    keeper: Option<(Shutdown, tokio::task::JoinHandle<()>)>,
 }
 
 fn start(config: &Config, parent: &Shutdown) -> Running {
@@ -85,24 +91,42 @@ fn start(config: &Config, parent: &Shutdown) -> Running {
         outbox.clone(),
     ));
     // A collector without a mailbox takes its forms over HTTP only: no pass to run.
-    let mailboxes = config
+    let mailboxes: Vec<_> = config
         .collectors
         .iter()
-        .filter(|c| c.source != SourceConfig::HttpOnly);
+        .filter(|c| c.source != SourceConfig::HttpOnly)
+        .collect();
+    let (keeper, mut slots) = if lease::leases_ignored() {
+        (None, Default::default())
+    } else {
+        let names: Vec<String> = mailboxes.iter().map(|c| c.name.clone()).collect();
+        let (keeper, slots) =
+            lease::Keeper::new(&names, config.storage.clone(), config.storage_lease);
+        let release = Shutdown::new();
+        let handle = tokio::spawn(keeper.run(stop.clone(), release.clone()));
+        (Some((release, handle)), slots)
+    };
     for collector in mailboxes {
         let pushed = Arc::new(Notify::new());
+        let slot = slots
+            .remove(&collector.name)
+            .unwrap_or_else(|| lease::Slot::always(&stop));
         tasks.spawn(collector::run(
             collector.clone(),
             config.storage.clone(),
             config.unknown_customer.clone(),
             config.notify.clone(),
             stop.clone(),
-            pushed,
+            (slot, pushed),
             outbox.clone(),
         ));
     }
     info!(collectors = config.collectors.len(), "collectors started");
-    Running { stop, tasks }
+    Running {
+        stop,
+        tasks,
+        keeper,
+    }
 }
 
 impl Running {
@@ -118,6 +142,11 @@ impl Running {
             warn!("collectors did not stop in time; aborting them");
             self.tasks.abort_all();
         }
+        // NOTE: only now, with no batch in flight, may another daemon take the collectors.
+        if let Some((release, keeper)) = self.keeper {
+            release.cancel();
+            let _ = keeper.await;
+        }
     }
 }
 
@@ -129,6 +158,11 @@ pub async fn run(config_path: PathBuf, config: Config, signals: Signals) -> Resu
         mut reload,
     } = signals;
     check_database(&config.storage)?;
+    if lease::leases_ignored() {
+        warn!(
+            "{IGNORE_LEASES_ENV}=1: every collector runs here without a lease, whatever other daemons run (for tests and emergencies only)"
+        );
+    }
     let mut running = start(&config, &shutdown);
     systemd::notify(&[NotifyState::Ready, NotifyState::Status("collecting")]);
     let watchdog = tokio::spawn(systemd::watchdog());

@@ -289,3 +289,14 @@ diesel::table! {
 diesel::joinable!(http_intake_bodies -> http_intake (intake_id));
 diesel::joinable!(http_intake -> quarantine (quarantine_id));
 diesel::allow_tables_to_appear_in_same_query!(http_intake, http_intake_bodies, quarantine);
+
+diesel::table! {
+    collector_leases (collector) {
+        collector -> Text,
+        holder -> Text,
+        host -> Text,
+        pid -> BigInt,
+        acquired_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

@@ -47,13 +47,13 @@ pub(super) async fn page(
     current: CurrentUser,
 ) -> Result<Html<String>, WebError> {
     let for_states = state.clone();
-    let (states, damage) = tokio::task::spawn_blocking(move || {
+    let observed = tokio::task::spawn_blocking(move || {
         states_and_damage(for_states.config()).map_err(|e| WebError::Internal(format!("{e:#}")))
     })
     .await
     .map_err(|e| WebError::Internal(e.to_string()))??;
     let user = &current.user;
-    let rows = status_rows(state.config(), &states, damage.as_deref())
+    let rows = status_rows(state.config(), &observed)
         .into_iter()
         .filter(|row| user.role.sees_queue(&user.queues, row.queue))
         .collect();

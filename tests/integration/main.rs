@@ -38,3 +38,4 @@ mod terminal;
 mod tokens;
 mod web;
 mod web_browser;
+mod work_sharing;

@@ -18,6 +18,11 @@ impl Daemon {
         Daemon(Some(command.spawn().expect("spawn the child")))
     }
 
+    /// The child's pid (what `collectors status` shows as a lease holder's).
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("a running child").id()
+    }
+
     fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("a running child")
     }

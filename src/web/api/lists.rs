@@ -110,11 +110,11 @@ pub(super) async fn collectors(
 ) -> Result<Response, ApiError> {
     caller.require(Need::Read)?;
     let for_states = state.clone();
-    let (states, damage) = tokio::task::spawn_blocking(move || {
+    let observed = tokio::task::spawn_blocking(move || {
         states_and_damage(for_states.config()).map_err(|e| WebError::Internal(format!("{e:#}")))
     })
     .await
     .map_err(|e| WebError::Internal(e.to_string()))??;
-    let rows = status_rows(state.config(), &states, damage.as_deref());
+    let rows = status_rows(state.config(), &observed);
     Ok(Json(rows).into_response())
 }
