@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::StorageUrl;
 use crate::ingest::Shutdown;
@@ -192,7 +192,7 @@ impl Keeper {
                     debug!(collector = %name, host = %lease.host, pid = lease.pid, "held by another daemon");
                 }
                 Err(e) => {
-                    warn!(collector = %name, error = %e, "cannot acquire the lease");
+                    error!(collector = %name, error = %e, "cannot acquire the lease; the collector waits for it");
                     self.store = None;
                     return;
                 }

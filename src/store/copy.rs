@@ -500,6 +500,11 @@ mod tests {
         name: String,
     }
 
+    /// Tables deliberately not copied: which daemon holds a collector (`collector_leases`) is
+    /// the state of the daemons running on the source; those on the target take their leases
+    /// afresh.
+    const NOT_COPIED: &[&str] = &["collector_leases"];
+
     #[test]
     fn copy_knows_every_table_of_the_schema() {
         let dir = tempfile::tempdir().unwrap();
@@ -512,7 +517,11 @@ mod tests {
         )
         .load(&mut conn)
         .unwrap();
-        let mut schema: Vec<String> = names.into_iter().map(|n| n.name).collect();
+        let mut schema: Vec<String> = names
+            .into_iter()
+            .map(|n| n.name)
+            .filter(|name| !NOT_COPIED.contains(&name.as_str()))
+            .collect();
         let mut copied: Vec<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
         schema.sort();
         copied.sort();
