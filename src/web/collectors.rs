@@ -14,7 +14,7 @@ use super::{AppState, Lang, WebError};
 use crate::cli::{StatusRow, states_and_damage, status_rows};
 use crate::domain::Role;
 use crate::ingest::{Shutdown, collect, record_run};
-use crate::store::User;
+use crate::store::{Store, User};
 
 #[derive(Template)]
 #[template(path = "collectors.html")]
@@ -67,6 +67,27 @@ pub(super) async fn page(
     Ok(Html(page.render()?))
 }
 
+/// A collector whose lease another process holds runs there, not here: `collect now` on a
+/// page served by another daemon (or by `serve`) is refused rather than racing it.
+fn refuse_if_held_elsewhere(store: &mut Store, collector: &str) -> Result<(), WebError> {
+    if crate::daemon::leases_ignored() {
+        return Ok(());
+    }
+    let me = crate::daemon::this_process();
+    match store
+        .running_leases()?
+        .into_iter()
+        .find(|lease| lease.collector == collector && lease.holder != me.id)
+    {
+        Some(lease) => Err(WebError::HeldElsewhere {
+            collector: collector.to_string(),
+            host: lease.host,
+            pid: lease.pid,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `POST /collectors/{name}/collect`: one pass of that collector now (admins).
 pub(super) async fn collect_now(
     State(state): State<AppState>,
@@ -88,6 +109,7 @@ pub(super) async fn collect_now(
         // stays free while the pass runs.
         let mut store =
             crate::cli::open_store(config).map_err(|e| WebError::Internal(format!("{e:#}")))?;
+        refuse_if_held_elsewhere(&mut store, &name)?;
         let result = runtime.block_on(collect(collector, &mut store, &Shutdown::new()));
         if let Err(failed) = &result {
             tracing::error!(collector = %name, error = %failed.error, "collector pass failed");

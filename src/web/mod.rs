@@ -183,6 +183,13 @@ pub enum WebError {
     /// A manual notification the rules refuse.
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    /// A collector another daemon runs: a pass here would race it for the same mailbox.
+    #[error("collector `{collector}` is run by the daemon at {host}:{pid}")]
+    HeldElsewhere {
+        collector: String,
+        host: String,
+        pid: i64,
+    },
     #[error("{0}")]
     Internal(String),
     #[error("cannot render the page: {0}")]
@@ -211,7 +218,8 @@ impl WebError {
                 NotifyError::NoRule(_)
                 | NotifyError::NotManual { .. }
                 | NotifyError::DoesNotApply { .. },
-            ) => StatusCode::CONFLICT,
+            )
+            | WebError::HeldElsewhere { .. } => StatusCode::CONFLICT,
             WebError::Store(_)
             | WebError::Retry(_)
             | WebError::Notify(_)

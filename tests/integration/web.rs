@@ -880,6 +880,33 @@ fn the_collectors_page_shows_each_collectors_state_and_admins_collect_now() {
         404
     );
 
+    // Another daemon holds the collector's lease: the page names it, and refuses to race it.
+    let mut store = mailintake::store::Store::open(&mailintake::store::StorageUrl::Sqlite(
+        sandbox.path("data/mailintake.db"),
+    ))
+    .unwrap();
+    let elsewhere = mailintake::store::LeaseHolder {
+        id: "another-daemon".into(),
+        host: "node-2".into(),
+        pid: 4242,
+    };
+    assert!(matches!(
+        store
+            .acquire_lease("orders", &elsewhere, Duration::from_secs(600))
+            .unwrap(),
+        mailintake::store::Acquisition::Acquired
+    ));
+    let page = admin.get("/collectors");
+    assert!(page.body.contains("<td>node-2:4242</td>"), "{}", page.body);
+    sandbox.deliver(
+        "mail/orders",
+        "2.M2.mx",
+        &crate::kit::mail::order_message(2, "7709745454", 1),
+    );
+    let refused = admin.post("/collectors/orders/collect", &[("csrf", &csrf)]);
+    assert_eq!(refused.status, 409);
+    assert_eq!(sandbox.records().len(), 1, "no pass ran");
+
     let mut manager = served.client();
     manager.log_in("mia", PASSWORD);
     let page = manager.get("/collectors");
