@@ -186,39 +186,3 @@ impl Store {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::StorageUrl;
-
-    #[test]
-    fn failing_since_is_the_first_failure_after_a_success_and_a_success_clears_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
-        let counts = serde_json::json!({});
-        let failing_since =
-            |store: &mut Store| store.collector_state("c").unwrap().unwrap().failing_since;
-        store
-            .record_run("c", RunOutcome::Success(&counts), None)
-            .unwrap();
-        assert_eq!(failing_since(&mut store), None);
-        store
-            .record_run("c", RunOutcome::Failure("down", None), None)
-            .unwrap();
-        let first = failing_since(&mut store).expect("a failure starts the count");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        store
-            .record_run("c", RunOutcome::Failure("down", None), None)
-            .unwrap();
-        assert_eq!(
-            failing_since(&mut store),
-            Some(first),
-            "later failures keep it"
-        );
-        store
-            .record_run("c", RunOutcome::Success(&counts), None)
-            .unwrap();
-        assert_eq!(failing_since(&mut store), None);
-    }
-}

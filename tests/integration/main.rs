@@ -33,6 +33,7 @@ mod parse_samples;
 mod postgres;
 mod record_source;
 mod size_limits;
+mod store_backends;
 mod terminal;
 mod tokens;
 mod web;

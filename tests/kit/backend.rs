@@ -1,0 +1,64 @@
+//! The storage backend as a test parameter: the same scenario runs on SQLite (a file in the
+//! sandbox) and on PostgreSQL (a fresh database on the shared test server), so a behaviour
+//! the store promises is checked on both, not assumed from one.
+//!
+//! [`on_both_backends!`] turns a scenario `fn name(backend: Backend)` into a module `name`
+//! with the tests `sqlite` and `postgres` (`cargo test --test integration name::postgres`).
+
+use std::fs;
+
+use super::postgres::Postgres;
+use super::sandbox::Sandbox;
+
+/// Where a sandbox stores its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The `[storage] url` line [`Sandbox::write_config`] writes.
+const SQLITE_URL_LINE: &str = "url = \"sqlite://data/mailintake.db\"\n";
+
+impl Backend {
+    /// Points the config [`Sandbox::write_config`] wrote at this backend. SQLite keeps the
+    /// sandbox's file; PostgreSQL gets a fresh database on the shared server, its password
+    /// in a file beside the config (`password-file`), so every command the sandbox runs
+    /// finds it without an environment.
+    pub fn install(self, sandbox: &Sandbox) {
+        let Backend::Postgres = self else { return };
+        let db = Postgres::shared().fresh_database();
+        fs::write(sandbox.path("db-password"), format!("{}\n", db.password)).unwrap();
+        let path = sandbox.path("collectors.toml");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(SQLITE_URL_LINE), "{text}");
+        let storage = format!(
+            "url = \"{}\"\npassword-file = \"db-password\"\nsslmode = \"disable\"\n",
+            db.url
+        );
+        fs::write(&path, text.replacen(SQLITE_URL_LINE, &storage, 1)).unwrap();
+    }
+}
+
+/// `on_both_backends!(scenario, ...)`: for each `fn scenario(backend: Backend)`, a module
+/// `scenario` with a test per backend.
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                use crate::kit::backend::Backend;
+
+                #[test]
+                fn sqlite() {
+                    super::$scenario(Backend::Sqlite)
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$scenario(Backend::Postgres)
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_backends;
