@@ -13,6 +13,7 @@ mod check;
 mod collect;
 mod collectors;
 mod contacts;
+mod migrate;
 mod notifications;
 mod parse;
 mod people;
@@ -102,6 +103,8 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
+    /// Apply the database schema's pending migrations (commands and the daemon also do on open)
+    Migrate,
     /// Notifications about records: the log, retry, and sending
     Notifications {
         #[command(subcommand)]
@@ -225,6 +228,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
         Command::Check => check::run(&Config::load_and_probe(&cli.config_path())?),
+        Command::Migrate => migrate::run(&cli.load_config()?),
     }
 }
 

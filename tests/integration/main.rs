@@ -24,6 +24,7 @@ mod hostile;
 mod imap;
 mod imap_servers;
 mod intake;
+mod migrate;
 mod notifications;
 mod notify;
 mod notify_e2e;

@@ -7,7 +7,7 @@
 
 use std::fs;
 
-use super::postgres::Postgres;
+use super::postgres::{Postgres, TestDatabase};
 use super::sandbox::Sandbox;
 
 /// Where a sandbox stores its records.
@@ -24,9 +24,11 @@ impl Backend {
     /// Points the config [`Sandbox::write_config`] wrote at this backend. SQLite keeps the
     /// sandbox's file; PostgreSQL gets a fresh database on the shared server, its password
     /// in a file beside the config (`password-file`), so every command the sandbox runs
-    /// finds it without an environment.
-    pub fn install(self, sandbox: &Sandbox) {
-        let Backend::Postgres = self else { return };
+    /// finds it without an environment. Returns the PostgreSQL database.
+    pub fn install(self, sandbox: &Sandbox) -> Option<TestDatabase> {
+        let Backend::Postgres = self else {
+            return None;
+        };
         let db = Postgres::shared().fresh_database();
         fs::write(sandbox.path("db-password"), format!("{}\n", db.password)).unwrap();
         let path = sandbox.path("collectors.toml");
@@ -37,6 +39,7 @@ impl Backend {
             db.url
         );
         fs::write(&path, text.replacen(SQLITE_URL_LINE, &storage, 1)).unwrap();
+        Some(db)
     }
 }
 
