@@ -10,6 +10,7 @@
 mod kit;
 
 mod api;
+mod backend_matrix;
 mod calendar;
 mod collect;
 mod corpus;

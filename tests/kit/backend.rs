@@ -21,11 +21,22 @@ pub enum Backend {
 const SQLITE_URL_LINE: &str = "url = \"sqlite://data/mailintake.db\"\n";
 
 impl Backend {
-    /// Points the config [`Sandbox::write_config`] wrote at this backend. SQLite keeps the
-    /// sandbox's file; PostgreSQL gets a fresh database on the shared server, its password
-    /// in a file beside the config (`password-file`), so every command the sandbox runs
-    /// finds it without an environment. Returns the PostgreSQL database.
+    /// Points the config [`Sandbox::write_config`] wrote at this backend (see
+    /// [`Backend::install_in_place_of`]).
     pub fn install(self, sandbox: &Sandbox) -> Option<TestDatabase> {
+        self.install_in_place_of(sandbox, SQLITE_URL_LINE)
+    }
+
+    /// Points the sandbox's config at this backend. SQLite keeps `sqlite_url_line` (the
+    /// config's `url = "sqlite://..."` line, newline included); PostgreSQL puts a fresh
+    /// database on the shared server in its place, its password in a file beside the
+    /// config (`password-file`), so every command the sandbox runs finds it without an
+    /// environment. Returns the PostgreSQL database.
+    pub fn install_in_place_of(
+        self,
+        sandbox: &Sandbox,
+        sqlite_url_line: &str,
+    ) -> Option<TestDatabase> {
         let Backend::Postgres = self else {
             return None;
         };
@@ -33,12 +44,12 @@ impl Backend {
         fs::write(sandbox.path("db-password"), format!("{}\n", db.password)).unwrap();
         let path = sandbox.path("collectors.toml");
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(SQLITE_URL_LINE), "{text}");
+        assert!(text.contains(sqlite_url_line), "{text}");
         let storage = format!(
             "url = \"{}\"\npassword-file = \"db-password\"\nsslmode = \"disable\"\n",
             db.url
         );
-        fs::write(&path, text.replacen(SQLITE_URL_LINE, &storage, 1)).unwrap();
+        fs::write(&path, text.replacen(sqlite_url_line, &storage, 1)).unwrap();
         Some(db)
     }
 }
