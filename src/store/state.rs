@@ -83,12 +83,13 @@ impl Store {
             .optional()?)
     }
 
-    /// Every collector's state.
+    /// Every collector's state, by name (bytewise, on either backend: see `users::by_bytes`).
     pub fn collector_states(&mut self) -> Result<Vec<CollectorState>, StoreError> {
-        Ok(collector_state::table
-            .order(collector_state::collector)
+        let mut states: Vec<CollectorState> = collector_state::table
             .select(CollectorState::as_select())
-            .load(&mut self.conn)?)
+            .load(&mut self.conn)?;
+        states.sort_by(|a, b| super::users::by_bytes(&a.collector, &b.collector));
+        Ok(states)
     }
 
     /// Remembers the IMAP position after a committed batch.

@@ -454,7 +454,7 @@ fn a_claimed_notification_is_not_claimed_again_until_marked_or_released(backend:
 
 fn users_and_sessions_come_and_go(backend: Backend) {
     let mut at = Installed::new(backend);
-    let queues = ["orders".to_string()];
+    let queues = ["orders".to_string(), "Zoo".to_string()];
     at.store
         .add_user("mia", Role::Manager, "hash-1", &queues)
         .unwrap();
@@ -470,6 +470,10 @@ fn users_and_sessions_come_and_go(backend: Backend) {
     at.store
         .add_user("ann", Role::Admin, "hash-3", &[])
         .unwrap();
+    // Names sort by their bytes on either backend, whatever the database's language.
+    at.store
+        .add_user("Zoe", Role::Admin, "hash-5", &[])
+        .unwrap();
     let users: Vec<(String, Vec<String>)> = at
         .store
         .users()
@@ -480,8 +484,12 @@ fn users_and_sessions_come_and_go(backend: Backend) {
     assert_eq!(
         users,
         [
+            ("Zoe".to_string(), vec![]),
             ("ann".to_string(), vec![]),
-            ("mia".to_string(), queues.to_vec())
+            (
+                "mia".to_string(),
+                vec!["Zoo".to_string(), "orders".to_string()]
+            )
         ],
         "by name"
     );
@@ -640,4 +648,16 @@ fn failing_since_is_the_first_failure_after_a_success(backend: Backend) {
         .record_run("orders", RunOutcome::Success(&counts), None)
         .unwrap();
     assert_eq!(failing_since(&mut at.store), None);
+    // Listed by name, bytewise on either backend.
+    at.store
+        .record_run("Zed", RunOutcome::Success(&counts), None)
+        .unwrap();
+    let names: Vec<String> = at
+        .store
+        .collector_states()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.collector)
+        .collect();
+    assert_eq!(names, ["Zed", "orders"]);
 }

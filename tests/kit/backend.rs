@@ -40,7 +40,20 @@ impl Backend {
         let Backend::Postgres = self else {
             return None;
         };
-        let db = Postgres::shared().fresh_database();
+        let server = Postgres::shared();
+        let db = server.fresh_database();
+        // NOTE: the test server's databases sort text bytewise (`initdb --locale C.UTF-8`),
+        // as SQLite does; a production cluster is usually made with the system's language
+        // (`en_US.UTF-8`: "adam" before "Zoe"). This one sorts that way, so an ORDER BY a
+        // name that SQLite and PostgreSQL answer differently fails here, not in production.
+        let name = db.url.rsplit('/').next().unwrap();
+        server.psql("postgres", &format!("DROP DATABASE {name}"));
+        server.psql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            ),
+        );
         fs::write(sandbox.path("db-password"), format!("{}\n", db.password)).unwrap();
         let path = sandbox.path("collectors.toml");
         let text = fs::read_to_string(&path).unwrap();
