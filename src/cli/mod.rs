@@ -14,6 +14,7 @@ mod collect;
 mod collectors;
 mod contacts;
 mod db;
+mod migrate;
 mod notifications;
 mod parse;
 mod people;
@@ -104,6 +105,8 @@ pub enum Command {
     },
     /// Validate the config file
     Check,
+    /// Apply the database schema's pending migrations (commands and the daemon also do on open)
+    Migrate,
     /// Notifications about records: the log, retry, and sending
     Notifications {
         #[command(subcommand)]
@@ -233,6 +236,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::People { command } => people::run(&mut open_store(&cli.load_config()?)?, command),
         Command::Check => check::run(&Config::load_and_probe(&cli.config_path())?),
         Command::Db { command } => db::run(command),
+        Command::Migrate => migrate::run(&cli.load_config()?),
     }
 }
 

@@ -83,12 +83,13 @@ impl Store {
             .optional()?)
     }
 
-    /// Every collector's state.
+    /// Every collector's state, by name (bytewise, on either backend: see `users::by_bytes`).
     pub fn collector_states(&mut self) -> Result<Vec<CollectorState>, StoreError> {
-        Ok(collector_state::table
-            .order(collector_state::collector)
+        let mut states: Vec<CollectorState> = collector_state::table
             .select(CollectorState::as_select())
-            .load(&mut self.conn)?)
+            .load(&mut self.conn)?;
+        states.sort_by(|a, b| super::users::by_bytes(&a.collector, &b.collector));
+        Ok(states)
     }
 
     /// Remembers the IMAP position after a committed batch.
@@ -184,41 +185,5 @@ impl Store {
             ))
             .execute(&mut self.conn)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::StorageUrl;
-
-    #[test]
-    fn failing_since_is_the_first_failure_after_a_success_and_a_success_clears_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
-        let counts = serde_json::json!({});
-        let failing_since =
-            |store: &mut Store| store.collector_state("c").unwrap().unwrap().failing_since;
-        store
-            .record_run("c", RunOutcome::Success(&counts), None)
-            .unwrap();
-        assert_eq!(failing_since(&mut store), None);
-        store
-            .record_run("c", RunOutcome::Failure("down", None), None)
-            .unwrap();
-        let first = failing_since(&mut store).expect("a failure starts the count");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        store
-            .record_run("c", RunOutcome::Failure("down", None), None)
-            .unwrap();
-        assert_eq!(
-            failing_since(&mut store),
-            Some(first),
-            "later failures keep it"
-        );
-        store
-            .record_run("c", RunOutcome::Success(&counts), None)
-            .unwrap();
-        assert_eq!(failing_since(&mut store), None);
     }
 }

@@ -1,11 +1,12 @@
-//! Store tests on a real SQLite file: what the store adds to the pure rules (the refused
-//! change writes nothing; damaged stored data is reported, not hidden).
+//! Store tests on a real SQLite file that reach inside the store (its connection, its
+//! tables): damaged stored data is reported, not hidden; a batch's rows and bytes commit
+//! together. The store's behaviour through its public API runs on both backends in
+//! `tests/integration/store_backends.rs`.
 
 use diesel::prelude::*;
 
 use super::schema::records;
 use super::{StorageUrl, Store, StoreError, insert};
-use crate::domain::{Refusal, StatusChange, StatusNames};
 
 /// A store holding one lead (status `new`) from the mapping of a small order file.
 pub(super) fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
@@ -20,39 +21,6 @@ pub(super) fn store_with_a_lead() -> (tempfile::TempDir, Store, i64) {
     let Store { conn, ids, .. } = &mut store;
     let id = insert::insert_record(conn, ids, "c", "q", &record, "test").unwrap();
     (dir, store, id)
-}
-
-#[test]
-fn a_refused_status_change_writes_nothing() {
-    let (_dir, mut store, id) = store_with_a_lead();
-    let names = StatusNames::default();
-    let err = store
-        .change_status(id, &names, StatusChange::Accept, "customer")
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            StoreError::Refused {
-                reason: Refusal::Transition { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "record {id}: cannot accept it: its status is `new` (only a resolved record awaits the customer's answer)"
-        )
-    );
-    assert_eq!(store.record(id).unwrap().unwrap().status, "new");
-    assert_eq!(store.record_events(id).unwrap().len(), 1, "only `created`");
-
-    let new = store
-        .change_status(id, &names, StatusChange::Start, "tech")
-        .unwrap();
-    assert_eq!(new, "in-progress");
-    assert_eq!(store.record(id).unwrap().unwrap().status, "in-progress");
 }
 
 #[test]
@@ -237,61 +205,4 @@ fn a_batch_s_rows_get_the_ids_and_order_of_one_insert_per_row() {
         .map(|i| (i as i64 + 1, format!("m{i:02}").into_bytes()))
         .collect();
     assert_eq!(sources, expected_sources);
-}
-
-#[test]
-fn a_message_twice_in_one_batch_is_stored_once() {
-    use super::Committed::{Created, Duplicate};
-    use super::schema::ledger;
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&StorageUrl::Sqlite(dir.path().join("t.db"))).unwrap();
-    let first = store
-        .commit_batch("c", "q", &[accepted("old", b"old bytes")])
-        .unwrap();
-    assert_eq!(first, [Created(1)]);
-
-    let copy = |key: &str, of: &str, raw: &[u8]| super::Incoming {
-        source_key: key.to_string(),
-        ..accepted(of, raw)
-    };
-    let batch = [
-        accepted("a", b"a bytes"),
-        // The same content and Message-ID under another position: a copy of `a`.
-        copy("a-copy", "a", b"a bytes"),
-        // The same position twice: the second is the first, seen again.
-        accepted("b", b"b bytes"),
-        accepted("b", b"b bytes, read again"),
-        // A position and a content the ledger knew before this batch.
-        accepted("old", b"other bytes"),
-        copy("old-copy", "old", b"old bytes"),
-    ];
-    let committed = store.commit_batch("c", "q", &batch).unwrap();
-    assert_eq!(
-        committed,
-        [
-            Created(2),
-            Duplicate { record_id: Some(2) },
-            Created(3),
-            Duplicate { record_id: Some(3) },
-            Duplicate { record_id: Some(1) },
-            Duplicate { record_id: Some(1) },
-        ]
-    );
-    let rows: Vec<(String, String, Option<i64>)> = ledger::table
-        .select((ledger::source_key, ledger::outcome, ledger::record_id))
-        .order(ledger::id)
-        .load(&mut store.conn)
-        .unwrap();
-    let row = |key: &str, outcome: &str, id: i64| (key.to_string(), outcome.to_string(), Some(id));
-    assert_eq!(
-        rows,
-        [
-            row("old", "accepted", 1),
-            row("a", "accepted", 2),
-            row("a-copy", "duplicate", 2),
-            row("b", "accepted", 3),
-            row("old-copy", "duplicate", 1),
-        ],
-        "a position seen before gets no second row"
-    );
 }

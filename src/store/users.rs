@@ -120,9 +120,10 @@ impl Store {
         })?)
     }
 
-    /// Every user, by name.
+    /// Every user, by name (bytewise: see [`by_bytes`]).
     pub fn users(&mut self) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<UserRow> = users::table.order(users::name).load(&mut self.conn)?;
+        let mut rows: Vec<UserRow> = users::table.load(&mut self.conn)?;
+        rows.sort_by(|a, b| by_bytes(&a.name, &b.name));
         rows.into_iter().map(|row| self.user_from(row)).collect()
     }
 
@@ -147,11 +148,11 @@ impl Store {
             column: "role",
             message,
         })?;
-        let queues = user_queues::table
+        let mut queues: Vec<String> = user_queues::table
             .filter(user_queues::user_id.eq(row.id))
             .select(user_queues::queue)
-            .order(user_queues::queue)
             .load(&mut self.conn)?;
+        queues.sort_by(|a, b| by_bytes(a, b));
         Ok(User {
             id: row.id,
             name: row.name,
@@ -214,4 +215,14 @@ impl Store {
         .execute(&mut self.conn)?;
         Ok(())
     }
+}
+
+/// The order of names in listings: by their UTF-8 bytes, as SQLite's ORDER BY sorts text.
+///
+/// NOTE: not the database's ORDER BY. PostgreSQL sorts text by the database's collation,
+/// usually the language the cluster was made with (`en_US.UTF-8`: "adam" before "Zoe"),
+/// and SQLite bytewise ("Zoe" first): the same command would list in another order on each
+/// backend. The lists sorted here are short (users, their queues, collectors).
+pub(crate) fn by_bytes(a: &str, b: &str) -> std::cmp::Ordering {
+    a.as_bytes().cmp(b.as_bytes())
 }

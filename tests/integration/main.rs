@@ -10,6 +10,7 @@
 mod kit;
 
 mod api;
+mod backend_matrix;
 mod calendar;
 mod collect;
 mod corpus;
@@ -25,6 +26,7 @@ mod hostile;
 mod imap;
 mod imap_servers;
 mod intake;
+mod migrate;
 mod notifications;
 mod notify;
 mod notify_e2e;
@@ -34,6 +36,7 @@ mod parse_samples;
 mod postgres;
 mod record_source;
 mod size_limits;
+mod store_backends;
 mod terminal;
 mod tokens;
 mod web;

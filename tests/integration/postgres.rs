@@ -665,7 +665,7 @@ fn sandbox_storing_in(storage: &str) -> Sandbox {
     sandbox
 }
 
-fn output_text(output: &std::process::Output) -> String {
+pub(super) fn output_text(output: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -2,6 +2,7 @@
 //! the mail generator, the IMAP servers and the daemon wrapper, by the benches, which
 //! include those files with `#[path]`).
 //!
+//! - [`backend`]: SQLite or PostgreSQL as a test parameter ([`backend::on_both_backends`]);
 //! - [`sandbox`]: a temp folder with a config, Maildirs and a database, and the binary run
 //!   against it;
 //! - [`mail`]: the order-mail generator;
@@ -15,6 +16,7 @@
 //! - [`web`]: the review page on port 0 and a cookie-keeping HTTP client;
 //! - [`browser`]: headless Chromium over WebDriver for the review page, and screenshots.
 
+pub mod backend;
 pub mod browser;
 pub mod courier;
 pub mod dovecot;

@@ -1,0 +1,222 @@
+//! The IMAP drain on PostgreSQL beside SQLite: `cargo bench --bench postgres`.
+//!
+//! One Dovecot mailbox of N order e-mails (the tests' generator) is drained by
+//! `mailintake collect` into a fresh SQLite file and into a fresh PostgreSQL database, in
+//! turns, [`RUNS`] times each; the median wall time of each backend gives its messages per
+//! second. The PostgreSQL server is the tests' harness started with its durable settings
+//! (`fsync` on, as in production), so both backends pay for making each commit durable
+//! (SQLite: `synchronous = FULL` in WAL mode). Both servers run on this machine, over
+//! loopback.
+//!
+//! Wrong results panic: every run must report N accepted, leave N records in its database
+//! and every message `\Seen`, so a fast but broken run cannot pass for a good one.
+//!
+//! Needs root, Debian's dovecot-imapd and postgresql (`bash tests/run` installs them), and
+//! the release binary, which `cargo bench` builds. Figures go to stdout (a table, then one
+//! JSON line), progress to stderr. `MAILINTAKE_BENCH_MESSAGES` sets N (default 5000).
+
+// NOTE: shared with the tests (tests/kit/); this bench uses a part of each. (The PostgreSQL
+// harness reaches its helpers as `super::imap_server`.)
+#[allow(dead_code)]
+#[path = "../tests/kit/dovecot.rs"]
+mod dovecot;
+#[allow(dead_code)]
+#[path = "../tests/kit/imap_server.rs"]
+mod imap_server;
+#[allow(dead_code)]
+#[path = "../tests/kit/mail.rs"]
+mod mail;
+#[allow(dead_code)]
+#[path = "../tests/kit/postgres.rs"]
+mod postgres;
+// NOTE: its memory reading is for the other benches.
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use dovecot::{Dovecot, DovecotOptions};
+use mail::Corpus;
+use postgres::{Postgres, PostgresOptions};
+use serde_json::{Value, json};
+use support::{open_read_only, record_count};
+
+/// Every login's password.
+const PASSWORD: &str = "bench-pass";
+/// Drains per backend; the median is reported.
+const RUNS: usize = 3;
+
+fn main() {
+    // NOTE: `cargo test --benches` runs this without `--bench`; the real thing needs root,
+    // two servers and minutes, so it only runs under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("postgres bench: skipped (run it with `cargo bench --bench postgres`)");
+        return;
+    }
+    let n = std::env::var("MAILINTAKE_BENCH_MESSAGES")
+        .ok()
+        .map(|v| v.parse().expect("MAILINTAKE_BENCH_MESSAGES: a number"))
+        .unwrap_or(5000);
+    progress(&format!("generating {n} order e-mails"));
+    let corpus = Corpus::generate(n).messages;
+    let imap = Dovecot::start(DovecotOptions::default());
+    let user = "drain@example.test";
+    imap.add_user(user, PASSWORD);
+    progress("appending");
+    let mut client = imap.connect_as(user, PASSWORD);
+    for message in &corpus {
+        client.append("INBOX", &[], None, message);
+    }
+    client.logout();
+    progress("starting PostgreSQL (durable)");
+    let pg = Postgres::start(PostgresOptions {
+        durable: true,
+        ..PostgresOptions::default()
+    });
+
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for run in 1..=RUNS {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            progress(&format!("run {run}: {backend:?}"));
+            let install = Install::new(&imap, user, backend, &pg);
+            let seconds = install.drain(&imap, &pg, user, n);
+            match backend {
+                Backend::Sqlite => sqlite.push(seconds),
+                Backend::Postgres => postgres.push(seconds),
+            }
+        }
+    }
+    let (sqlite, postgres) = (median(&sqlite), median(&postgres));
+    let rate = |seconds: f64| n as f64 / seconds;
+    println!("IMAP drain of {n} order e-mails, `mailintake collect`, median of {RUNS}:");
+    println!("  SQLite      {sqlite:7.2} s  {:8.0} msgs/s", rate(sqlite));
+    println!(
+        "  PostgreSQL  {postgres:7.2} s  {:8.0} msgs/s  ({:.2}× SQLite's time)",
+        rate(postgres),
+        postgres / sqlite
+    );
+    println!(
+        "{}",
+        json!({
+            "messages": n,
+            "runs": RUNS,
+            "sqlite": {"seconds": sqlite, "msgs_per_sec": rate(sqlite)},
+            "postgres": {"seconds": postgres, "msgs_per_sec": rate(postgres)},
+        })
+    );
+}
+
+fn progress(what: &str) {
+    eprintln!("postgres bench: {what}...");
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A mailintake installation in a temp folder: one IMAP collector on the user's INBOX,
+/// storing into a fresh SQLite file or a fresh PostgreSQL database.
+struct Install {
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database's name.
+    postgres: Option<String>,
+}
+
+impl Install {
+    fn new(imap: &Dovecot, user: &str, backend: Backend, pg: &Postgres) -> Install {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        fs::write(dir.path().join("imap-password"), format!("{PASSWORD}\n")).unwrap();
+        let (storage, postgres) = match backend {
+            Backend::Sqlite => ("url = \"sqlite://bench.db\"\n".to_string(), None),
+            Backend::Postgres => {
+                let db = pg.fresh_database();
+                fs::write(dir.path().join("db-password"), format!("{}\n", db.password)).unwrap();
+                let name = db.url.rsplit('/').next().unwrap().to_string();
+                let storage = format!(
+                    "url = \"{}\"\npassword-file = \"db-password\"\nsslmode = \"disable\"\n",
+                    db.url
+                );
+                (storage, Some(name))
+            }
+        };
+        let config = format!(
+            "[storage]\n{storage}\n[[queue]]\nname = \"bench\"\n\n\
+             [[collector]]\nname = \"bench\"\nqueue = \"bench\"\nschedule = \"0 0 0 1 1 *\"\n\
+             [collector.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             username = \"{user}\"\npassword-file = \"imap-password\"\nmailbox = \"INBOX\"\n",
+            imap.port()
+        );
+        fs::write(dir.path().join("collectors.toml"), config).unwrap();
+        Install { dir, postgres }
+    }
+
+    /// Takes `\Seen` off every message (untimed), then times `mailintake collect` and
+    /// checks what it did; returns its wall seconds.
+    fn drain(&self, imap: &Dovecot, pg: &Postgres, user: &str, n: usize) -> f64 {
+        let mut client = imap.connect_as(user, PASSWORD);
+        client.select("INBOX");
+        client.ok("UID STORE 1:* -FLAGS.SILENT (\\Seen)");
+        client.logout();
+        let started = Instant::now();
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(self.dir.path().join("collectors.toml"))
+            .args(["collect", "--json"])
+            .env("MAILINTAKE_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mailintake");
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "collect failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Value = serde_json::from_slice(&out.stdout).expect("collect --json");
+        assert_eq!(reports[0]["accepted"], json!(n), "{reports}");
+        assert_eq!(self.records(pg), n as i64, "records in the database");
+        let messages = imap.messages(user, "INBOX");
+        let unseen = messages.iter().filter(|m| !m.has_flag("\\Seen")).count();
+        assert_eq!(
+            (messages.len(), unseen),
+            (n, 0),
+            "every message acknowledged"
+        );
+        seconds
+    }
+
+    fn records(&self, pg: &Postgres) -> i64 {
+        match &self.postgres {
+            Some(name) => pg
+                .psql(name, "SELECT count(*) FROM records")
+                .parse()
+                .expect("a count"),
+            None => {
+                let mut conn =
+                    open_read_only(&self.dir.path().join("bench.db")).expect("the database");
+                record_count(&mut conn).expect("count records")
+            }
+        }
+    }
+}
+
+fn binary() -> PathBuf {
+    let path = PathBuf::from(option_env!("CARGO_BIN_EXE_mailintake").unwrap_or(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/release/mailintake"
+    )));
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
