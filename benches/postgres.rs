@@ -8,6 +8,11 @@
 //! (SQLite: `synchronous = FULL` in WAL mode). Both servers run on this machine, over
 //! loopback.
 //!
+//! Then work sharing: the same messages spread over four mailboxes, four IMAP collectors on
+//! one PostgreSQL database, drained by one `mailintake run` daemon and by two started at
+//! once (leases of 3 s; the collectors are shared two and two after at most a few ticks),
+//! timed from their start to the last record.
+//!
 //! Wrong results panic: every run must report N accepted, leave N records in its database
 //! and every message `\Seen`, so a fast but broken run cannot pass for a good one.
 //!
@@ -108,6 +113,144 @@ fn main() {
             "postgres": {"seconds": postgres, "msgs_per_sec": rate(postgres)},
         })
     );
+    shared_drain(&corpus, &imap, &pg);
+}
+
+/// The four mailboxes of the work-sharing figure.
+const SHARED_USERS: [&str; 4] = [
+    "north@example.test",
+    "south@example.test",
+    "east@example.test",
+    "west@example.test",
+];
+
+/// The corpus spread over four mailboxes, drained into PostgreSQL by `mailintake run`
+/// daemons (one, then two) sharing the four collectors by their leases: wall time from the
+/// daemons' start to the last record, median of [`RUNS`].
+fn shared_drain(corpus: &[Vec<u8>], imap: &Dovecot, pg: &Postgres) {
+    let n = corpus.len();
+    progress("appending to four mailboxes");
+    for (i, user) in SHARED_USERS.iter().enumerate() {
+        imap.add_user(user, PASSWORD);
+        let mut client = imap.connect_as(user, PASSWORD);
+        for message in corpus.iter().skip(i).step_by(SHARED_USERS.len()) {
+            client.append("INBOX", &[], None, message);
+        }
+        client.logout();
+    }
+    let mut figures = Vec::new();
+    for daemons in [1, 2] {
+        let mut runs = Vec::new();
+        for run in 1..=RUNS {
+            progress(&format!("run {run}: {daemons} daemon(s) on four mailboxes"));
+            runs.push(SharedInstall::new(imap, pg).drain(imap, pg, daemons, n));
+        }
+        figures.push((daemons, median(&runs)));
+    }
+    println!(
+        "IMAP drain of {n} order e-mails over four mailboxes into PostgreSQL, `mailintake run`, median of {RUNS}:"
+    );
+    for (daemons, seconds) in &figures {
+        println!(
+            "  {daemons} daemon(s)  {seconds:7.2} s  {:8.0} msgs/s",
+            n as f64 / seconds
+        );
+    }
+    let json_figures: Vec<Value> = figures
+        .iter()
+        .map(|(daemons, seconds)| json!({"daemons": daemons, "seconds": seconds, "msgs_per_sec": n as f64 / seconds}))
+        .collect();
+    println!(
+        "{}",
+        json!({"shared_drain": {"messages": n, "mailboxes": 4, "runs": json_figures}})
+    );
+}
+
+/// An installation with four IMAP collectors, one per [`SHARED_USERS`] mailbox, on a fresh
+/// PostgreSQL database; short leases, no review page.
+struct SharedInstall {
+    dir: tempfile::TempDir,
+    database: String,
+}
+
+impl SharedInstall {
+    fn new(imap: &Dovecot, pg: &Postgres) -> SharedInstall {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        fs::write(dir.path().join("imap-password"), format!("{PASSWORD}\n")).unwrap();
+        let db = pg.fresh_database();
+        fs::write(dir.path().join("db-password"), format!("{}\n", db.password)).unwrap();
+        let mut config = format!(
+            "[storage]\nurl = \"{}\"\npassword-file = \"db-password\"\nsslmode = \"disable\"\nlease-secs = 3\n\n[http]\nenabled = false\n\n[[queue]]\nname = \"bench\"\n",
+            db.url
+        );
+        for user in SHARED_USERS {
+            let name = user.split('@').next().unwrap();
+            config += &format!(
+                "\n[[collector]]\nname = \"{name}\"\nqueue = \"bench\"\nschedule = \"0 0 0 1 1 *\"\n\
+                 [collector.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+                 username = \"{user}\"\npassword-file = \"imap-password\"\nmailbox = \"INBOX\"\n",
+                imap.port()
+            );
+        }
+        fs::write(dir.path().join("collectors.toml"), config).unwrap();
+        SharedInstall {
+            dir,
+            database: db.url.rsplit('/').next().unwrap().to_string(),
+        }
+    }
+
+    /// Takes `\Seen` off every message (untimed), starts `daemons` daemons at once and
+    /// times them until the database holds `n` records; stops them and checks every
+    /// message was acknowledged.
+    fn drain(&self, imap: &Dovecot, pg: &Postgres, daemons: usize, n: usize) -> f64 {
+        for user in SHARED_USERS {
+            let mut client = imap.connect_as(user, PASSWORD);
+            client.select("INBOX");
+            client.ok("UID STORE 1:* -FLAGS.SILENT (\\Seen)");
+            client.logout();
+        }
+        let started = Instant::now();
+        let mut children: Vec<_> = (0..daemons)
+            .map(|_| {
+                Command::new(binary())
+                    .arg("--config")
+                    .arg(self.dir.path().join("collectors.toml"))
+                    .arg("run")
+                    .env("MAILINTAKE_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("run mailintake")
+            })
+            .collect();
+        let count = || -> usize {
+            pg.psql(&self.database, "SELECT count(*) FROM records")
+                .parse()
+                .expect("a count")
+        };
+        while count() < n {
+            assert!(
+                started.elapsed().as_secs() < 600,
+                "the daemons did not drain {n} messages in 10 minutes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        for child in &mut children {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            assert!(child.wait().expect("the daemon exits").success());
+        }
+        assert_eq!(count(), n, "one record per message");
+        for user in SHARED_USERS {
+            let unseen = imap
+                .messages(user, "INBOX")
+                .iter()
+                .filter(|m| !m.has_flag("\\Seen"))
+                .count();
+            assert_eq!(unseen, 0, "{user}: every message acknowledged");
+        }
+        seconds
+    }
 }
 
 fn progress(what: &str) {

@@ -11,6 +11,13 @@
 //! lease length after their last renewal, and a survivor's next attempt, at most a third of a
 //! lease later, takes them: within two lease lengths.
 //!
+//! The collectors are shared: each keeper announces its daemon at every tick (`daemons`
+//! table) and holds at most the configured collectors divided by the daemons alive, rounded
+//! up. A daemon holding more (it started first, or another joined) hands the surplus over:
+//! its collectors stop after their batch in flight and the rows are deleted a tick later,
+//! for the others to take. A dead daemon's announcement expires with its leases, and the
+//! survivors' shares grow.
+//!
 //! The keeper trusts a lease only until one lease length after the renewal that last
 //! succeeded began, by this process's monotonic clock: when the database stops answering,
 //! the collectors stop before another daemon may take their leases over.
@@ -117,6 +124,9 @@ pub(super) struct Keeper {
     length: Duration,
     entries: BTreeMap<String, Entry>,
     store: Option<Store>,
+    /// Leases given up to share the work: their collectors were told to stop; the rows are
+    /// deleted at the next tick, once the batch in flight has had a third of a lease to end.
+    handing_over: Vec<String>,
 }
 
 impl Keeper {
@@ -139,6 +149,7 @@ impl Keeper {
             length,
             entries,
             store: None,
+            handing_over: Vec::new(),
         };
         (keeper, slots)
     }
@@ -170,12 +181,18 @@ impl Keeper {
 
     fn tick(&mut self, collectors: &Shutdown) {
         let started = Instant::now();
+        self.release_handed_over();
         if self.renew(started).is_err() || collectors.is_cancelled() {
             return;
         }
+        let Some(share) = self.share() else { return };
+        self.hand_over_beyond(share);
         let free = self.collectors(false);
         let (me, length) = (self.me.clone(), self.length);
         for name in free {
+            if self.collectors(true).len() >= share {
+                break;
+            }
             let Some(store) = self.store() else { return };
             match blocking(|| store.acquire_lease(&name, &me, length)) {
                 Ok(Acquisition::Acquired) => {
@@ -197,6 +214,52 @@ impl Keeper {
                     return;
                 }
             }
+        }
+    }
+
+    /// How many collectors this daemon may hold: the configured ones shared among the daemons
+    /// alive now (announcing this one). `None` when the database did not answer.
+    fn share(&mut self) -> Option<usize> {
+        let (me, length) = (self.me.clone(), self.length);
+        let store = self.store()?;
+        match blocking(|| store.announce_daemon(&me, length)) {
+            Ok(alive) => Some(self.entries.len().div_ceil(alive)),
+            Err(e) => {
+                warn!(error = %e, "cannot announce this daemon");
+                self.store = None;
+                None
+            }
+        }
+    }
+
+    /// Gives up the leases beyond `share` (the last collectors by name), so a daemon that
+    /// joined takes them: their collectors stop after the batch in flight, and the rows go
+    /// at the next tick.
+    fn hand_over_beyond(&mut self, share: usize) {
+        let held = self.collectors(true);
+        for name in held.iter().skip(share) {
+            let entry = self.entries.get_mut(name).expect("a known collector");
+            lose(
+                name,
+                entry,
+                "handed over to share the work with another daemon",
+            );
+            self.handing_over.push(name.clone());
+        }
+    }
+
+    /// Deletes the lease rows handed over at the last tick.
+    fn release_handed_over(&mut self) {
+        if self.handing_over.is_empty() {
+            return;
+        }
+        let names = std::mem::take(&mut self.handing_over);
+        let me = self.me.clone();
+        if let Some(store) = self.store()
+            && let Err(e) = blocking(|| store.release_leases(&names, &me))
+        {
+            warn!(error = %e, "cannot release the leases handed over; they expire by themselves");
+            self.store = None;
         }
     }
 
@@ -254,13 +317,18 @@ impl Keeper {
         self.store.as_mut()
     }
 
-    /// Gives back every held lease (graceful stop: the collectors have finished).
+    /// Gives back every held lease (graceful stop: the collectors have finished), and says
+    /// this daemon is gone.
     fn release(&mut self) {
-        let held = self.collectors(true);
+        let me = self.me.clone();
+        if let Some(store) = self.store() {
+            let _ = blocking(|| store.retire_daemon(&me));
+        }
+        let mut held = self.collectors(true);
+        held.append(&mut self.handing_over);
         if held.is_empty() {
             return;
         }
-        let me = self.me.clone();
         match self.store() {
             Some(store) => match blocking(|| store.release_leases(&held, &me)) {
                 Ok(_) => info!(collectors = ?held, "leases released"),

@@ -500,10 +500,10 @@ mod tests {
         name: String,
     }
 
-    /// Tables deliberately not copied: which daemon holds a collector (`collector_leases`) is
-    /// the state of the daemons running on the source; those on the target take their leases
+    /// Tables deliberately not copied: which daemon holds a collector (`collector_leases`)
+    /// and which daemons are alive (`daemons`) are the state of those running on the source; those on the target take their leases
     /// afresh.
-    const NOT_COPIED: &[&str] = &["collector_leases"];
+    const NOT_COPIED: &[&str] = &["collector_leases", "daemons"];
 
     #[test]
     fn copy_knows_every_table_of_the_schema() {

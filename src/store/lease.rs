@@ -27,7 +27,7 @@ use diesel::prelude::*;
 
 use super::insert::now;
 use super::on_backend;
-use super::schema::collector_leases;
+use super::schema::{collector_leases, daemons};
 use super::{Store, StoreError};
 
 /// Who holds, or asks for, a lease: one daemon process (or one `mailintake collect` run).
@@ -193,5 +193,38 @@ impl Store {
         ))
         .execute(&mut self.conn)?;
         Ok(taken == 1)
+    }
+
+    /// Says `me` is alive for another `length` (and forgets daemons whose time ran out);
+    /// returns how many daemons are alive now, `me` included: what the collectors are
+    /// shared among.
+    pub fn announce_daemon(
+        &mut self,
+        me: &LeaseHolder,
+        length: Duration,
+    ) -> Result<usize, StoreError> {
+        self.conn.row_transaction(|conn| {
+            let at = now();
+            diesel::delete(daemons::table.filter(daemons::seen_until.le(at))).execute(conn)?;
+            on_backend!(&mut *conn, c => diesel::insert_into(daemons::table)
+                .values((
+                    daemons::holder.eq(&me.id),
+                    daemons::host.eq(&me.host),
+                    daemons::pid.eq(me.pid),
+                    daemons::seen_until.eq(until(at, length)),
+                ))
+                .on_conflict(daemons::holder)
+                .do_update()
+                .set(daemons::seen_until.eq(until(at, length)))
+                .execute(c))?;
+            let alive: i64 = daemons::table.count().get_result(conn)?;
+            Ok(usize::try_from(alive).unwrap_or(usize::MAX).max(1))
+        })
+    }
+
+    /// Says `me` is gone (a graceful stop): the others' shares grow at once.
+    pub fn retire_daemon(&mut self, me: &LeaseHolder) -> Result<(), StoreError> {
+        diesel::delete(daemons::table.find(&me.id)).execute(&mut self.conn)?;
+        Ok(())
     }
 }

@@ -300,3 +300,12 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    daemons (holder) {
+        holder -> Text,
+        host -> Text,
+        pid -> BigInt,
+        seen_until -> Timestamp,
+    }
+}

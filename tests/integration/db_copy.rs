@@ -164,14 +164,14 @@ struct Quoted {
 }
 
 /// Every table of the SQLite file (diesel's migration log left out: it says when each
-/// migration ran; the collectors' leases too: they are the running daemons' state, which
+/// migration ran; the collectors' leases and the daemons alive too: the running daemons' state, which
 /// `db copy` leaves behind), each column's values in primary-key order as SQLite's `quote()` text,
 /// TIMESTAMP values cut to the microsecond.
 fn dump(file: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
     let mut conn = SqliteConnection::establish(&file.to_string_lossy()).unwrap();
     let tables: Vec<Name> = diesel::sql_query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-         AND name NOT IN ('__diesel_schema_migrations', 'collector_leases') ORDER BY name",
+         AND name NOT IN ('__diesel_schema_migrations', 'collector_leases', 'daemons') ORDER BY name",
     )
     .load(&mut conn)
     .unwrap();

@@ -347,6 +347,17 @@ fn two_daemons_share_four_collectors_and_store_and_notify_each_message_once() {
         "{held:?}, daemons {pids:?}"
     );
 
+    // And shared: whichever started first hands half over, so each runs two.
+    wait_until(DRAIN, Duration::from_millis(200), || {
+        let held = holders(&sandbox, &db);
+        let each = pids.map(|daemon| held.values().filter(|&&pid| pid == Some(daemon)).count());
+        if each == [2, 2] {
+            Ok(())
+        } else {
+            Err(format!("{held:?}, daemons {pids:?}"))
+        }
+    });
+
     wait_for_records(&db, TOTAL);
     let received = wait_for_sent(&db, &smtp, TOTAL);
     assert_each_message_stored_once(&db, TOTAL);
