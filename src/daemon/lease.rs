@@ -209,7 +209,7 @@ impl Keeper {
                     debug!(collector = %name, host = %lease.host, pid = lease.pid, "held by another daemon");
                 }
                 Err(e) => {
-                    error!(collector = %name, error = %e, "cannot acquire the lease; the collector waits for it");
+                    error!(collector = %name, error = %e, "cannot acquire the lease; the collector waits for the database");
                     self.store = None;
                     return;
                 }
@@ -225,7 +225,8 @@ impl Keeper {
         match blocking(|| store.announce_daemon(&me, length)) {
             Ok(alive) => Some(self.entries.len().div_ceil(alive)),
             Err(e) => {
-                warn!(error = %e, "cannot announce this daemon");
+                let waiting = self.collectors(false);
+                error!(collectors = ?waiting, error = %e, "cannot announce this daemon; each of its collectors waits for the database");
                 self.store = None;
                 None
             }

@@ -167,10 +167,11 @@ fn database_read_only_at_start_is_used_once_it_is_writable() {
     }
     let daemon = sandbox.spawn_daemon();
     // NOTE: a collector runs only while its lease is held, and a read-only database cannot
-    // record one: the daemon says so on every attempt, and collects nothing meanwhile.
+    // record one (nor the daemon's announcement that comes first): the daemon says so, naming
+    // the collector, on every attempt, and collects nothing meanwhile.
     wait_for_log(
         &sandbox,
-        &["cannot acquire the lease", "shop", "readonly database"],
+        &["waits for the database", "shop", "readonly database"],
         2,
     );
     assert_eq!(in_folder(&sandbox, "a", "new"), 3, "nothing acknowledged");

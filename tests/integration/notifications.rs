@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use mailintake::config::Config;
 use mailintake::notify::dispatch::run_once;
@@ -75,6 +76,9 @@ struct Row {
 fn outbox(sandbox: &Sandbox) -> Vec<Row> {
     let mut conn =
         SqliteConnection::establish(&sandbox.path("data/mailintake.db").to_string_lossy()).unwrap();
+    // NOTE: the running daemon writes meanwhile (leases every few seconds); a reader without
+    // a busy timeout fails at once if it meets a moment when the file is locked.
+    conn.batch_execute("PRAGMA busy_timeout = 10000").unwrap();
     notifications::table
         .order(notifications::id.asc())
         .select((
