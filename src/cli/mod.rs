@@ -103,7 +103,7 @@ pub enum Command {
         #[command(subcommand)]
         command: CollectorsCommand,
     },
-    /// Validate the config file
+    /// Validate the config file (and its sources, offline), then ask the database whether it answers
     Check,
     /// Apply the database schema's pending migrations (commands and the daemon also do on open)
     Migrate,
