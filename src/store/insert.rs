@@ -229,10 +229,15 @@ pub(super) fn stage_record(
 
 /// The next service request number. Runs inside the write transaction, so numbers never
 /// collide.
+// NOTE: a range of the unique index on `number` (the day's numbers are the day followed by
+// four or more digits), not `LIKE 'day%'`: neither SQLite's case-insensitive LIKE nor one
+// under PostgreSQL's non-C collations can use the index, and counting would read every
+// record for each new request. Digit strings of one prefix compare the same bytewise and
+// under ICU collations.
 fn next_number(conn: &mut AnyConnection, prefix: &str) -> QueryResult<String> {
     let day = intake::number_day(prefix, chrono::Local::now().date_naive());
     let taken: i64 = records::table
-        .filter(records::number.like(format!("{day}%")))
+        .filter(records::number.between(format!("{day}0"), format!("{day}9999999999")))
         .count()
         .get_result(conn)?;
     Ok(intake::service_number(&day, taken))
