@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use crate::store::{AnyConnection, on_backend};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 
 use super::rows::{NewEvent, NewLedgerEntry, NewLine, NewRecord, NewSource, NewTechCard, to_json};
 use super::schema::{
@@ -83,19 +82,27 @@ fn find_or_create_contact(
     if let Some(id) = cache.get(digits) {
         return Ok(*id);
     }
-    // One statement: insert, or on a known number touch nothing and hand back its id.
-    let id = on_backend!(conn, c => diesel::insert_into(contacts::table)
-        .values((
-            contacts::phone_digits.eq(digits),
-            contacts::name.eq(record.contact_name.as_deref()),
-            contacts::email.eq(record.email.as_deref()),
-            contacts::created_at.eq(now()),
-        ))
-        .on_conflict(contacts::phone_digits)
-        .do_update()
-        .set(contacts::phone_digits.eq(excluded(contacts::phone_digits)))
-        .returning(contacts::id)
-        .get_result(c))?;
+    // NOTE: a look-up, then an insert when the number is new: both statements stay prepared
+    // (diesel does not cache an `ON CONFLICT ... DO UPDATE`, which SQLite then compiled
+    // again for every record). Safe without an upsert: it runs in the store's write
+    // transaction, one writer at a time on either backend.
+    let found = contacts::table
+        .filter(contacts::phone_digits.eq(digits))
+        .select(contacts::id)
+        .first(conn)
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => diesel::insert_into(contacts::table)
+            .values((
+                contacts::phone_digits.eq(digits),
+                contacts::name.eq(record.contact_name.as_deref()),
+                contacts::email.eq(record.email.as_deref()),
+                contacts::created_at.eq(now()),
+            ))
+            .returning(contacts::id)
+            .get_result(conn)?,
+    };
     cache.insert(digits.to_string(), id);
     Ok(id)
 }
