@@ -46,31 +46,57 @@ impl IdCache {
     }
 }
 
+/// The id `cache` holds for `key`, else the one `find` reads, else the one `create`
+/// inserts (then cached).
+///
+/// NOTE: a look-up, then an insert when the key is new, rather than an upsert: diesel does
+/// not cache an `ON CONFLICT ... DO UPDATE`, so SQLite compiled it again for every record,
+/// while these two statements stay prepared. Safe without one: the callers run in the
+/// store's write transaction, one writer at a time on either backend.
+fn find_or_create(
+    conn: &mut AnyConnection,
+    cache: &mut HashMap<String, i64>,
+    key: &str,
+    find: impl FnOnce(&mut AnyConnection) -> QueryResult<Option<i64>>,
+    create: impl FnOnce(&mut AnyConnection) -> QueryResult<i64>,
+) -> QueryResult<i64> {
+    if let Some(id) = cache.get(key) {
+        return Ok(*id);
+    }
+    let id = match find(conn)? {
+        Some(id) => id,
+        None => create(conn)?,
+    };
+    cache.insert(key.to_string(), id);
+    Ok(id)
+}
+
 fn find_or_create_counterparty(
     conn: &mut AnyConnection,
     cache: &mut HashMap<String, i64>,
     inn: &str,
 ) -> QueryResult<i64> {
-    if let Some(id) = cache.get(inn) {
-        return Ok(*id);
-    }
-    let found = counterparties::table
-        .filter(counterparties::inn.eq(inn))
-        .select(counterparties::id)
-        .first(conn)
-        .optional()?;
-    let id = match found {
-        Some(id) => id,
-        None => diesel::insert_into(counterparties::table)
-            .values((
-                counterparties::inn.eq(inn),
-                counterparties::created_at.eq(now()),
-            ))
-            .returning(counterparties::id)
-            .get_result(conn)?,
-    };
-    cache.insert(inn.to_string(), id);
-    Ok(id)
+    find_or_create(
+        conn,
+        cache,
+        inn,
+        |conn| {
+            counterparties::table
+                .filter(counterparties::inn.eq(inn))
+                .select(counterparties::id)
+                .first(conn)
+                .optional()
+        },
+        |conn| {
+            diesel::insert_into(counterparties::table)
+                .values((
+                    counterparties::inn.eq(inn),
+                    counterparties::created_at.eq(now()),
+                ))
+                .returning(counterparties::id)
+                .get_result(conn)
+        },
+    )
 }
 
 fn find_or_create_contact(
@@ -79,32 +105,29 @@ fn find_or_create_contact(
     digits: &str,
     record: &Record,
 ) -> QueryResult<i64> {
-    if let Some(id) = cache.get(digits) {
-        return Ok(*id);
-    }
-    // NOTE: a look-up, then an insert when the number is new: both statements stay prepared
-    // (diesel does not cache an `ON CONFLICT ... DO UPDATE`, which SQLite then compiled
-    // again for every record). Safe without an upsert: it runs in the store's write
-    // transaction, one writer at a time on either backend.
-    let found = contacts::table
-        .filter(contacts::phone_digits.eq(digits))
-        .select(contacts::id)
-        .first(conn)
-        .optional()?;
-    let id = match found {
-        Some(id) => id,
-        None => diesel::insert_into(contacts::table)
-            .values((
-                contacts::phone_digits.eq(digits),
-                contacts::name.eq(record.contact_name.as_deref()),
-                contacts::email.eq(record.email.as_deref()),
-                contacts::created_at.eq(now()),
-            ))
-            .returning(contacts::id)
-            .get_result(conn)?,
-    };
-    cache.insert(digits.to_string(), id);
-    Ok(id)
+    find_or_create(
+        conn,
+        cache,
+        digits,
+        |conn| {
+            contacts::table
+                .filter(contacts::phone_digits.eq(digits))
+                .select(contacts::id)
+                .first(conn)
+                .optional()
+        },
+        |conn| {
+            diesel::insert_into(contacts::table)
+                .values((
+                    contacts::phone_digits.eq(digits),
+                    contacts::name.eq(record.contact_name.as_deref()),
+                    contacts::email.eq(record.email.as_deref()),
+                    contacts::created_at.eq(now()),
+                ))
+                .returning(contacts::id)
+                .get_result(conn)
+        },
+    )
 }
 
 /// Inserts a record with its lines, extra works, tech cards and `created` event (and no

@@ -148,6 +148,23 @@ fn is_locked(error: &dyn std::fmt::Display) -> bool {
     text.contains("database is locked") || text.contains("database is busy")
 }
 
+/// Runs `attempt` again, for up to [`BUSY_TIMEOUT`], while SQLite answers that the file is
+/// locked without asking the busy handler: switching a fresh file to WAL, or migrating it,
+/// while another process does the same.
+fn retry_while_locked<T, E: std::fmt::Display>(
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match attempt() {
+            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// SQLite's per-connection settings.
 fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     // NOTE: WAL lets readers (the CLI) work while the daemon writes; busy_timeout makes a
@@ -210,18 +227,7 @@ pub fn connect(url: &StorageUrl) -> Result<AnyConnection, StoreError> {
             }
             let mut conn =
                 SqliteConnection::establish(&path.to_string_lossy()).map_err(connect_error)?;
-            let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-            loop {
-                match configure_sqlite(&mut conn) {
-                    Ok(()) => break,
-                    // NOTE: switching a fresh file to WAL answers SQLITE_BUSY while another
-                    // process sets it up too, without asking the busy handler: retry a while.
-                    Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(e) => return Err(StoreError::Query(e)),
-                }
-            }
+            retry_while_locked(|| configure_sqlite(&mut conn))?;
             Ok(AnyConnection::Sqlite(conn))
         }
         StorageUrl::Postgres(pg) => {
@@ -252,22 +258,13 @@ fn migrate_connection(
     conn: &mut AnyConnection,
     url: &StorageUrl,
 ) -> Result<Vec<String>, StoreError> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        match run_migrations(conn) {
-            Ok(applied) => return Ok(applied),
-            Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(MigrationFailure::Database(e)) => return Err(StoreError::Query(e)),
-            Err(e) => {
-                return Err(StoreError::Migrate {
-                    url: url.to_string(),
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
+    retry_while_locked(|| run_migrations(conn)).map_err(|failure| match failure {
+        MigrationFailure::Database(e) => StoreError::Query(e),
+        other => StoreError::Migrate {
+            url: url.to_string(),
+            message: other.to_string(),
+        },
+    })
 }
 
 /// An open database.
