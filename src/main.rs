@@ -13,6 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    small_pages_only();
     init_logging();
     quiet_broken_pipe();
     let cli = mailintake::cli::Cli::parse();
@@ -23,6 +24,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Turns transparent huge pages off for this process, before it allocates much.
+///
+/// mimalloc asks the kernel for huge pages (`MADV_HUGEPAGE`), and each one touched counts
+/// 2 MiB in full: a 5,000-message drain peaked at 67 MiB with them and at 43 MiB without,
+/// in the same time (`cargo bench --bench imap`). A kernel without the switch changes
+/// nothing, so a failure is ignored.
+fn small_pages_only() {
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 /// Logs go to stderr so `--json` output on stdout stays machine-readable: plain lines, or
