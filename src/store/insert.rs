@@ -71,6 +71,15 @@ fn find_or_create(
     Ok(id)
 }
 
+/// The counterparty with this INN, if there is one.
+fn counterparty_by_inn(conn: &mut AnyConnection, inn: &str) -> QueryResult<Option<i64>> {
+    on_backend!(conn, c => counterparties::table
+        .filter(counterparties::inn.eq(inn))
+        .select(counterparties::id)
+        .first(c)
+        .optional())
+}
+
 fn find_or_create_counterparty(
     conn: &mut AnyConnection,
     cache: &mut HashMap<String, i64>,
@@ -80,21 +89,16 @@ fn find_or_create_counterparty(
         conn,
         cache,
         inn,
+        |conn| counterparty_by_inn(conn, inn),
         |conn| {
-            counterparties::table
-                .filter(counterparties::inn.eq(inn))
-                .select(counterparties::id)
-                .first(conn)
-                .optional()
-        },
-        |conn| {
-            diesel::insert_into(counterparties::table)
-                .values((
-                    counterparties::inn.eq(inn),
-                    counterparties::created_at.eq(now()),
-                ))
+            let row = (
+                counterparties::inn.eq(inn),
+                counterparties::created_at.eq(now()),
+            );
+            on_backend!(conn, c => diesel::insert_into(counterparties::table)
+                .values(row)
                 .returning(counterparties::id)
-                .get_result(conn)
+                .get_result(c))
         },
     )
 }
@@ -110,22 +114,23 @@ fn find_or_create_contact(
         cache,
         digits,
         |conn| {
-            contacts::table
+            on_backend!(conn, c => contacts::table
                 .filter(contacts::phone_digits.eq(digits))
                 .select(contacts::id)
-                .first(conn)
-                .optional()
+                .first(c)
+                .optional())
         },
         |conn| {
-            diesel::insert_into(contacts::table)
-                .values((
-                    contacts::phone_digits.eq(digits),
-                    contacts::name.eq(record.contact_name.as_deref()),
-                    contacts::email.eq(record.email.as_deref()),
-                    contacts::created_at.eq(now()),
-                ))
+            let row = (
+                contacts::phone_digits.eq(digits),
+                contacts::name.eq(record.contact_name.as_deref()),
+                contacts::email.eq(record.email.as_deref()),
+                contacts::created_at.eq(now()),
+            );
+            on_backend!(conn, c => diesel::insert_into(contacts::table)
+                .values(row)
                 .returning(contacts::id)
-                .get_result(conn)
+                .get_result(c))
         },
     )
 }
@@ -160,11 +165,7 @@ pub(super) fn stage_record(
 ) -> QueryResult<i64> {
     let at = now();
     let decided = intake::intake(record, ids.unknown_customer.as_ref(), |customer| {
-        counterparties::table
-            .filter(counterparties::inn.eq(customer))
-            .select(counterparties::id)
-            .first::<i64>(conn)
-            .optional()
+        counterparty_by_inn(conn, customer)
     })?;
     let counterparty_id = match decided.counterparty {
         Some(CounterpartyLink::Known(id)) => Some(id),
@@ -183,41 +184,42 @@ pub(super) fn stage_record(
         Some(service) => Some(next_number(conn, &service.number_prefix)?),
         None => None,
     };
-    let record_id: i64 = diesel::insert_into(records::table)
-        .values(NewRecord {
-            // NOTE: a format with its own `queue` routes the record there.
-            queue: record.queue.as_deref().unwrap_or(queue),
-            collector,
-            kind: record.kind.as_str(),
-            status: decided.status,
-            title: record.title.as_deref(),
-            record_date: record.date,
-            description: record.description.as_deref(),
-            inn: record.inn.as_ref().map(|i| i.as_str()),
-            inn_valid: record.inn.as_ref().is_some_and(|i| i.is_valid()),
-            phone: record.phone.as_ref().map(|p| p.as_str()),
-            phone_digits: digits,
-            email: record.email.as_deref(),
-            contact_name: record.contact_name.as_deref(),
-            counterparty_id,
-            contact_id,
-            layout_files: to_json(&record.layout_files)?,
-            message_id: record.source.message_id.as_deref(),
-            subject: record.source.subject.as_deref(),
-            order_ref: record.source.order_ref.as_deref(),
-            attachment_name: record.source.attachment_name.as_deref(),
-            charset: &record.source.charset,
-            warnings: to_json(&record.warnings)?,
-            payload: &record.payload,
-            created_at: at,
-            updated_at: at,
-            number,
-            request_type: record.service.as_ref().map(|s| s.request_type.as_str()),
-            service: record.service.as_ref().map(to_json).transpose()?,
-            format: record.source.format.as_deref(),
-        })
+    let row = NewRecord {
+        // NOTE: a format with its own `queue` routes the record there.
+        queue: record.queue.as_deref().unwrap_or(queue),
+        collector,
+        kind: record.kind.as_str(),
+        status: decided.status,
+        title: record.title.as_deref(),
+        record_date: record.date,
+        description: record.description.as_deref(),
+        inn: record.inn.as_ref().map(|i| i.as_str()),
+        inn_valid: record.inn.as_ref().is_some_and(|i| i.is_valid()),
+        phone: record.phone.as_ref().map(|p| p.as_str()),
+        phone_digits: digits,
+        email: record.email.as_deref(),
+        contact_name: record.contact_name.as_deref(),
+        counterparty_id,
+        contact_id,
+        layout_files: to_json(&record.layout_files)?,
+        message_id: record.source.message_id.as_deref(),
+        subject: record.source.subject.as_deref(),
+        order_ref: record.source.order_ref.as_deref(),
+        attachment_name: record.source.attachment_name.as_deref(),
+        charset: &record.source.charset,
+        warnings: to_json(&record.warnings)?,
+        payload: &record.payload,
+        created_at: at,
+        updated_at: at,
+        number,
+        request_type: record.service.as_ref().map(|s| s.request_type.as_str()),
+        service: record.service.as_ref().map(to_json).transpose()?,
+        format: record.source.format.as_deref(),
+    };
+    let record_id: i64 = on_backend!(conn, c => diesel::insert_into(records::table)
+        .values(&row)
         .returning(records::id)
-        .get_result(conn)?;
+        .get_result(c))?;
 
     let mut cards = 0;
     for (position, line) in (1..).zip(&record.lines) {
