@@ -105,21 +105,33 @@ pub(super) async fn plan<M: Mailbox>(
         .collect())
 }
 
+/// The smallest first batch of a ramp (see [`cut`]): fewer messages than this are not worth
+/// a commit of their own.
+const RAMP_FIRST: usize = 16;
+
 /// Cuts the steps into consecutive batches of at most `count` positions that read at most
 /// `budget` bytes each, counting a too-large message as the [`HEADER_LIMIT`] bytes read of
 /// it; a message larger than the budget is read in a batch of its own.
+///
+/// The first batches ramp up to `count`: an eighth of it (at least [`RAMP_FIRST`]), then
+/// twice as many each time. The writer, the stage a backlog waits on, can only start once
+/// the first batch is read and decoded; with 200 messages that took ~50 ms of a 5,000-message
+/// drain's ~650 ms, with 25 it takes a few, and each next batch is read and decoded while the
+/// one before it commits.
 pub(super) fn cut(steps: &[Step], count: usize, budget: u64) -> Vec<Range<usize>> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
+    let mut limit = (count / 8).max(RAMP_FIRST).min(count);
     for (i, step) in steps.iter().enumerate() {
         let cost = match *step {
             Step::Read(size) => size,
             Step::TooLarge(_) => HEADER_LIMIT as u64,
             _ => 0,
         };
-        if i - start >= count || (cost > 0 && bytes > 0 && bytes + cost > budget) {
+        if i - start >= limit || (cost > 0 && bytes > 0 && bytes + cost > budget) {
             batches.push(start..i);
             (start, bytes) = (i, 0);
+            limit = (limit * 2).min(count);
         }
         bytes += cost;
     }
@@ -157,5 +169,21 @@ mod tests {
         // Each too-large message costs the header bytes read of it.
         let headers = HEADER_LIMIT as u64;
         assert_eq!(cut(&[TooLarge(1), TooLarge(1)], 100, headers), [0..1, 1..2]);
+    }
+
+    #[test]
+    fn the_first_batches_ramp_up_to_the_batch_size() {
+        let steps = vec![Step::Read(10); 1000];
+        let sizes: Vec<usize> = cut(&steps, 200, 1_000_000)
+            .iter()
+            .map(|r| r.len())
+            .collect();
+        assert_eq!(sizes, [25, 50, 100, 200, 200, 200, 200, 25]);
+        // Small batch sizes are kept as they are.
+        let sizes: Vec<usize> = cut(&steps[..7], 2, 1_000_000)
+            .iter()
+            .map(|r| r.len())
+            .collect();
+        assert_eq!(sizes, [2, 2, 2, 1]);
     }
 }
