@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  fetch (task; owns the    ──batch──> decode (blocking thread; ──batch──> write (the pass's
-//!  mailbox and connection)             every core)                         task; one store)
+//!  mailbox and connection)             cores but the writer's)             task; one store)
 //!        ^                                                                     │
 //!        └──── verdicts: acknowledge / set aside, once the commit is durable ──┘
 //! ```
@@ -13,10 +13,12 @@
 //! [`IN_FLIGHT`] batches are held at once (a permit travels with each from before its read
 //! to after its commit), so memory follows `batch-bytes`, never the backlog.
 //!
-//! Exactly once is the sequential pass's: each batch commits in one transaction with its
-//! checkpoint, and its messages are acknowledged only after [`Store::confirm_committed`]
-//! said the commit is durable. A crash at any moment leaves unacknowledged messages whose
-//! positions the ledger knows (acknowledged then, not stored twice) or does not (read again).
+//! Exactly once is the sequential pass's: each batch's records commit in one transaction with
+//! their ledger rows, the mailbox position is saved right after it, and the messages are
+//! acknowledged only after [`Store::confirm_committed`] said both are durable. A crash at
+//! any moment leaves unacknowledged messages whose positions the ledger knows (acknowledged
+//! then, not stored twice) or does not (read again); a position saved late only means
+//! listing a few known messages again.
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The two stages of a pass that run beside its writer: fetch (a task that owns the mailbox
-//! and its connection) and decode (a blocking thread that decodes each batch on every core).
+//! and its connection) and decode (a blocking thread that decodes each batch on every core
+//! but the writer's).
 //!
 //! The fetch stage is the only one that talks to the mailbox, so the acknowledgements the
 //! writer sends back (after each durable commit) go out on the same connection, between two
@@ -171,9 +172,9 @@ async fn read_batch<M: Mailbox>(
     })
 }
 
-/// The decode stage, on a blocking thread: decodes and maps each batch read (on every core,
-/// see [`prepare_batch`]) and hands it to the writer, until the fetch stage is done or the
-/// writer gone.
+/// The decode stage, on a blocking thread: decodes and maps each batch read (on every core
+/// but the writer's, see `workers.rs`) and hands it to the writer, until the fetch stage is
+/// done or the writer gone.
 pub(super) fn decode<P>(
     collector: Arc<Collector>,
     mut read: mpsc::Receiver<Read<P>>,

@@ -37,13 +37,24 @@ pub(super) struct Workers {
     workers: Vec<Worker>,
 }
 
+/// One thread per core but one, and at least one.
+///
+/// The writer is the pass's serial stage (its commits run on a core of their own), and
+/// decoding a batch takes well under half the time committing it does: on 2 cores one
+/// decode thread keeps the writer fed, while a second one only took CPU time from the writer
+/// (a 5,000-message IMAP drain: median 0.685 s with two decode threads, 0.650 s with one).
+fn decode_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    cores.saturating_sub(1).max(1)
+}
+
 impl Workers {
-    /// Starts one thread per core in `scope` (fewer if some cannot be started).
+    /// Starts [`decode_threads`] threads in `scope` (fewer if some cannot be started).
     pub(super) fn start<'scope>(
         scope: &'scope Scope<'scope, '_>,
         collector: Arc<Collector>,
     ) -> Workers {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let threads = decode_threads();
         let workers = (0..threads)
             .filter_map(|_| {
                 let (jobs, inbox) = channel::<Job>();
