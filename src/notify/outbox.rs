@@ -18,7 +18,7 @@ use super::rules::{Channel, NotifyRules, Outgoing, RecordFields, Trigger};
 use crate::domain::EventKind;
 use crate::store::schema::{notifications, records};
 use crate::store::{
-    NewNotification, Store, StoreError, add_event, as_utc, insert_notification, now,
+    NewNotification, Store, StoreError, add_event, as_utc, insert_notification, now, on_backend,
     stored_recipients,
 };
 
@@ -72,7 +72,7 @@ fn record_fields(
         (title, description, phone),
         (email, contact, inn),
         (number, service, format),
-    ): Row = records::table
+    ): Row = on_backend!(conn, c => records::table
         .find(id)
         .select((
             (
@@ -85,7 +85,8 @@ fn record_fields(
             (records::email, records::contact_name, records::inn),
             (records::number, records::service, records::format),
         ))
-        .first(conn)?;
+        // NOTE: not `first`: see `counterparty_by_inn` in store/insert.rs.
+        .get_result(c))?;
     let mut fields = RecordFields::default();
     if let Some(service) = service {
         let value: serde_json::Value = serde_json::from_str(&service)

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::recipients::{Person, email_address};
 use crate::domain::phone_digits;
 use crate::store::schema::people;
-use crate::store::{Store, StoreError, as_utc, now};
+use crate::store::{Store, StoreError, as_utc, now, on_backend};
 
 /// A person to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +97,15 @@ pub(crate) fn enabled(
     role: &str,
     branch: &str,
 ) -> QueryResult<Vec<Person>> {
-    let rows: Vec<(String, Option<String>, Option<String>)> = people::table
+    // NOTE: on the inner connection, where the statement stays prepared: it runs for every
+    // record a rule with a role fires on.
+    let rows: Vec<(String, Option<String>, Option<String>)> = on_backend!(conn, c => people::table
         .filter(people::role.eq(role))
         .filter(people::branch.eq(branch))
         .filter(people::enabled.eq(true))
         .order(people::id.asc())
         .select((people::name, people::email, people::phone))
-        .load(conn)?;
+        .load(c))?;
     Ok(rows
         .into_iter()
         .map(|(name, email, phone)| Person { name, email, phone })

@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use super::insert::{add_event, now};
 use super::rows::{Cell, to_json};
 use super::schema::notifications;
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_backend};
 use crate::domain::EventKind;
 
 /// The actor of the history events delivery writes.
@@ -84,22 +84,25 @@ pub(crate) fn insert_notification(
     failure: Option<&str>,
 ) -> QueryResult<i64> {
     let at = now();
-    diesel::insert_into(notifications::table)
-        .values((
-            notifications::record_id.eq(new.record_id),
-            notifications::rule.eq(new.rule),
-            notifications::channel.eq(new.channel),
-            notifications::recipients.eq(to_json(&new.recipients)?),
-            notifications::subject.eq(new.subject),
-            notifications::body.eq(new.body),
-            notifications::status.eq(if failure.is_some() { FAILED } else { QUEUED }),
-            notifications::attempts.eq(0),
-            notifications::last_error.eq(failure),
-            notifications::next_attempt_at.eq(at),
-            notifications::created_at.eq(at),
-        ))
+    let row = (
+        notifications::record_id.eq(new.record_id),
+        notifications::rule.eq(new.rule),
+        notifications::channel.eq(new.channel),
+        notifications::recipients.eq(to_json(&new.recipients)?),
+        notifications::subject.eq(new.subject),
+        notifications::body.eq(new.body),
+        notifications::status.eq(if failure.is_some() { FAILED } else { QUEUED }),
+        notifications::attempts.eq(0),
+        notifications::last_error.eq(failure),
+        notifications::next_attempt_at.eq(at),
+        notifications::created_at.eq(at),
+    );
+    // NOTE: on the inner connection, where the statement stays prepared (one per
+    // notification a new record queues).
+    on_backend!(conn, c => diesel::insert_into(notifications::table)
+        .values(row)
         .returning(notifications::id)
-        .get_result(conn)
+        .get_result(c))
 }
 
 /// The recipients stored with notification `id` (a JSON array of addresses).
