@@ -134,19 +134,21 @@ fn commit_request(
 ) -> QueryResult<IntakeOutcome> {
     let body_sha256 = request.incoming.envelope.fingerprint.to_string();
     let key = request.idempotency_key.as_deref();
+    // NOTE: `get_result`, not `first`, on this path run per request: see
+    // `counterparty_by_inn` in insert.rs.
     let first = match key {
         Some(key) => http_intake::table
             .filter(http_intake::collector.eq(collector))
             .filter(http_intake::idempotency_key.eq(key))
             .select((http_intake::record_id, http_intake::quarantine_id))
-            .first::<(Option<i64>, Option<i64>)>(conn)
+            .get_result::<(Option<i64>, Option<i64>)>(conn)
             .optional()?,
         None => http_intake_bodies::table
             .inner_join(http_intake::table)
             .filter(http_intake_bodies::collector.eq(collector))
             .filter(http_intake_bodies::body_sha256.eq(&body_sha256))
             .select((http_intake::record_id, http_intake::quarantine_id))
-            .first::<(Option<i64>, Option<i64>)>(conn)
+            .get_result::<(Option<i64>, Option<i64>)>(conn)
             .optional()?,
     };
     if let Some((record_id, quarantine_id)) = first {
@@ -240,7 +242,7 @@ fn duplicate_of(
             let (released, reason): (Option<i64>, String) = quarantine::table
                 .find(quarantine_id)
                 .select((quarantine::record_id, quarantine::reason))
-                .first(conn)?;
+                .get_result(conn)?;
             let Some(record_id) = released else {
                 return Ok(IntakeOutcome::Quarantined {
                     quarantine_id,
@@ -264,7 +266,7 @@ fn number_of(conn: &mut AnyConnection, record_id: i64) -> QueryResult<Option<Str
     records::table
         .find(record_id)
         .select(records::number)
-        .first(conn)
+        .get_result(conn)
 }
 
 #[cfg(test)]

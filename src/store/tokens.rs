@@ -118,7 +118,9 @@ impl Store {
             .filter(api_tokens::secret_hash.eq(secret_hash))
             .filter(api_tokens::revoked_at.is_null())
             .select(TokenRow::as_select())
-            .first::<TokenRow>(&mut self.conn)
+            // NOTE: `get_result`, not `first` (run per API request): see
+            // `counterparty_by_inn` in insert.rs.
+            .get_result::<TokenRow>(&mut self.conn)
             .optional()?
             .map(TokenRow::into_token)
             .transpose()
