@@ -71,6 +71,10 @@ struct Args {
     /// one; default: all
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<PhaseName>,
+    /// Store and collect with one `[[notify]]` rule firing on every record (each record
+    /// then also queues a notification and its history event, as a real installation's do)
+    #[arg(long)]
+    notify: bool,
     /// Set by `cargo bench`; without it (`cargo test --benches`) nothing is measured
     #[arg(long, hide = true)]
     bench: bool,
@@ -108,8 +112,9 @@ fn main() -> Result<()> {
     let facts = CorpusFacts::of(&corpus, started.elapsed().as_secs_f64());
 
     let runs = |phase| args.only.is_empty() || args.only.contains(&phase);
-    let store_install = Install::new(scratch.path(), "store", args.batch_size, "")?;
-    let collect_install = Install::new(scratch.path(), "collect", args.batch_size, "")?;
+    let rules = if args.notify { NOTIFY_EVERY_RECORD } else { "" };
+    let store_install = Install::new(scratch.path(), "store", args.batch_size, "", rules)?;
+    let collect_install = Install::new(scratch.path(), "collect", args.batch_size, "", rules)?;
     let collector = collect_install.collector();
     let mut phases = Vec::new();
     if runs(PhaseName::Decode) {
@@ -145,6 +150,14 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// `--notify`: an e-mail to the call center for every record created (queued in the
+/// record's transaction; nothing is sent, no SMTP server is needed for that).
+const NOTIFY_EVERY_RECORD: &str = "[smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\n\
+    from = \"mailintake@example.test\"\n\n\
+    [[notify]]\nname = \"every-record\"\non = \"created\"\nchannel = \"email\"\n\
+    to = [\"callcenter@example.test\"]\nsubject = \"New record {{id}}: {{title}}\"\n\
+    body = \"{{contact-name}}, {{phone}}, {{email}}\\n{{description}}\"\n\n";
+
 /// One phase's installation in the scratch folder: a config of one collector `bench` on the
 /// Maildir `NAME/` with the database `NAME.db`, loaded as mailintake loads it (so a bad
 /// `--batch-size` gets the config's own error).
@@ -155,11 +168,18 @@ struct Install {
 }
 
 impl Install {
-    /// `keys` are extra collector keys, one per line.
-    fn new(dir: &Path, name: &str, batch_size: Option<usize>, keys: &str) -> Result<Install> {
+    /// `keys` are extra collector keys, one per line; `sections` extra top-level sections
+    /// (`[smtp]`, `[[notify]]`).
+    fn new(
+        dir: &Path,
+        name: &str,
+        batch_size: Option<usize>,
+        keys: &str,
+        sections: &str,
+    ) -> Result<Install> {
         let batch = batch_size.map_or_else(String::new, |n| format!("batch-size = {n}\n"));
         let text = format!(
-            "[storage]\nurl = \"sqlite://{name}.db\"\n\n[[queue]]\nname = \"bench\"\n\n\
+            "[storage]\nurl = \"sqlite://{name}.db\"\n\n[[queue]]\nname = \"bench\"\n\n{sections}\
              [[collector]]\nname = \"bench\"\nqueue = \"bench\"\n{batch}{keys}\
              [collector.maildir]\npath = \"{name}\"\n"
         );
@@ -375,6 +395,7 @@ fn bench_decode(corpus: &Corpus, collector: &Collector) -> Result<PhaseFigures> 
 fn bench_store(corpus: &Corpus, install: &Install) -> Result<PhaseFigures> {
     let collector = install.collector();
     let mut store = Store::open(&install.config.storage)?;
+    store.set_notify_rules(install.config.notify.clone());
     let (figures, report) = measure("decode+store", corpus.len(), || {
         let mut report = CollectReport::default();
         let keyed: Vec<(usize, &Vec<u8>)> = corpus.messages.iter().enumerate().collect();
@@ -431,6 +452,7 @@ fn bench_collect(corpus: &Corpus, install: &Install) -> Result<PhaseFigures> {
     );
     write_maildir(corpus, &install.maildir)?;
     let mut store = Store::open(&install.config.storage)?;
+    store.set_notify_rules(install.config.notify.clone());
     let (figures, report) = measure("maildir collect", corpus.len(), || {
         Ok(collect_blocking(collector, &mut store)?)
     })?;
@@ -453,8 +475,8 @@ fn bench_big_messages(
     dir: &Path,
     batch_size: Option<usize>,
 ) -> Result<[PhaseFigures; 2]> {
-    let limited = Install::new(dir, "big-limited", batch_size, "")?;
-    let unlimited = Install::new(dir, "big", batch_size, "max-message-size = \"100MB\"\n")?;
+    let limited = Install::new(dir, "big-limited", batch_size, "", "")?;
+    let unlimited = Install::new(dir, "big", batch_size, "max-message-size = \"100MB\"\n", "")?;
     eprintln!(
         "writing {BIG_MESSAGES} messages of {} MB into two Maildirs...",
         BIG_MESSAGE_BYTES >> 20
