@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 use diesel::SqliteConnection;
 use dovecot::{Dovecot, DovecotOptions, Imap};
+use imap_server::MailboxMessage;
 use mail::Corpus;
 use mailintake::config::{Collector, Config};
 use mailintake::ingest::{CollectReport, Fetched, Mapped, commit_messages, prepare};
@@ -549,7 +550,7 @@ fn run_polling_rss(install: &Install, args: &[&str]) -> Measured {
 /// Fails unless every message of the user's INBOX carries `\Seen` (was acknowledged).
 fn assert_all_seen(server: &Dovecot, user: &str, expected: usize) {
     let messages = server.messages(user, "INBOX");
-    let unseen = messages.iter().filter(|m| !m.has_flag("\\Seen")).count();
+    let unseen = MailboxMessage::unseen(&messages);
     assert!(
         messages.len() == expected && unseen == 0,
         "{user}: {} messages, {unseen} not acknowledged; expected {expected}, all \\Seen",

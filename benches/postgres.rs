@@ -44,6 +44,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use dovecot::{Dovecot, DovecotOptions};
+use imap_server::MailboxMessage;
 use mail::Corpus;
 use postgres::{Postgres, PostgresOptions};
 use serde_json::{Value, json};
@@ -264,11 +265,7 @@ impl SharedInstall {
         }
         assert_eq!(count(), n, "one record per message");
         for user in SHARED_USERS {
-            let unseen = imap
-                .messages(user, "INBOX")
-                .iter()
-                .filter(|m| !m.has_flag("\\Seen"))
-                .count();
+            let unseen = MailboxMessage::unseen(&imap.messages(user, "INBOX"));
             assert_eq!(unseen, 0, "{user}: every message acknowledged");
         }
         seconds
@@ -353,7 +350,7 @@ impl Install {
         assert_eq!(reports[0]["accepted"], json!(n), "{reports}");
         assert_eq!(self.records(pg), n as i64, "records in the database");
         let messages = imap.messages(user, "INBOX");
-        let unseen = messages.iter().filter(|m| !m.has_flag("\\Seen")).count();
+        let unseen = MailboxMessage::unseen(&messages);
         assert_eq!(
             (messages.len(), unseen),
             (n, 0),

@@ -97,8 +97,6 @@ pub(crate) fn enabled(
     role: &str,
     branch: &str,
 ) -> QueryResult<Vec<Person>> {
-    // NOTE: on the inner connection, where the statement stays prepared: it runs for every
-    // record a rule with a role fires on.
     let rows: Vec<(String, Option<String>, Option<String>)> = on_backend!(conn, c => people::table
         .filter(people::role.eq(role))
         .filter(people::branch.eq(branch))

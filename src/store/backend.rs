@@ -17,7 +17,10 @@ pub enum AnyConnection {
 }
 
 /// Runs `$body` with `$c` bound to the inner connection, compiled once per backend: for
-/// the diesel features `MultiConnection` does not carry (`on_conflict`, `skip_locked`).
+/// the diesel features `MultiConnection` does not carry (`on_conflict`, `skip_locked`), and
+/// for statements run per record or per notification: through `MultiConnection` diesel
+/// builds a statement's SQL again at every run (a record's 30-column insert: 5% of the
+/// writer's time), on the inner connection it stays prepared.
 macro_rules! on_backend {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {

@@ -97,8 +97,6 @@ pub(crate) fn insert_notification(
         notifications::next_attempt_at.eq(at),
         notifications::created_at.eq(at),
     );
-    // NOTE: on the inner connection, where the statement stays prepared (one per
-    // notification a new record queues).
     on_backend!(conn, c => diesel::insert_into(notifications::table)
         .values(row)
         .returning(notifications::id)

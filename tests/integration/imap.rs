@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
+use crate::kit::imap_server::MailboxMessage;
 use crate::kit::mail::{header_section, order_message, padded};
 use crate::kit::process::wait_until;
 use crate::kit::sandbox::{HTTP_SECTION, Sandbox, collector_names, counts, failure_text, sample};
@@ -467,11 +468,7 @@ fn append_orders(server: &Dovecot, total: usize) {
 
 /// Asserts that every message in INBOX is `\Seen`: every stored one was acknowledged.
 fn assert_all_seen(server: &Dovecot) {
-    let unseen = server
-        .messages(USER, "INBOX")
-        .iter()
-        .filter(|m| !m.has_flag("\\Seen"))
-        .count();
+    let unseen = MailboxMessage::unseen(&server.messages(USER, "INBOX"));
     assert_eq!(unseen, 0, "every stored message is acknowledged");
 }
 

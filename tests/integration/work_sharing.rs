@@ -20,6 +20,7 @@ use mailintake::store::{Acquisition, LeaseHolder, SslMode, StorageUrl, Store};
 use serde_json::Value;
 
 use crate::kit::dovecot::{Dovecot, DovecotOptions};
+use crate::kit::imap_server::MailboxMessage;
 use crate::kit::mail::Corpus;
 use crate::kit::postgres::{Postgres, TestDatabase};
 use crate::kit::process::{Daemon, wait_until};
@@ -163,6 +164,22 @@ fn config(db: &TestDatabase, imap_port: u16, smtp_port: Option<u16>) -> String {
         ));
     }
     text
+}
+
+/// What the daemon tests run against: `messages` orders over the four mailboxes of one
+/// Dovecot, a fresh database, and a sandbox whose config `a` has the four collectors (and a
+/// notification for every record to `smtp`, if given).
+struct Rig {
+    imap: Dovecot,
+    db: TestDatabase,
+    sandbox: Sandbox,
+}
+
+fn rig(messages: usize, smtp: Option<&SmtpServer>) -> Rig {
+    let imap = mailboxes(&Corpus::generate(messages));
+    let db = Postgres::shared().fresh_database();
+    let sandbox = sandbox(&[("a", &config(&db, imap.port(), smtp.map(SmtpServer::port)))]);
+    Rig { imap, db, sandbox }
 }
 
 /// A sandbox with `config` in `NAME.toml`, and the IMAP password file.
@@ -331,11 +348,12 @@ fn wait_for_sent(db: &TestDatabase, smtp: &SmtpServer, sent: i64) -> BTreeMap<u6
 #[test]
 fn two_daemons_share_four_collectors_and_store_and_notify_each_message_once() {
     const TOTAL: i64 = 2000;
-    let corpus = Corpus::generate(TOTAL as usize);
-    let imap = mailboxes(&corpus);
     let smtp = SmtpServer::start();
-    let db = Postgres::shared().fresh_database();
-    let sandbox = sandbox(&[("a", &config(&db, imap.port(), Some(smtp.port())))]);
+    let Rig {
+        imap: _imap,
+        db,
+        sandbox,
+    } = rig(TOTAL as usize, Some(&smtp));
     let first = daemon(&sandbox, &db, "a", "first", false);
     let second = daemon(&sandbox, &db, "a", "second", false);
     let pids = [u64::from(first.id()), u64::from(second.id())];
@@ -380,11 +398,12 @@ fn two_daemons_share_four_collectors_and_store_and_notify_each_message_once() {
 #[test]
 fn a_killed_daemons_collectors_are_taken_over_and_the_totals_stay_exact() {
     const TOTAL: i64 = 1000;
-    let corpus = Corpus::generate(TOTAL as usize);
-    let imap = mailboxes(&corpus);
     let smtp = SmtpServer::start();
-    let db = Postgres::shared().fresh_database();
-    let sandbox = sandbox(&[("a", &config(&db, imap.port(), Some(smtp.port())))]);
+    let Rig {
+        imap: _imap,
+        db,
+        sandbox,
+    } = rig(TOTAL as usize, Some(&smtp));
 
     // The first daemon alone takes every collector; the second waits beside it.
     let first = daemon(&sandbox, &db, "a", "first", false);
@@ -444,20 +463,15 @@ fn a_killed_daemons_collectors_are_taken_over_and_the_totals_stay_exact() {
 #[test]
 fn two_daemons_without_leases_on_the_same_mailboxes_still_store_each_message_once() {
     const TOTAL: i64 = 400;
-    let corpus = Corpus::generate(TOTAL as usize);
-    let imap = mailboxes(&corpus);
-    let db = Postgres::shared().fresh_database();
-    let sandbox = sandbox(&[("a", &config(&db, imap.port(), None))]);
+    let Rig { imap, db, sandbox } = rig(TOTAL as usize, None);
     let first = daemon(&sandbox, &db, "a", "first", true);
     let second = daemon(&sandbox, &db, "a", "second", true);
     wait_for_records(&db, TOTAL);
     // Both kept polling the same mailboxes meanwhile; a few more passes find nothing new.
     wait_until(DRAIN, Duration::from_millis(200), || {
-        let idle = COLLECTORS.iter().all(|user| {
-            imap.messages(user, "INBOX")
-                .iter()
-                .all(|m| m.has_flag("\\Seen"))
-        });
+        let idle = COLLECTORS
+            .iter()
+            .all(|user| MailboxMessage::unseen(&imap.messages(user, "INBOX")) == 0);
         if idle {
             Ok(())
         } else {
@@ -479,10 +493,11 @@ fn two_daemons_without_leases_on_the_same_mailboxes_still_store_each_message_onc
 /// collected: not a failure).
 #[test]
 fn collect_skips_the_collectors_a_daemon_holds() {
-    let corpus = Corpus::generate(8);
-    let imap = mailboxes(&corpus);
-    let db = Postgres::shared().fresh_database();
-    let sandbox = sandbox(&[("a", &config(&db, imap.port(), None))]);
+    let Rig {
+        imap: _imap,
+        db,
+        sandbox,
+    } = rig(8, None);
     let running = daemon(&sandbox, &db, "a", "daemon", false);
     let pid = running.id();
     wait_for_records(&db, 8);

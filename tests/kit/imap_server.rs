@@ -95,6 +95,11 @@ impl MailboxMessage {
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
     }
+
+    /// How many of `messages` lack `\Seen` (were not acknowledged).
+    pub fn unseen(messages: &[MailboxMessage]) -> usize {
+        messages.iter().filter(|m| !m.has_flag("\\Seen")).count()
+    }
 }
 
 pub fn check_traversable(dir: &Path) {
